@@ -1,0 +1,1 @@
+//! C ABI: engine (filled by its issue).

@@ -1,0 +1,108 @@
+//! Handlers and pending-data queries.
+use super::*;
+use crate::pending::{HandlerFlags, Pending, PendingSource, QueryKind};
+use std::ffi::{c_char, c_void};
+
+struct CHandler {
+    query: unsafe extern "C" fn(*mut c_void, *mut SwoPending, bool, bool),
+    is_active: SwoIsActiveFn,
+    opaque: *mut c_void,
+}
+
+// SAFETY: the contract of `swo_register_handler` makes the callbacks callable from any
+// thread with this `opaque`, concurrently.
+unsafe impl Send for CHandler {}
+// SAFETY: as above.
+unsafe impl Sync for CHandler {}
+
+impl PendingSource for CHandler {
+    fn save_query_pending(&self, pending: &mut Pending, exact: bool, final_: bool) {
+        let mut own = SwoPending::default();
+        // SAFETY: the device's callback, with its opaque and a pointer to a live, zeroed
+        // SwoPending that outlives the call.
+        unsafe { (self.query)(self.opaque, &mut own, exact, final_) };
+        pending.accumulate(&Pending::from(own));
+    }
+    fn is_active(&self) -> bool {
+        match self.is_active {
+            // SAFETY: the device's callback with its opaque.
+            Some(f) => unsafe { f(self.opaque) },
+            None => true,
+        }
+    }
+}
+
+/// The smallest `struct_size` accepted for `SwoHandlerOps` (its first version).
+const HANDLER_OPS_V1_SIZE: usize = std::mem::size_of::<SwoHandlerOps>();
+
+/// Registers a device's pending-data handler under `idstr` + `instance_id` (unique together,
+/// like QEMU's savevm ids) and writes its id (never 0) into `*out_id`. `ops` is copied;
+/// `idstr` is copied. The callbacks may then be called from any thread that queries, several
+/// at once, until `swo_unregister_handler` returns.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`struct_size` smaller than
+/// the first version, NULL `save_query_pending`, unknown flag bits, empty or non-UTF-8
+/// `idstr`), `SWO_ERR_EXISTS`, or `SWO_ERR_REENTRANT` from a callback of this session.
+/// Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn swo_register_handler(
+    s: *mut SwoSession,
+    idstr: *const c_char,
+    instance_id: u32,
+    ops: *const SwoHandlerOps,
+    opaque: *mut c_void,
+    out_id: *mut u64,
+) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe {
+        session_call(s, |sess| {
+            let idstr = cstr(idstr, "idstr")?;
+            let ops = arg(ops, "ops")?;
+            let out_id = out(out_id, "out_id")?;
+            if (ops.struct_size as usize) < HANDLER_OPS_V1_SIZE {
+                return Err(Error::invalid_arg(format!(
+                    "SwoHandlerOps.struct_size is {}, at least {HANDLER_OPS_V1_SIZE} expected",
+                    ops.struct_size
+                )));
+            }
+            let flags = HandlerFlags::from_bits(ops.flags).ok_or_else(|| {
+                Error::invalid_arg(format!("unknown handler flag bits 0x{:x}", ops.flags))
+            })?;
+            let query = ops
+                .save_query_pending
+                .ok_or_else(|| Error::invalid_arg("SwoHandlerOps.save_query_pending is NULL"))?;
+            let handler = CHandler { query, is_active: ops.is_active, opaque };
+            *out_id = sess.registry().register(idstr, instance_id, flags, Box::new(handler))?;
+            Ok(())
+        })
+    }
+}
+
+/// Unregisters a handler. Returns only once no callback of it runs or can start, so the
+/// caller may free its `opaque` right after. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`,
+/// `SWO_ERR_NOT_FOUND`, or `SWO_ERR_REENTRANT` from a callback of this session. Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn swo_unregister_handler(s: *mut SwoSession, id: u64) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe { session_call(s, |sess| sess.registry().unregister(id)) }
+}
+
+/// Asks every active handler for its pending bytes (`exact` as for the callback; never
+/// `final`) and writes the saturating sums into `*out`; the total becomes the session's
+/// system-wide remaining. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, or `SWO_ERR_REENTRANT` from
+/// a callback of this session. Any thread, at any time.
+#[no_mangle]
+pub unsafe extern "C" fn swo_query_pending(
+    s: *mut SwoSession,
+    exact: bool,
+    out: *mut SwoPending,
+) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe {
+        session_call(s, |sess| {
+            let out = super::out(out, "out")?;
+            let kind = if exact { QueryKind::Exact } else { QueryKind::Fast };
+            *out = SwoPending::from(sess.query_pending(kind)?);
+            Ok(())
+        })
+    }
+}

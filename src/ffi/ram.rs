@@ -1,0 +1,1 @@
+//! C ABI: ram (filled by its issue).

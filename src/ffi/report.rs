@@ -1,0 +1,1 @@
+//! C ABI: report (filled by its issue).

@@ -1,0 +1,1 @@
+//! C ABI: vfio (filled by its issue).

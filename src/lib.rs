@@ -1,0 +1,25 @@
+//! switchover decides when a live migration can switch over, and reports how far it still has
+//! to go, with the accounting model of QEMU 11.1 (see `DESIGN.md` and `QEMU-BEHAVIOUR.md`).
+//!
+//! The crate is a safe Rust core (every module but [`ffi`]) behind a thin C ABI shell
+//! ([`ffi`]), which converts and checks arguments and never decides anything.
+//! Rust users may use the core directly through [`Session`].
+
+pub mod counters;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod ffi;
+pub mod params;
+pub mod pending;
+pub mod ram;
+pub mod reentrancy;
+pub mod report;
+pub mod session;
+pub mod stall;
+pub mod state;
+pub mod vfio;
+
+pub use error::{Code, Error, Result};
+pub use pending::{HandlerFlags, Pending, PendingSource};
+pub use session::{Session, VmmHooks};

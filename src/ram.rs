@@ -1,0 +1,1 @@
+//! The built-in RAM model (issue: convergence engine).

@@ -1,0 +1,1 @@
+//! `query-migrate` JSON, `info migrate` text (issue: monitor interface).

@@ -1,0 +1,158 @@
+//! A migration session: the handlers, parameters, counters, engine and events of one
+//! outgoing migration. Shared by the VMM's threads (it is `Sync`).
+//!
+//! Each area adds its own `impl Session` block in its module (params, engine, report, ...);
+//! this file holds the fields and what every area needs.
+use crate::counters::Counters;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::events::{self, EventQueue};
+use crate::params::{Capabilities, Params};
+use crate::pending::{Pending, QueryKind, Registry};
+use crate::state::{MigrationStatus, StatusCell};
+use crate::vfio::VfioTotals;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// What the VMM does for the library: stop and resume the guest, receive events.
+pub trait VmmHooks: Send + Sync {
+    /// Stops the guest; 0 when it is stopped, else a negative errno.
+    fn vm_stop(&self) -> i32;
+    /// Resumes the guest; 0 on success, else a negative errno.
+    fn vm_resume(&self) -> i32;
+    /// True when `vm_stop` / `vm_resume` are provided.
+    fn can_stop_vm(&self) -> bool;
+    /// Receives one QMP-style event (JSON text).
+    fn event(&self, event_json: &str);
+}
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One outgoing migration's state.
+pub struct Session {
+    pub(crate) id: u64,
+    pub(crate) registry: Registry,
+    pub(crate) params: RwLock<Params>,
+    pub(crate) caps: RwLock<Capabilities>,
+    pub(crate) status: StatusCell,
+    /// System-wide remaining: the total of the last query, fast or exact.
+    pub(crate) remaining: AtomicU64,
+    /// The latest `now_ms` any call brought; events are stamped with it.
+    pub(crate) clock_ms: AtomicU64,
+    pub(crate) vmm: RwLock<Option<Arc<dyn VmmHooks>>>,
+    pub(crate) events: EventQueue,
+    pub(crate) counters: Counters,
+    pub(crate) engine: Engine,
+    pub(crate) vfio: VfioTotals,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Session {
+        let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+        Session {
+            id,
+            registry: Registry::new(id),
+            params: RwLock::new(Params::default()),
+            caps: RwLock::new(Capabilities::default()),
+            status: StatusCell::default(),
+            remaining: AtomicU64::new(0),
+            clock_ms: AtomicU64::new(0),
+            vmm: RwLock::new(None),
+            events: EventQueue::default(),
+            counters: Counters::default(),
+            engine: Engine::default(),
+            vfio: VfioTotals::default(),
+        }
+    }
+
+    /// A process-unique id (never reused, unlike addresses).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn params(&self) -> Params {
+        read(&self.params).clone()
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        *read(&self.caps)
+    }
+
+    pub fn status(&self) -> MigrationStatus {
+        self.status.get()
+    }
+
+    /// The system-wide remaining bytes: the total of the last query.
+    pub fn remaining(&self) -> u64 {
+        self.remaining.load(Ordering::Acquire)
+    }
+
+    /// Installs (or with `None` removes) the VMM's hooks.
+    pub fn set_vmm(&self, hooks: Option<Arc<dyn VmmHooks>>) {
+        *write(&self.vmm) = hooks;
+    }
+
+    pub fn vmm(&self) -> Option<Arc<dyn VmmHooks>> {
+        read(&self.vmm).clone()
+    }
+
+    /// Notes the caller's clock; time never goes backwards for event stamps.
+    pub fn observe_clock(&self, now_ms: u64) {
+        self.clock_ms.fetch_max(now_ms, Ordering::AcqRel);
+    }
+
+    /// Runs a query over every active handler and stores its total as the system-wide
+    /// remaining. Callers must hold no lock a handler callback could need.
+    pub fn query_pending(&self, kind: QueryKind) -> Result<Pending> {
+        let pending = self.registry.query(kind)?;
+        self.remaining.store(pending.total(), Ordering::Release);
+        Ok(pending)
+    }
+
+    /// Queues an event; it is delivered by [`Session::flush_events`].
+    pub fn emit(&self, name: &str, data: Value) {
+        let now = self.clock_ms.load(Ordering::Acquire);
+        self.events.push(events::format_event(now, name, data));
+    }
+
+    /// Queues a `MIGRATION`-family event only when the `events` capability is on (QEMU gates
+    /// `MIGRATION` and `MIGRATION_PASS` on it; the library's own events always go out).
+    pub fn emit_if_events_on(&self, name: &str, data: Value) {
+        if self.capabilities().events {
+            self.emit(name, data);
+        }
+    }
+
+    /// Delivers queued events to the VMM's `event` hook (dropped when there is none).
+    /// Called by every entry point once it holds no lock.
+    pub fn flush_events(&self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let hooks = self.vmm();
+        self.events.drain(|event| {
+            if let Some(h) = &hooks {
+                h.event(event);
+            }
+        });
+    }
+}

@@ -1,0 +1,1 @@
+//! Progress tracking, stall detection and downtime advice (issue: convergence engine).
