@@ -10,6 +10,7 @@ use crate::events::{self, EventQueue};
 use crate::params::{Capabilities, Params};
 use crate::pending::{Pending, QueryKind, Registry};
 use crate::state::{MigrationStatus, StatusCell};
+use crate::ram::RamSlot;
 use crate::vfio::VfioTotals;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,7 @@ pub struct Session {
     pub(crate) events: EventQueue,
     pub(crate) counters: Counters,
     pub(crate) engine: Engine,
+    pub(crate) ram: RamSlot,
     pub(crate) vfio: VfioTotals,
 }
 
@@ -76,6 +78,7 @@ impl Session {
             events: EventQueue::default(),
             counters: Counters::default(),
             engine: Engine::default(),
+            ram: RamSlot::default(),
             vfio: VfioTotals::default(),
         }
     }
