@@ -1,0 +1,157 @@
+"""Text and JSON output of a simulation, and the stderr progress bar."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from .run import INT64_MAX, PassRecord, Result
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def fmt_size(n: float | int | None) -> str:
+    """QEMU's size_to_str: 3 significant digits, binary units, stepping up at 1000."""
+    if n is None:
+        return "-"
+    value = float(n)
+    i = 0
+    while value >= 1000 and i < len(_UNITS) - 1:
+        value /= 1024
+        i += 1
+    return f"{value:.3g} {_UNITS[i]}"
+
+
+def fmt_ms(v: int | None) -> str:
+    if v is None:
+        return "-"
+    if v >= INT64_MAX:
+        return "inf"
+    return f"{v} ms"
+
+
+def fmt_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms / 1000:.1f} s"
+
+
+HEADER = (f"{'time':>9}  {'pass':>5}  {'remaining':>10}  {'threshold':>10}  "
+          f"{'exp.down':>9}  {'limit':>7}  {'Mbps':>8}  action")
+
+
+def pass_line(r: PassRecord) -> str:
+    exp = "inf" if r.expected_downtime_ms >= INT64_MAX else str(r.expected_downtime_ms)
+    line = (f"{r.t_ms / 1000:8.2f}s  {r.pass_:>5}  {fmt_size(r.remaining):>10}  "
+            f"{fmt_size(r.threshold):>10}  {exp:>9}  {r.limit_ms:>7}  {r.mbps:8.1f}  {r.action}")
+    if r.notes:
+        line += "  [" + "; ".join(r.notes) + "]"
+    return line
+
+
+def summary_lines(res: Result) -> list[str]:
+    out = [f"scenario {res.scenario} (seed {res.seed}): {res.outcome.upper()}"]
+    if res.converged:
+        kind = "postcopy" if res.postcopy else "switchover"
+        out.append(f"  converged:          yes, {kind} at {fmt_time(res.switchover_at_ms)}, "
+                   f"completed at {fmt_time(res.end_ms)}")
+    else:
+        out.append(f"  converged:          no (ran {fmt_time(res.end_ms)})")
+    out.append(f"  total time:         {fmt_time(res.total_time_ms)} (library), "
+               f"{res.passes} passes, {fmt_size(res.transferred_bytes)} transferred")
+    if res.switchover_at_ms is not None:
+        respected = "yes" if res.limit_respected else "NO"
+        out.append(f"  downtime:           predicted {fmt_ms(res.predicted_downtime_ms)}, "
+                   f"simulated {fmt_ms(res.simulated_downtime_ms)}, "
+                   f"library measured {fmt_ms(res.library_downtime_ms)}")
+        out.append(f"  downtime-limit:     {res.downtime_limit_ms} ms, respected: {respected}")
+    else:
+        out.append(f"  downtime-limit:     {res.downtime_limit_ms} ms (no switchover)")
+    stall = f", first at {fmt_time(res.first_stall_ms)}" if res.first_stall_ms is not None else ""
+    out.append(f"  stalls:             {res.stalls}{stall}")
+    if res.adjustments:
+        adj = ", ".join(f"{a['from_ms']}->{a['to_ms']} ms at {fmt_time(a['t_ms'])}"
+                        for a in res.adjustments)
+        out.append(f"  adjustments:        {adj}")
+    else:
+        out.append("  adjustments:        none")
+    if res.rollbacks:
+        out.append(f"  rollbacks:          {res.rollbacks}")
+    if res.warnings:
+        out.append(f"  warnings:           {len(res.warnings)}")
+        for w in res.warnings:
+            data = ", ".join(f"{k}={v}" for k, v in w["data"].items())
+            out.append(f"    {fmt_time(w['t_ms'])} {w['event']}: {data}")
+    if res.advice:
+        a = res.advice
+        rec = a["recommended_downtime_ms"]
+        beyond = " (beyond auto-downtime-max)" if a.get("beyond_max") else ""
+        out.append(f"  advice:             expected downtime {fmt_ms(a['expected_downtime_ms'])}"
+                   + (f", a downtime-limit of {rec} ms would switch over{beyond}" if rec else ""))
+    return out
+
+
+def print_text(res: Result, out: TextIO = sys.stdout, passes: bool = True) -> None:
+    if passes:
+        print(HEADER, file=out)
+        for r in res.records:
+            print(pass_line(r), file=out)
+            if r.hmp:
+                for line in r.hmp.rstrip("\n").split("\n"):
+                    print("    | " + line, file=out)
+        print(file=out)
+    for line in summary_lines(res):
+        print(line, file=out)
+
+
+def to_json_obj(res: Result, timeline: bool = False) -> dict:
+    d = dataclasses.asdict(res)
+    if not timeline:
+        d.pop("timeline")
+        d.pop("downtime_series")
+    else:
+        d["timeline"] = [list(x) for x in res.timeline]
+        d["downtime_series"] = [list(x) for x in res.downtime_series]
+    for r in d["records"]:
+        r["pass"] = r.pop("pass_")
+        if r["hmp"] is None:
+            r.pop("hmp")
+    return d
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False)
+
+
+class Progress:
+    """A progress bar on stderr, shown only on a TTY and only once a run takes over 1 s."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr, delay_s: float = 1.0):
+        self.label = label
+        self.stream = stream
+        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        self.start = time.monotonic()
+        self.delay = delay_s
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, fraction: float) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start < self.delay or now - self.last < 0.1:
+            return
+        self.last = now
+        self.shown = True
+        width = 30
+        filled = int(width * max(0.0, min(1.0, fraction)))
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                          f"{fraction * 100:3.0f}%")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * (len(self.label) + 40) + "\r")
+            self.stream.flush()
