@@ -219,7 +219,7 @@ pub fn size_to_str(value: u64) -> String {
     let scaled = v / (1000.0 / 1024.0);
     let unit = ((binary_exponent(scaled) - 1) / 10).clamp(0, 6) as usize;
     let shown = v / (1u64 << (10 * unit)) as f64;
-    format!("{} {}", format_g3(shown), SIZE_UNITS[unit])
+    format!("{} {}", crate::cfmt::format_g(shown, 3), SIZE_UNITS[unit])
 }
 
 /// The exponent `frexp` gives: `x = m * 2^e` with `m` in [0.5, 1); 0 for 0.
@@ -235,30 +235,6 @@ fn binary_exponent(x: f64) -> i32 {
     biased - 1022
 }
 
-/// C's `%0.3g` for a finite, non-negative value: three significant digits, fixed or
-/// exponent notation by the C rule, trailing zeros and point removed.
-fn format_g3(x: f64) -> String {
-    const PRECISION: i32 = 3;
-    // The decimal exponent after rounding to PRECISION significant digits decides the style.
-    let sci = format!("{:.*e}", (PRECISION - 1) as usize, x);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..PRECISION).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", strip_fraction_zeros(mantissa), exp.abs())
-    } else {
-        let decimals = (PRECISION - 1 - exp) as usize;
-        strip_fraction_zeros(&format!("{x:.decimals$}")).to_owned()
-    }
-}
-
-fn strip_fraction_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // parse_size
@@ -479,7 +455,7 @@ pub fn validate(params: &Params) -> Result<()> {
 pub fn params_to_json(params: &Params) -> String {
     let members: Map<String, Value> =
         Parameter::ALL.iter().map(|p| (p.name().to_owned(), Value::from(p.get(params)))).collect();
-    Value::Object(members).to_string()
+    crate::report::qmp::to_string(&Value::Object(members))
 }
 
 /// The capabilities as `query-migrate-capabilities` returns them.
@@ -493,7 +469,7 @@ pub fn capabilities_to_json(caps: &Capabilities) -> String {
             Value::Object(entry)
         })
         .collect();
-    Value::Array(list).to_string()
+    crate::report::qmp::to_string(&Value::Array(list))
 }
 
 /// One QMP member's value as a `u64` (QAPI `uint64` / `size`), with QEMU's wording.
@@ -607,17 +583,6 @@ mod tests {
     use super::*;
     use crate::state::MigrationStatus;
     use crate::Session;
-
-    #[test]
-    fn g3_follows_c_rules() {
-        assert_eq!(format_g3(0.0), "0");
-        assert_eq!(format_g3(999.0), "999");
-        assert_eq!(format_g3(1.125), "1.12"); // exact tie: to even, like glibc
-        assert_eq!(format_g3(999.6), "1e+03");
-        assert_eq!(format_g3(0.9765625), "0.977");
-        assert_eq!(format_g3(16.0), "16");
-        assert_eq!(format_g3(1.5), "1.5");
-    }
 
     #[test]
     fn size_unit_steps_up_at_1000_of_the_current_unit() {
