@@ -93,7 +93,8 @@ def summary_lines(res: Result) -> list[str]:
     return out
 
 
-def print_text(res: Result, out: TextIO = sys.stdout, passes: bool = True) -> None:
+def print_text(res: Result, out: TextIO | None = None, passes: bool = True) -> None:
+    out = out or sys.stdout
     if passes:
         print(HEADER, file=out)
         for r in res.records:
@@ -128,9 +129,9 @@ def dumps(obj: Any) -> str:
 class Progress:
     """A progress bar on stderr, shown only on a TTY and only once a run takes over 1 s."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr, delay_s: float = 1.0):
+    def __init__(self, label: str, stream: TextIO | None = None, delay_s: float = 1.0):
         self.label = label
-        self.stream = stream
+        self.stream = stream = stream or sys.stderr
         self.enabled = hasattr(stream, "isatty") and stream.isatty()
         self.start = time.monotonic()
         self.delay = delay_s

@@ -94,8 +94,7 @@ def plot_sweep(key1: str, values1: Sequence, key2: str, values2: Sequence,
     import matplotlib.colors as mcolors
     fig, ax = plt.subplots(figsize=(1.6 * len(values2) + 3, 0.9 * len(values1) + 2))
     data = [[(r.end_ms / 1000 if r.converged else float("nan")) for r in row] for row in grid]
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     finite = [v for row in data for v in row if v == v]
     norm = mcolors.Normalize(vmin=min(finite), vmax=max(finite)) if finite else None
     im = ax.imshow(data, cmap=cmap, norm=norm, aspect="auto", origin="lower")

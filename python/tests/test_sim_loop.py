@@ -1,0 +1,122 @@
+"""The simulation loop, output, plots and sweep, driven through a stand-in of the bindings
+(test_sim_fakelib.py) so they are tested without the library; the same checks against the
+real library are in test_sim_scenarios.py."""
+import json
+from pathlib import Path
+
+import pytest
+
+from switchover.sim import scenario as scn
+from switchover.sim import sweep
+from switchover.sim.__main__ import main
+from switchover.sim.output import dumps, fmt_size, pass_line, print_text, summary_lines, to_json_obj
+from switchover.sim.plot import plot_run, plot_sweep
+from switchover.sim.run import Simulation
+from test_sim_fakelib import fake_module
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def run(name, so=None, **overrides):
+    sc = scn.load(SCENARIOS / f"{name}.toml", overrides)
+    return Simulation(sc, so=so or fake_module()).run()
+
+
+@pytest.mark.parametrize("n,text", [(0, "0 B"), (999, "999 B"), (1000, "0.977 KiB"),
+                                    (4096, "4 KiB"), (104857600, "100 MiB"),
+                                    (123456789, "118 MiB"), (1460288880, "1.36 GiB"),
+                                    (1610612736, "1.5 GiB")])
+def test_sizes_print_like_qemu_size_to_str(n, text):
+    assert fmt_size(n) == text
+
+
+def test_vgpu_story_through_the_loop():
+    res = run("vgpu")
+    assert res.converged and res.outcome == "completed"
+    assert res.first_stall_ms is not None and res.first_stall_ms < 90_000
+    assert res.switchover_at_ms >= 90_000
+    assert 1890 <= res.predicted_downtime_ms <= 1960
+    # 1.91 GiB at the real 1 GiB/s: within the 2000 ms the operator set
+    assert 1900 <= res.simulated_downtime_ms <= 2000 and res.limit_respected
+
+
+def test_same_seed_same_output_other_seed_differs():
+    jittery = {"link.jitter": 0.3, "params.max-bandwidth": 0}
+    a = to_json_obj(run("web-server", **jittery), timeline=True)
+    b = to_json_obj(run("web-server", **jittery), timeline=True)
+    c = to_json_obj(run("web-server", **jittery, **{"sim.seed": 2}), timeline=True)
+    assert dumps(a) == dumps(b)
+    assert a["timeline"] != c["timeline"]
+
+
+def test_gives_up_at_max_time():
+    res = run("hot-database", **{"sim.max_time_s": 30})
+    assert not res.converged and res.outcome == "not converged"
+    assert res.end_ms == 30_000
+    assert any(e.name == "GAVE_UP" for e in res.events)
+
+
+def test_cancel_action_ends_the_run():
+    res = run("hot-database", actions=[{"at_s": 5, "cancel": True}])
+    assert res.outcome == "cancelled" and res.end_ms == 5000
+
+
+def test_text_output_has_a_line_per_pass_and_a_summary(capsys):
+    res = run("vgpu")
+    print_text(res)
+    out = capsys.readouterr().out
+    assert "remaining" in out and "threshold" in out and "exp.down" in out
+    assert "operator: set downtime-limit=2000" in out
+    assert "switchover" in out and "COMPLETED" in out
+    assert "respected: yes" in out
+    line = pass_line(res.records[-1])
+    assert line.rstrip().endswith("switchover")
+
+
+def test_summary_of_a_stalled_run_says_no():
+    lines = "\n".join(summary_lines(run("hot-database", **{"sim.max_time_s": 60})))
+    assert "converged:          no" in lines and "stalls:             1" in lines
+
+
+def test_json_is_one_document_with_outcome_and_passes():
+    doc = json.loads(dumps(to_json_obj(run("idle-4g"))))
+    assert doc["outcome"] == "completed" and doc["converged"] is True
+    assert doc["records"] and "pass" in doc["records"][0]
+    assert "timeline" not in doc
+
+
+def test_plot_writes_a_png(tmp_path):
+    path = tmp_path / "run.png"
+    plot_run(run("vgpu"), str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_gives_a_map_and_a_heatmap(tmp_path):
+    raw = scn.load_raw(SCENARIOS / "vgpu.toml")
+    raw["actions"] = []
+    axes = [sweep.parse_axis("params.downtime-limit=1000,2000"),
+            sweep.parse_axis("ram.dirty_rate_mib_s=1,2")]
+    grid = sweep.run_sweep(raw, "vgpu", axes, so=fake_module(), max_time_s=120)
+    assert [[r.converged for r in row] for row in grid] == [[False, False], [True, True]]
+    table = "\n".join(sweep.table_lines(axes, grid))
+    assert "params.downtime-limit \\ ram.dirty_rate_mib_s" in table and "not converged" in table
+    doc = sweep.to_json_obj(axes, grid)
+    assert len(doc["cells"]) == 4
+    path = tmp_path / "map.png"
+    plot_sweep(*axes[0], *axes[1], grid, str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_axis_syntax_is_checked():
+    with pytest.raises(scn.ScenarioError, match="KEY=V1,V2"):
+        sweep.parse_axis("params.downtime-limit")
+    assert sweep.parse_axis("params.downtime-limit=300, 1000") == (
+        "params.downtime-limit", [300, 1000])
+
+
+def test_cli_reports_scenario_errors_naming_the_key(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[ram]\npage_size = 4000\n')
+    assert main([str(bad)]) == 2
+    assert "ram.page_size" in capsys.readouterr().err
+    assert main([str(SCENARIOS / "vgpu.toml"), "--set", "nonsense"]) == 2

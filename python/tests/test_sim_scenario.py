@@ -1,0 +1,132 @@
+"""Scenario files: parsing of sizes and rates, defaults, validation errors naming the key."""
+from pathlib import Path
+
+import pytest
+
+from switchover.sim import scenario as scn
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SHIPPED = ["idle-4g", "web-server", "hot-database", "vgpu", "vgpu-auto", "nic-vf",
+           "garbage-driver"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    (4096, 4096), ("4096", 4096), ("8MiB", 8 * 2**20), ("8M", 8 * 2**20),
+    ("1.91GiB", 2050846884), ("32G", 32 * 2**30), ("1.5 GiB", 1610612736), ("100B", 100)])
+def test_sizes_take_binary_suffixes(text, expected):
+    assert scn.parse_size(text, "k") == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("460Mbps", 57.5e6), ("10Gbps", 1.25e9), ("1GiB/s", 2.0**30), (1000, 1000.0)])
+def test_rates_are_bits_per_second_or_sizes_per_second(text, expected):
+    assert scn.parse_rate(text, "k") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", ["10MB/x", "-1", "lots", True])
+def test_bad_size_names_the_key(bad):
+    with pytest.raises(scn.ScenarioError, match=r"ram\.size"):
+        scn.parse_size(bad, "ram.size")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_scenario_validates(name):
+    sc = scn.load(SCENARIOS / f"{name}.toml")
+    assert sc.name == name
+    assert sc.description
+
+
+def test_vgpu_scenario_says_what_the_issue_says():
+    sc = scn.load(SCENARIOS / "vgpu.toml")
+    assert sc.ram.size == 32 * 2**30
+    (dev,) = sc.devices
+    assert 1.85 * 2**30 < dev.stop_copy < 1.95 * 2**30
+    assert sc.link.bandwidth == pytest.approx(10e9 / 8)
+    assert sc.link.precopy_ceiling() == pytest.approx(460e6 / 8)
+    assert sc.params["avail-switchover-bandwidth"] == 2**30
+    assert sc.downtime_limit_ms() == 300
+    (act,) = sc.actions
+    assert act.set == {"downtime-limit": 2000}
+    auto = scn.load(SCENARIOS / "vgpu-auto.toml")
+    assert auto.actions == () and auto.params["auto-downtime-max"] == 3000
+
+
+def test_defaults_describe_an_idle_4g_guest_on_10gbps():
+    sc = scn.from_dict({})
+    assert sc.ram.size == 4 * 2**30 and sc.ram.page_size == 4096
+    assert sc.ram.dirty_rate_mib_s == 0 and sc.devices == ()
+    assert sc.link.bandwidth == pytest.approx(1.25e9)
+    assert sc.tick_ms == 50 and sc.seed == 1
+
+
+@pytest.mark.parametrize("raw,key", [
+    ({"ram": {"page_size": 4000}}, "ram.page_size"),
+    ({"ram": {"size": "4GiB", "page_size": 4096, "working_set": "8GiB"}}, "ram.working_set"),
+    ({"ram": {"size": 4097}}, "ram.size"),
+    ({"ram": {"zero_share": 1.5}}, "ram.zero_share"),
+    ({"ram": {"colour": "red"}}, "ram.colour"),
+    ({"devices": [{"name": "gpu"}]}, r"devices\[0\]\.stop_copy"),
+    ({"devices": [{"stop_copy": "1M", "fault": "flaky"}]}, r"devices\[0\]\.fault"),
+    ({"devices": [{"stop_copy": "1M", "precopy_initial": "2M"}]}, r"devices\[0\]\.precopy_initial"),
+    ({"devices": [{"name": "a", "stop_copy": 1}, {"name": "a", "stop_copy": 1}]}, r"devices\[1\]\.name"),
+    ({"link": {"bandwidth": 0}}, "link.bandwidth"),
+    ({"link": {"jitter": "lots"}}, "link.jitter"),
+    ({"actions": [{"set": {"downtime-limit": 1}}]}, r"actions\[0\]\.at_s"),
+    ({"actions": [{"at_s": 1}]}, r"actions\[0\]"),
+    ({"params": {"downtime-limit": 1.5}}, "params.downtime-limit"),
+    ({"capabilities": {"events": "yes"}}, "capabilities.events"),
+    ({"sim": {"tick_ms": 0}}, "sim.tick_ms"),
+    ({"ram": {"dirty_rate_mib_s": [{"at_s": 5, "dirty_rate_mib_s": 1},
+                                   {"at_s": 2, "dirty_rate_mib_s": 1}]}},
+     r"ram\.dirty_rate_mib_s\[1\]\.at_s"),
+])
+def test_invalid_values_are_refused_naming_the_key(raw, key):
+    with pytest.raises(scn.ScenarioError, match=key):
+        scn.from_dict(raw)
+
+
+def test_dirty_rate_can_change_over_time():
+    sc = scn.from_dict({"ram": {"dirty_rate_mib_s": [
+        {"at_s": 0, "dirty_rate_mib_s": 10}, {"at_s": 30, "dirty_rate_mib_s": 200}]}})
+    assert sc.ram.dirty_rate_at(0) == 10
+    assert sc.ram.dirty_rate_at(29.9) == 10
+    assert sc.ram.dirty_rate_at(30) == 200
+
+
+def test_size_parameters_accept_size_strings_others_pass_through():
+    sc = scn.from_dict({"params": {"max-bandwidth": "1GiB", "downtime-limit": 500}})
+    assert sc.params == {"max-bandwidth": 2**30, "downtime-limit": 500}
+
+
+def test_actions_are_sorted_by_time():
+    sc = scn.from_dict({"actions": [{"at_s": 9, "cancel": True},
+                                    {"at_s": 3, "set": {"downtime-limit": 900}}]})
+    assert [a.at_s for a in sc.actions] == [3, 9]
+    assert sc.actions[0].describe() == "set downtime-limit=900"
+
+
+def test_overrides_reach_tables_and_arrays():
+    sc = scn.load(SCENARIOS / "vgpu.toml", {"params.downtime-limit": 1500,
+                                            "devices.0.stop_copy": "1GiB",
+                                            "ram.dirty_rate_mib_s": 7})
+    assert sc.downtime_limit_ms() == 1500
+    assert sc.devices[0].stop_copy == 2**30
+    assert sc.ram.dirty_rate_mib_s == 7
+    with pytest.raises(scn.ScenarioError, match="devices.5"):
+        scn.load(SCENARIOS / "vgpu.toml", {"devices.5.stop_copy": 1})
+
+
+def test_cli_values_follow_toml_scalars():
+    assert scn.parse_cli_value("300") == 300
+    assert scn.parse_cli_value("1.5") == 1.5
+    assert scn.parse_cli_value("true") is True
+    assert scn.parse_cli_value("1GiB") == "1GiB"
+
+
+def test_bad_toml_and_missing_file_are_scenario_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ram\nsize=1")
+    with pytest.raises(scn.ScenarioError, match="not valid TOML"):
+        scn.load(bad)
+    with pytest.raises(scn.ScenarioError, match="No such file"):
+        scn.load(tmp_path / "missing.toml")
