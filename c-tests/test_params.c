@@ -190,8 +190,8 @@ static void test_parameters(SwoSession *s)
 {
     char before[1024], after[1024];
     CHECK_STATUS(query_params(s, before, sizeof before), SWO_OK);
-    CHECK(strstr(before, "\"downtime-limit\":300") != NULL);
-    CHECK(strstr(before, "\"max-bandwidth\":134217728") != NULL);
+    CHECK(strstr(before, "\"downtime-limit\": 300") != NULL);
+    CHECK(strstr(before, "\"max-bandwidth\": 134217728") != NULL);
 
     /* HMP: downtime-limit 2000001 refused with QEMU's message, nothing changes. */
     CHECK_STATUS(swo_set_parameter(s, "downtime-limit", "2000001"), SWO_ERR_OUT_OF_RANGE);
@@ -220,8 +220,8 @@ static void test_parameters(SwoSession *s)
     CHECK_STATUS(swo_set_parameter(s, "max-bandwidth", "100"), SWO_OK);
     CHECK_STATUS(swo_set_parameters_json(s, "{\"downtime-limit\": 2000000}"), SWO_OK);
     CHECK_STATUS(query_params(s, after, sizeof after), SWO_OK);
-    CHECK(strstr(after, "\"max-bandwidth\":104857600") != NULL);
-    CHECK(strstr(after, "\"downtime-limit\":2000000") != NULL);
+    CHECK(strstr(after, "\"max-bandwidth\": 104857600") != NULL);
+    CHECK(strstr(after, "\"downtime-limit\": 2000000") != NULL);
 
     /* Unknown names, NULLs, bad UTF-8. */
     CHECK_STATUS(swo_set_parameter(s, "no-such-parameter", "1"), SWO_ERR_NOT_FOUND);
@@ -253,15 +253,15 @@ static void test_capabilities(SwoSession *s)
     char buf[512];
     size_t len = 0;
     CHECK_STATUS(swo_query_capabilities_json(s, buf, sizeof buf, &len), SWO_OK);
-    CHECK(strstr(buf, "{\"capability\":\"events\",\"state\":false}") != NULL);
+    CHECK(strstr(buf, "{\"capability\": \"events\", \"state\": false}") != NULL);
     CHECK(len == strlen(buf));
 
     CHECK_STATUS(swo_set_capability(s, "events", true), SWO_OK);
     CHECK_STATUS(swo_set_capability(s, "switchover-ack", true), SWO_OK);
     CHECK_STATUS(swo_query_capabilities_json(s, buf, sizeof buf, &len), SWO_OK);
-    CHECK(strstr(buf, "{\"capability\":\"events\",\"state\":true}") != NULL);
-    CHECK(strstr(buf, "{\"capability\":\"switchover-ack\",\"state\":true}") != NULL);
-    CHECK(strstr(buf, "{\"capability\":\"postcopy-ram\",\"state\":false}") != NULL);
+    CHECK(strstr(buf, "{\"capability\": \"events\", \"state\": true}") != NULL);
+    CHECK(strstr(buf, "{\"capability\": \"switchover-ack\", \"state\": true}") != NULL);
+    CHECK(strstr(buf, "{\"capability\": \"postcopy-ram\", \"state\": false}") != NULL);
 
     CHECK_STATUS(swo_set_capability(s, "xbzrle", true), SWO_ERR_NOT_FOUND);
     CHECK_MESSAGE("Parameter 'capability' does not accept value 'xbzrle'");
