@@ -190,6 +190,15 @@ class FakeSession:
                     self.transferred, (self.end if self.end is not None else now) - self.start,
                     self.downtime, self.stalled)
 
+    def advice(self, now):
+        exp = self._expected()
+        rec = int(exp * 1.1) if exp < INT64_MAX and exp > self.parameters["downtime-limit"] else 0
+        mx = self.parameters.get("auto-downtime-max", 0)
+        return types.SimpleNamespace(
+            stalled=self.stalled, beyond_max=bool(mx and rec > mx),
+            passes_since_progress=self.no_progress, expected_downtime_ms=exp,
+            recommended_downtime_ms=rec)
+
     def info_migrate(self, now):
         return f"Status: \t\t{STATUS_NAMES[self.status]}\n"
 
