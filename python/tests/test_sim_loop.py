@@ -120,3 +120,14 @@ def test_cli_reports_scenario_errors_naming_the_key(tmp_path, capsys):
     assert main([str(bad)]) == 2
     assert "ram.page_size" in capsys.readouterr().err
     assert main([str(SCENARIOS / "vgpu.toml"), "--set", "nonsense"]) == 2
+
+
+def test_postcopy_request_starts_postcopy_and_drains_ram_after_the_switch():
+    raw = scn.load_raw(SCENARIOS / "hot-database.toml")
+    raw["capabilities"] = {"postcopy-ram": True}
+    raw["actions"] = [{"at_s": 20, "postcopy": True}]
+    res = Simulation(scn.from_dict(raw), so=fake_module()).run()
+    assert res.converged and res.postcopy
+    assert res.switchover_at_ms == 20_000
+    assert res.end_ms > res.switchover_at_ms
+    assert any(e.name == "POSTCOPY" for e in res.events)

@@ -63,7 +63,8 @@ def summary_lines(res: Result) -> list[str]:
                f"{res.passes} passes, {fmt_size(res.transferred_bytes)} transferred")
     if res.switchover_at_ms is not None:
         respected = "yes" if res.limit_respected else "NO"
-        out.append(f"  downtime:           predicted {fmt_ms(res.predicted_downtime_ms)}, "
+        label = "downtime (to postcopy start)" if res.postcopy else "downtime"
+        out.append(f"  {label + ':':<20}predicted {fmt_ms(res.predicted_downtime_ms)}, "
                    f"simulated {fmt_ms(res.simulated_downtime_ms)}, "
                    f"library measured {fmt_ms(res.library_downtime_ms)}")
         out.append(f"  downtime-limit:     {res.downtime_limit_ms} ms, respected: {respected}")
