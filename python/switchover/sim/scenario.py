@@ -5,6 +5,26 @@ guest on a 10 Gbps link. Sizes are bytes as an int or a string with a binary suf
 (``"32GiB"``, ``"1.91G"``, ``"8M"``); link rates are bytes per second as an int, a size per
 second (``"1GiB/s"``) or decimal bits per second (``"460Mbps"``, ``"10Gbps"``). Every error
 names the offending key (:class:`ScenarioError`).
+
+Reference (defaults in brackets)::
+
+    name, description                    # text
+    [sim]   seed [1], tick_ms [50], max_time_s [600]
+    [ram]   size ["4GiB"], page_size [4096], zero_share [0] (share of zero pages in the
+            first pass), working_set [all of RAM], zero_page_wire_bytes [9],
+            dirty_rate_mib_s [0] -- a number, or [{at_s=0, dirty_rate_mib_s=10}, ...]
+    [[devices]]  name, stop_copy (state moved with the guest stopped, incl. precopy data),
+            precopy_initial [0], dirty_rate_mib_s [0] (a device with neither has no
+            PRE_COPY state), fault ["none"|"garbage"|"ioctl-fails"|"lies-low"],
+            lie_factor [0.1], garbage_value [2**64-1]
+    [link]  bandwidth ["10Gbps"], jitter [0] (fraction, uniform, seeded), sender_max [link]
+            (what the sender reaches while the guest runs), switchover [link] (what it
+            really reaches with the guest stopped)
+    [params]        QMP migrate-set-parameters members, e.g. downtime-limit = 300,
+                    avail-switchover-bandwidth = "1GiB", auto-downtime-max = 3000
+    [capabilities]  e.g. events = true (always on unless set false), postcopy-ram = true
+    [[actions]]     at_s, and any of: set = {downtime-limit = 2000}, capabilities = {...},
+                    postcopy = true, ack = true (destination acks switchover), cancel = true
 """
 from __future__ import annotations
 
