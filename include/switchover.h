@@ -10,6 +10,33 @@
 #include <stdint.h>
 
 /**
+ * `SwoInfo.flags`: `remaining_bytes` is reported in this status (query-migrate's top-level
+ * `remaining`: active, pre-switchover, device, cancelling, postcopy-active).
+ */
+#define SWO_INFO_HAS_REMAINING (1 << 0)
+
+/**
+ * `SwoInfo.flags`: the migration is stalled (no progress for `stall-passes` passes).
+ */
+#define SWO_INFO_STALLED (1 << 1)
+
+/**
+ * `SwoAdvice.flags`: the migration is stalled.
+ */
+#define SWO_ADVICE_STALLED (1 << 0)
+
+/**
+ * `SwoAdvice.flags`: the last exact figures fit within `downtime-limit` at the current
+ * switchover bandwidth: the next pass switches over (switchover-ack aside).
+ */
+#define SWO_ADVICE_WILL_SWITCHOVER (1 << 1)
+
+/**
+ * `SwoAdvice.flags`: `auto-downtime-max` is set and the recommendation is above it.
+ */
+#define SWO_ADVICE_BEYOND_MAX (1 << 2)
+
+/**
  * Handler flag: the exact query must run with the guest stopped.
  */
 #define SWO_HANDLER_EXACT_NEEDS_STOPPED_VM (1 << 0)
@@ -147,6 +174,117 @@ typedef struct SwoPending {
 } SwoPending;
 
 /**
+ * The result of one `swo_iteration_step`.
+ */
+typedef struct SwoStep {
+    /**
+     * `SWO_ACTION_*`.
+     */
+    uint32_t action;
+    /**
+     * `SWO_STEP_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * The figures the decision used.
+     */
+    struct SwoPending pending;
+    /**
+     * The threshold the decision compared against, in bytes.
+     */
+    uint64_t threshold_bytes;
+    /**
+     * `dirty-sync-count` after this step.
+     */
+    uint64_t pass;
+} SwoStep;
+
+/**
+ * A numeric snapshot of the migration for C callers.
+ */
+typedef struct SwoInfo {
+    /**
+     * `SWO_STATUS_*`.
+     */
+    uint32_t status;
+    /**
+     * `SWO_INFO_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * System-wide remaining bytes: the total of the last query, fast or exact.
+     */
+    uint64_t remaining_bytes;
+    /**
+     * Total of the last exact query (`dirty_bytes_last_sync`).
+     */
+    uint64_t last_sync_bytes;
+    /**
+     * The threshold of the last bandwidth window (0 before the first one closes).
+     */
+    uint64_t threshold_bytes;
+    /**
+     * `dirty-sync-count`.
+     */
+    uint64_t pass;
+    /**
+     * Bytes sent on every channel since `swo_migration_start`.
+     */
+    uint64_t transferred_bytes;
+    /**
+     * Throughput in Mbit/s (the last window's; at completion over the whole migration).
+     */
+    double mbps;
+    /**
+     * Bytes per second used for decisions.
+     */
+    double switchover_bw;
+    /**
+     * Expected downtime in ms; `INT64_MAX` when no bandwidth is known.
+     */
+    int64_t expected_downtime_ms;
+    /**
+     * ms since `swo_migration_start`, frozen when the migration ends.
+     */
+    uint64_t total_time_ms;
+    /**
+     * ms spent in `setup`.
+     */
+    uint64_t setup_time_ms;
+    /**
+     * ms the guest was (or has been, so far) stopped for the switchover.
+     */
+    uint64_t downtime_ms;
+} SwoInfo;
+
+/**
+ * The downtime advice.
+ */
+typedef struct SwoAdvice {
+    /**
+     * `SWO_ADVICE_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * Passes since the best remaining was last beaten by `stall-margin` percent.
+     */
+    uint32_t passes_since_progress;
+    /**
+     * The lowest remaining seen at a pass (0 before the first pass).
+     */
+    uint64_t best_remaining_bytes;
+    /**
+     * Expected downtime in ms, as in `SwoInfo`.
+     */
+    int64_t expected_downtime_ms;
+    /**
+     * expected × (1 + `downtime-headroom`%), rounded up to whole ms; 0 if no change is
+     * advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
+     */
+    uint64_t recommended_downtime_ms;
+} SwoAdvice;
+
+/**
  * A device's pending-data callback. It ADDS its bytes into `*pending` (which the library
  * zeroed). `exact` asks for a synchronised figure (dirty-bitmap sync, size ioctls); `final`
  * marks the last query at switchover, with the guest stopped. Called from whichever thread
@@ -206,32 +344,6 @@ typedef struct SwoVmmOps {
      */
     void (*event)(void *opaque, const char *event_json);
 } SwoVmmOps;
-
-/**
- * The result of one `swo_iteration_step`.
- */
-typedef struct SwoStep {
-    /**
-     * `SWO_ACTION_*`.
-     */
-    uint32_t action;
-    /**
-     * `SWO_STEP_*` bits.
-     */
-    uint32_t flags;
-    /**
-     * The figures the decision used.
-     */
-    struct SwoPending pending;
-    /**
-     * The threshold the decision compared against, in bytes.
-     */
-    uint64_t threshold_bytes;
-    /**
-     * `dirty-sync-count` after this step.
-     */
-    uint64_t pass;
-} SwoStep;
 
 /**
  * Success.
@@ -301,6 +413,162 @@ typedef struct SwoStep {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Starts a migration: `none`, `completed`, `cancelled` or `failed` → `setup`. Resets every
+ * statistic and opens the first 100 ms bandwidth window at `now_ms` (the caller's monotonic
+ * clock, in ms, as for every call taking `now_ms`). Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress), or
+ * `SWO_ERR_REENTRANT` from a callback of this session.
+ */
+SwoStatus swo_migration_start(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * `setup` → `active`; `setup-time` = `now_ms` − start. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_setup_done(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * Counts `bytes` sent on `channel` (`SWO_CHANNEL_MAIN` or `SWO_CHANNEL_MULTIFD`). Main-channel
+ * bytes count as precopy, downtime (pre-switchover, device) or postcopy bytes by the status
+ * at this moment. The hot path: lock-free, any number of threads at once; counters saturate.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (unknown channel).
+ */
+SwoStatus swo_record_transferred(struct SwoSession *s, uint32_t channel, uint64_t bytes);
+
+/**
+ * Closes the 100 ms bandwidth window when `now_ms >= window start + 100`: measures `mbps`,
+ * the switchover bandwidth (`avail-switchover-bandwidth` or the measured rate), the
+ * threshold (`bandwidth × downtime-limit`) and pages per second; does nothing earlier. A
+ * clock that went backwards restarts the window at `now_ms` and keeps the last figures.
+ * Allowed while a migration is under way. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BAD_STATE`.
+ */
+SwoStatus swo_update_counters(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * One pass of the migration loop (QEMU's decision): a fast query; an exact one when the
+ * total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
+ * meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
+ * `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
+ * drained) or `_WAIT` (switchover-ack holds a due switchover). Handler callbacks, `vm_stop`,
+ * `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
+ * `postcopy-active`. Migration thread. `*out` is written only on success.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
+ * cancelled or failed during the step), `SWO_ERR_IO` (`vm_resume` failed: the guest is
+ * still stopped), or `SWO_ERR_REENTRANT` from a callback of this session.
+ */
+SwoStatus swo_iteration_step(struct SwoSession *s, uint64_t now_ms, struct SwoStep *out);
+
+/**
+ * Begins the switchover. From `active`: stops the guest through `vm_stop` (unless the step
+ * already did; without VMM ops the VMM stops it before this call), starts the downtime
+ * clock, lifts the rate limit, moves to `device` and runs the final query (exact + final)
+ * into `*final_out`, then `*proceed` = true: send the rest, then `swo_complete`.
+ * With `pause-before-switchover` it stops at `pre-switchover` instead (`*proceed` false,
+ * `*final_out` zeroed); call again after the monitor's `swo_migrate_continue` (calls while
+ * still paused change nothing and give `*proceed` false). With `switchover-rollback`, a final
+ * total above the threshold by more than `rollback-tolerance` percent returns to `active`,
+ * resumes a guest the library stopped (else the VMM must resume it), and gives `*proceed`
+ * false. Migration thread. Outputs written only on success.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, `SWO_ERR_IO` (`vm_stop` or
+ * `vm_resume` failed), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_switchover_begin(struct SwoSession *s,
+                               uint64_t now_ms,
+                               struct SwoPending *final_out,
+                               bool *proceed);
+
+/**
+ * `migrate-continue`: `pre-switchover` → `device` when `expected_status` (`SWO_STATUS_*`)
+ * is the current status; otherwise `SWO_ERR_BAD_STATE` with QEMU's
+ * `Migration not in expected state: <current state>`. Any thread (the monitor's).
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not a status number),
+ * `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_migrate_continue(struct SwoSession *s, uint32_t expected_status);
+
+/**
+ * `migrate-start-postcopy`: the loop starts postcopy once `precopy + stopcopy` fits the
+ * threshold (`SWO_ACTION_START_POSTCOPY`). Needs capability `postcopy-ram` and a migration in
+ * `setup`, `active` or `pre-switchover` (`SWO_ERR_BAD_STATE` with QEMU's wording otherwise);
+ * `SWO_ERR_UNSUPPORTED` naming the device while a handler has `SWO_HANDLER_NO_POSTCOPY`.
+ * Any thread. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`,
+ * `SWO_ERR_UNSUPPORTED`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_postcopy_request(struct SwoSession *s);
+
+/**
+ * `active` → `device` → `postcopy-active` after `SWO_ACTION_START_POSTCOPY`: stops the guest
+ * through `vm_stop` unless the step already did (the destination runs it from now on);
+ * `downtime` = `now_ms` − the stop. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, or postcopy not
+ * requested), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
+ * (`vm_stop` failed), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_postcopy_start(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * `device` (after `swo_switchover_begin` gave `*proceed` true) or `postcopy-active` →
+ * `completed`; freezes total time, downtime and the throughput. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_complete(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * Cancels a live migration: → `cancelling`, then → `cancelled` at once when no
+ * migration-thread call is in flight, else when that call returns (it fails with
+ * `SWO_ERR_BAD_STATE`) or at the migration thread's next call. A guest the library stopped
+ * is resumed (not in postcopy). Cancelling again while `cancelling` is fine. Any thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way),
+ * `SWO_ERR_IO` (`vm_resume` failed; the status did change), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_cancel(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * Fails a live migration (→ `failed`), keeping `error_desc` (copied; may be NULL) for
+ * reports. A guest the library stopped is resumed (not in postcopy). Any thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`error_desc` not UTF-8),
+ * `SWO_ERR_BAD_STATE` (no migration under way), `SWO_ERR_IO` (`vm_resume` failed; the status
+ * did change), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_fail(struct SwoSession *s, uint64_t now_ms, const char *error_desc);
+
+/**
+ * Records whether the destination acked the switchover (capability `switchover-ack`: while
+ * the guest runs, a due switchover waits for the ack). Cleared by `swo_migration_start`.
+ * Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_set_switchover_acked(struct SwoSession *s, bool acked);
+
+/**
+ * Records whether the guest runs (default: running); only the `switchover-ack` rule uses it.
+ * Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_set_vm_running(struct SwoSession *s, bool running);
+
+/**
+ * The current migration status (`SWO_STATUS_*`); `SWO_STATUS_NONE` for a NULL session.
+ * Lock-free, any thread.
+ */
+uint32_t swo_get_status(const struct SwoSession *s);
+
+/**
+ * Writes a consistent numeric snapshot at `now_ms` into `*out`. Never calls a handler and
+ * never waits for one. Any thread, any time.
+ * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_get_info(struct SwoSession *s, uint64_t now_ms, struct SwoInfo *out);
+
+/**
+ * Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
+ * best remaining, expected downtime and the recommended `downtime-limit` (expected ×
+ * (1 + `downtime-headroom`%), rounded up; 0 unless stalled with an expected downtime above
+ * the limit). Never calls a handler. Any thread, any time.
+ * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_get_advice(struct SwoSession *s, uint64_t now_ms, struct SwoAdvice *out);
 
 /**
  * Formats `value` like QEMU's `size_to_str` into `buf` (with a NUL) when `len` is large
