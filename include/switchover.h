@@ -142,6 +142,11 @@
 #define SWO_CHANNEL_MULTIFD 1
 
 /**
+ * An opaque RAM model. Create with `swo_ram_new`, free with `swo_ram_free`.
+ */
+typedef struct SwoRam SwoRam;
+
+/**
  * An opaque migration session. Create with `swo_session_new`, free with `swo_session_free`.
  */
 typedef struct SwoSession SwoSession;
@@ -318,6 +323,63 @@ typedef struct SwoHandlerOps {
      */
     SwoIsActiveFn is_active;
 } SwoHandlerOps;
+
+/**
+ * The dirty-bitmap sync: returns the dirty pages left and writes into `*newly_dirtied` the
+ * pages newly dirtied since the previous sync (it is 0 when the callback leaves it alone).
+ */
+typedef uint64_t (*SwoRamSyncDirtyFn)(void *opaque, uint64_t *newly_dirtied);
+
+/**
+ * The RAM model's operations. Copied by `swo_ram_new`.
+ */
+typedef struct SwoRamOps {
+    /**
+     * `sizeof(SwoRamOps)`: lets the struct grow.
+     */
+    uint32_t struct_size;
+    /**
+     * Must be 0.
+     */
+    uint32_t reserved;
+    /**
+     * Called by exact (and final) queries, the dirty-bitmap sync; may be NULL (then exact
+     * queries sync nothing). Figures above the RAM's page count are clamped to it, and a
+     * `DEVICE_SIZE_WARNING` event says so once per migration.
+     */
+    SwoRamSyncDirtyFn sync_dirty;
+} SwoRamOps;
+
+/**
+ * The RAM model's figures, as `query-migrate` reports them in `ram`.
+ */
+typedef struct SwoRamFigures {
+    /**
+     * Guest RAM size in bytes (`ram.total`).
+     */
+    uint64_t total_bytes;
+    /**
+     * Page size in bytes (`ram.page-size`).
+     */
+    uint64_t page_size;
+    /**
+     * Pages sent with content since `swo_migration_start` (`ram.normal`).
+     */
+    uint64_t normal_pages;
+    /**
+     * Zero pages sent since `swo_migration_start` (`ram.duplicate`).
+     */
+    uint64_t zero_pages;
+    /**
+     * Dirty pages still to send (`ram.remaining` = dirty_pages * page_size).
+     */
+    uint64_t dirty_pages;
+    /**
+     * Pages dirtied per second over the last window of at least 1000 ms
+     * (`ram.dirty-pages-rate`); 0 before the first window closes.
+     */
+    uint64_t dirty_pages_rate;
+} SwoRamFigures;
 
 /**
  * The VMM's operations for the library. Copied by `swo_session_set_vmm_ops`.
@@ -571,10 +633,79 @@ SwoStatus swo_get_info(struct SwoSession *s, uint64_t now_ms, struct SwoInfo *ou
 SwoStatus swo_get_advice(struct SwoSession *s, uint64_t now_ms, struct SwoAdvice *out);
 
 /**
- * Formats `value` like QEMU's `size_to_str` into `buf` (with a NUL) when `len` is large
- * enough, and returns the length needed without the NUL. `buf` may be NULL with `len` 0.
+ * Sets one parameter by its name, with HMP's rules (`migrate_set_parameter`): the
+ * bandwidths (`max-bandwidth`, `avail-switchover-bandwidth`, `max-postcopy-bandwidth`) are
+ * sizes parsed like `swo_parse_size` with MiB by default (`"100"` is 100 MiB/s); the others
+ * (`downtime-limit`, `rollback-tolerance`, `stall-margin`, `stall-passes`,
+ * `downtime-headroom`, `auto-downtime-max`) are plain decimal integers. The whole parameter
+ * set is then validated; on any error nothing changes. Allowed during a migration.
+ * `name` and `value` are borrowed for the call.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8),
+ * `SWO_ERR_NOT_FOUND` (unknown name), `SWO_ERR_PARSE` (bad syntax) or `SWO_ERR_OUT_OF_RANGE`
+ * (e.g. `downtime-limit` above 2000000), with QEMU's message in `swo_last_error_message`.
+ * Any thread.
+ */
+SwoStatus swo_set_parameter(struct SwoSession *s, const char *name, const char *value);
+
+/**
+ * Sets parameters with QMP's rules (`migrate-set-parameters`): `json` is an object whose
+ * members (QMP names, non-negative integers) are merged over the current set; the result is
+ * validated as a whole and applied all or nothing. `json` is borrowed for the call.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8, or a member that
+ * is not an integer), `SWO_ERR_PARSE` (bad JSON, not an object), `SWO_ERR_NOT_FOUND`
+ * (unknown member) or `SWO_ERR_OUT_OF_RANGE` (negative, or outside a parameter's bounds).
+ * Any thread.
+ */
+SwoStatus swo_set_parameters_json(struct SwoSession *s, const char *json);
+
+/**
+ * Writes every parameter as a JSON object (`query-migrate-parameters`, fixed member order)
+ * into `buf` under the string convention: `*out_len` gets the length without the NUL; NULL
+ * `buf` with `len` 0 asks only the length; a short buffer gives `SWO_ERR_BUFFER_TOO_SMALL`
+ * and stays untouched. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BUFFER_TOO_SMALL`.
+ * Any thread.
+ */
+SwoStatus swo_query_parameters_json(struct SwoSession *s, char *buf, size_t len, size_t *out_len);
+
+/**
+ * Turns one capability on or off (`events`, `postcopy-ram`, `pause-before-switchover`,
+ * `switchover-ack`, `switchover-rollback`). Refused while a migration is running
+ * (`setup` to `cancelling`). `name` is borrowed for the call.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8),
+ * `SWO_ERR_NOT_FOUND` (unknown name) or `SWO_ERR_BAD_STATE` (`There's a migration process in
+ * progress`). Any thread.
+ */
+SwoStatus swo_set_capability(struct SwoSession *s, const char *name, bool on);
+
+/**
+ * Writes the capabilities as JSON (`query-migrate-capabilities`:
+ * `[{"capability":"events","state":false},...]`) into `buf` under the same string
+ * convention as `swo_query_parameters_json`.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BUFFER_TOO_SMALL`. Any thread.
+ */
+SwoStatus swo_query_capabilities_json(struct SwoSession *s, char *buf, size_t len, size_t *out_len);
+
+/**
+ * Formats `value` like QEMU's `size_to_str` (`1.36 GiB`, `0.977 KiB`, `16 EiB`: three
+ * significant digits, binary units) and returns the length of the text without the NUL.
+ * Writes the text and a NUL into `buf` only when `len` is larger than that length; otherwise
+ * (also with a NULL `buf`) writes nothing. The text is at most 9 characters, so a buffer of
+ * 10 always fits. Cannot fail. Any thread.
  */
 size_t swo_size_to_str(uint64_t value, char *buf, size_t len);
+
+/**
+ * Parses a size with QEMU's HMP rules into `*out` (written only on success): digits with an
+ * optional `.fraction`, or a `0x` hex integer, then an optional suffix B K M G T P E (either
+ * case, powers of 1024); without a suffix `default_suffix` applies (`'M'` for HMP's
+ * bandwidths, `'B'` for plain bytes). Fractions round half-up to whole bytes. `text` is
+ * borrowed for the call.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8, or
+ * `default_suffix` not one of B K M G T P E), `SWO_ERR_PARSE` (`Invalid size <text>`: bad
+ * syntax, trailing characters, a fraction of a byte) or `SWO_ERR_OUT_OF_RANGE`
+ * (`Invalid size <text>`: negative, or above INT64_MAX). Any thread.
+ */
+SwoStatus swo_parse_size(const char *text, char default_suffix, uint64_t *out);
 
 /**
  * Registers a device's pending-data handler under `idstr` + `instance_id` (unique together,
@@ -607,6 +738,63 @@ SwoStatus swo_unregister_handler(struct SwoSession *s, uint64_t id);
  * a callback of this session. Any thread, at any time.
  */
 SwoStatus swo_query_pending(struct SwoSession *s, bool exact, struct SwoPending *out);
+
+/**
+ * Creates the session's built-in RAM model and registers it as the pending-data handler
+ * `ram` (instance 0); writes the handle into `*out`. Free it with `swo_ram_free`, before or
+ * after the session. The model starts with no dirty pages.
+ *
+ * `total_bytes` must be a non-zero multiple of `page_size`; `page_size` a power of two from
+ * 512 bytes to 1 GiB. `ops` may be NULL, as may its `sync_dirty`: exact queries then sync
+ * nothing and the dirty count changes only through `swo_ram_set_dirty_pages` and
+ * `swo_ram_record_sent`. `ops` is copied. `sync_dirty` is called with `opaque` by exact and
+ * final queries, from whichever thread queries (several at once), with no library lock held,
+ * until `swo_ram_free` returns. Dirty bytes are reported as precopy, or as postcopy while
+ * the `postcopy-ram` capability is on.
+ *
+ * Returns `SWO_OK`; `SWO_ERR_NULL_ARG` (session, out); `SWO_ERR_INVALID_ARG` (page size not a
+ * power of two, total 0 or not a multiple of the page size, `struct_size` too small,
+ * `reserved` not 0); `SWO_ERR_OUT_OF_RANGE` (page size outside 512 B..1 GiB);
+ * `SWO_ERR_EXISTS` (the session has a RAM model, or a handler `ram` instance 0);
+ * `SWO_ERR_REENTRANT` from a callback of this session. Any thread.
+ */
+SwoStatus swo_ram_new(struct SwoSession *s,
+                      uint64_t total_bytes,
+                      uint64_t page_size,
+                      const struct SwoRamOps *ops,
+                      void *opaque,
+                      struct SwoRam **out);
+
+/**
+ * Sets the RAM model's dirty page count (e.g. after the VMM's own bitmap sync). Returns
+ * `SWO_OK`, `SWO_ERR_NULL_ARG`, or `SWO_ERR_OUT_OF_RANGE` when `pages` exceeds the RAM's page
+ * count (`total_bytes / page_size`); then nothing changes. Any thread, also while queries run
+ * and from `sync_dirty` itself.
+ */
+SwoStatus swo_ram_set_dirty_pages(struct SwoRam *ram, uint64_t pages);
+
+/**
+ * Records pages sent: adds `normal_pages` to `ram.normal` and `zero_pages` to
+ * `ram.duplicate` (both saturating at `UINT64_MAX`), lowers the dirty count by their sum
+ * (not below 0), and counts them for `pages-per-second`. Returns `SWO_OK` or
+ * `SWO_ERR_NULL_ARG`. Any thread, also while queries run.
+ */
+SwoStatus swo_ram_record_sent(struct SwoRam *ram, uint64_t normal_pages, uint64_t zero_pages);
+
+/**
+ * Writes the RAM model's figures into `*out` (what `query-migrate` reports in `ram`).
+ * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+ */
+SwoStatus swo_ram_get_figures(const struct SwoRam *ram, struct SwoRamFigures *out);
+
+/**
+ * Unregisters the RAM model, waiting until no query runs its `sync_dirty` (none starts
+ * afterwards, so `opaque` may be freed once this returns), then frees the handle. NULL is a
+ * no-op. No other call on this handle may run or start. Any thread, except from a callback
+ * of the same session, where it cannot wait: the model then stays registered and allocated,
+ * and the thread's last error message says why.
+ */
+void swo_ram_free(struct SwoRam *ram);
 
 /**
  * Creates a session (status `none`, default parameters, no handlers) into `*out`.

@@ -1,4 +1,4 @@
-//! Events in QMP form, queued while the library holds its locks and delivered to
+//! Events in QMP form (QEMU's compact layout, see `report::qmp`), queued while the library holds its locks and delivered to
 //! `SwoVmmOps.event` once they are released, in the order they were raised.
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
@@ -18,7 +18,7 @@ pub fn format_event(now_ms: u64, name: &str, data: Value) -> String {
     );
     event.insert("event".into(), Value::String(name.into()));
     event.insert("data".into(), data);
-    Value::Object(event).to_string()
+    crate::report::qmp::to_string(&Value::Object(event))
 }
 
 /// The queue of one session.
@@ -69,7 +69,7 @@ mod tests {
         let text = format_event(12_345, "MIGRATION", json!({"status": "active"}));
         assert_eq!(
             text,
-            r#"{"timestamp":{"seconds":12,"microseconds":345000},"event":"MIGRATION","data":{"status":"active"}}"#
+            r#"{"timestamp": {"seconds": 12, "microseconds": 345000}, "event": "MIGRATION", "data": {"status": "active"}}"#
         );
     }
 

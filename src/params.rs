@@ -1,5 +1,12 @@
 //! Migration parameters and capabilities (QEMU-BEHAVIOUR.md §Parameters), with the library's
-//! own additions. Parsing and validation follow QEMU's HMP and QMP rules.
+//! own additions. Parsing and validation follow QEMU's HMP and QMP rules; sizes are parsed and
+//! printed like QEMU's `qemu_strtosz_MiB` and `size_to_str`.
+use crate::error::{Code, Error, Result};
+use crate::session::{read, write};
+use serde_json::{Map, Value};
+
+/// QEMU's `MAX_MIGRATE_DOWNTIME`: the largest `downtime-limit`, in ms.
+pub const MAX_MIGRATE_DOWNTIME_MS: u64 = 2000 * 1000;
 
 /// Migration parameters. Units: ms for times, bytes/s for bandwidths, percent for margins.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,28 +64,557 @@ pub struct Capabilities {
     pub switchover_rollback: bool,
 }
 
-/// QEMU's `size_to_str` (placeholder until the parameters work lands).
-pub fn size_to_str(value: u64) -> String {
-    format!("{value} B")
+/// One parameter, by its QMP/HMP name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Parameter {
+    MaxBandwidth,
+    AvailSwitchoverBandwidth,
+    DowntimeLimit,
+    MaxPostcopyBandwidth,
+    RollbackTolerance,
+    StallMargin,
+    StallPasses,
+    DowntimeHeadroom,
+    AutoDowntimeMax,
 }
 
-/// Checks a whole parameter set (QEMU's `migrate_params_check`), with QEMU's wording.
-pub fn validate(params: &Params) -> crate::Result<()> {
-    let _ = params;
+impl Parameter {
+    /// Every parameter, in the order `query-migrate-parameters` lists them (QEMU's own first,
+    /// in QEMU's order, then the library's).
+    pub const ALL: [Parameter; 9] = [
+        Parameter::MaxBandwidth,
+        Parameter::AvailSwitchoverBandwidth,
+        Parameter::DowntimeLimit,
+        Parameter::MaxPostcopyBandwidth,
+        Parameter::RollbackTolerance,
+        Parameter::StallMargin,
+        Parameter::StallPasses,
+        Parameter::DowntimeHeadroom,
+        Parameter::AutoDowntimeMax,
+    ];
+
+    /// The QMP/HMP name, e.g. `downtime-limit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Parameter::MaxBandwidth => "max-bandwidth",
+            Parameter::AvailSwitchoverBandwidth => "avail-switchover-bandwidth",
+            Parameter::DowntimeLimit => "downtime-limit",
+            Parameter::MaxPostcopyBandwidth => "max-postcopy-bandwidth",
+            Parameter::RollbackTolerance => "rollback-tolerance",
+            Parameter::StallMargin => "stall-margin",
+            Parameter::StallPasses => "stall-passes",
+            Parameter::DowntimeHeadroom => "downtime-headroom",
+            Parameter::AutoDowntimeMax => "auto-downtime-max",
+        }
+    }
+
+    /// The parameter with this exact name.
+    pub fn from_name(name: &str) -> Option<Parameter> {
+        Parameter::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// True for the bandwidths, which HMP takes as sizes (MiB by default).
+    pub fn is_size(self) -> bool {
+        matches!(
+            self,
+            Parameter::MaxBandwidth
+                | Parameter::AvailSwitchoverBandwidth
+                | Parameter::MaxPostcopyBandwidth
+        )
+    }
+
+    pub fn get(self, p: &Params) -> u64 {
+        match self {
+            Parameter::MaxBandwidth => p.max_bandwidth,
+            Parameter::AvailSwitchoverBandwidth => p.avail_switchover_bandwidth,
+            Parameter::DowntimeLimit => p.downtime_limit_ms,
+            Parameter::MaxPostcopyBandwidth => p.max_postcopy_bandwidth,
+            Parameter::RollbackTolerance => p.rollback_tolerance_pct,
+            Parameter::StallMargin => p.stall_margin_pct,
+            Parameter::StallPasses => p.stall_passes,
+            Parameter::DowntimeHeadroom => p.downtime_headroom_pct,
+            Parameter::AutoDowntimeMax => p.auto_downtime_max_ms,
+        }
+    }
+
+    pub fn set(self, p: &mut Params, value: u64) {
+        let field = match self {
+            Parameter::MaxBandwidth => &mut p.max_bandwidth,
+            Parameter::AvailSwitchoverBandwidth => &mut p.avail_switchover_bandwidth,
+            Parameter::DowntimeLimit => &mut p.downtime_limit_ms,
+            Parameter::MaxPostcopyBandwidth => &mut p.max_postcopy_bandwidth,
+            Parameter::RollbackTolerance => &mut p.rollback_tolerance_pct,
+            Parameter::StallMargin => &mut p.stall_margin_pct,
+            Parameter::StallPasses => &mut p.stall_passes,
+            Parameter::DowntimeHeadroom => &mut p.downtime_headroom_pct,
+            Parameter::AutoDowntimeMax => &mut p.auto_downtime_max_ms,
+        };
+        *field = value;
+    }
+}
+
+/// One capability, by its QMP/HMP name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Capability {
+    Events,
+    PostcopyRam,
+    PauseBeforeSwitchover,
+    SwitchoverAck,
+    SwitchoverRollback,
+}
+
+impl Capability {
+    /// Every capability, in the order `query-migrate-capabilities` lists them (QEMU's enum
+    /// order, then the library's own).
+    pub const ALL: [Capability; 5] = [
+        Capability::Events,
+        Capability::PostcopyRam,
+        Capability::PauseBeforeSwitchover,
+        Capability::SwitchoverAck,
+        Capability::SwitchoverRollback,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Events => "events",
+            Capability::PostcopyRam => "postcopy-ram",
+            Capability::PauseBeforeSwitchover => "pause-before-switchover",
+            Capability::SwitchoverAck => "switchover-ack",
+            Capability::SwitchoverRollback => "switchover-rollback",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn field(self, caps: &mut Capabilities) -> &mut bool {
+        match self {
+            Capability::Events => &mut caps.events,
+            Capability::PostcopyRam => &mut caps.postcopy_ram,
+            Capability::PauseBeforeSwitchover => &mut caps.pause_before_switchover,
+            Capability::SwitchoverAck => &mut caps.switchover_ack,
+            Capability::SwitchoverRollback => &mut caps.switchover_rollback,
+        }
+    }
+
+    pub fn get(self, caps: &Capabilities) -> bool {
+        let mut copy = *caps;
+        *self.field(&mut copy)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// size_to_str
+
+const SIZE_UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
+/// QEMU's `size_to_str`: the value in the largest binary unit in which it prints below 1000,
+/// with three significant digits (`%0.3g`), e.g. `1.36 GiB`, `0.977 KiB`, `16 EiB`.
+pub fn size_to_str(value: u64) -> String {
+    let v = value as f64;
+    // The unit steps up once the value would reach 1000 of the current one, i.e. the unit is
+    // floor(log2(v * 1024 / 1000)) / 10. Dividing by 1000/1024 (exactly 0.9765625) rather than
+    // multiplying by 1.024 keeps QEMU's rounding at the unit boundaries.
+    let scaled = v / (1000.0 / 1024.0);
+    let unit = ((binary_exponent(scaled) - 1) / 10).clamp(0, 6) as usize;
+    let shown = v / (1u64 << (10 * unit)) as f64;
+    format!("{} {}", crate::cfmt::format_g(shown, 3), SIZE_UNITS[unit])
+}
+
+/// The exponent `frexp` gives: `x = m * 2^e` with `m` in [0.5, 1); 0 for 0.
+fn binary_exponent(x: f64) -> i32 {
+    if x == 0.0 || !x.is_finite() {
+        return 0;
+    }
+    let biased = ((x.to_bits() >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        // Subnormal: cannot come from a u64, handled for completeness.
+        return x.log2().floor() as i32 + 1;
+    }
+    biased - 1022
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// parse_size
+
+/// The power of two a size suffix stands for (`B` 0, `K` 10, ... `E` 60), either case.
+fn suffix_shift(c: char) -> Option<u32> {
+    match c.to_ascii_uppercase() {
+        'B' => Some(0),
+        'K' => Some(10),
+        'M' => Some(20),
+        'G' => Some(30),
+        'T' => Some(40),
+        'P' => Some(50),
+        'E' => Some(60),
+        _ => None,
+    }
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// The syntax of a size, once it is known to be well-formed.
+struct SizeSyntax<'a> {
+    negative: bool,
+    /// Hex digits after `0x`, or decimal digits (possibly empty before a fraction).
+    integer: &'a str,
+    hex: bool,
+    /// Digits after the point (possibly empty, as in `1.k`); `None` without a point.
+    fraction: Option<&'a str>,
+    suffix: Option<char>,
+}
+
+fn scan_size(text: &str) -> Option<SizeSyntax<'_>> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() && is_c_space(b[i]) {
+        i += 1;
+    }
+    let mut negative = false;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        negative = b[i] == b'-';
+        i += 1;
+    }
+    let digits = |from: usize, pred: fn(&u8) -> bool| {
+        from + b[from..].iter().take_while(|c| pred(c)).count()
+    };
+    let int_start = i;
+    i = digits(i, u8::is_ascii_digit);
+    let mut syntax = SizeSyntax {
+        negative,
+        integer: &text[int_start..i],
+        hex: false,
+        fraction: None,
+        suffix: None,
+    };
+    if syntax.integer == "0" && i < b.len() && (b[i] | 0x20) == b'x' {
+        // Hex: an integer only; a fraction or an explicit suffix is an error (QEMU refuses
+        // "0x1.8" and "0x20M"; B and E are hex digits anyway).
+        let hex_start = i + 1;
+        i = digits(hex_start, u8::is_ascii_hexdigit);
+        syntax.integer = &text[hex_start..i];
+        syntax.hex = true;
+        return (!syntax.integer.is_empty() && i == b.len()).then_some(syntax);
+    }
+    if i < b.len() && b[i] == b'.' {
+        let frac_start = i + 1;
+        i = digits(frac_start, u8::is_ascii_digit);
+        syntax.fraction = Some(&text[frac_start..i]);
+    }
+    let has_digits = !syntax.integer.is_empty() || syntax.fraction.is_some_and(|f| !f.is_empty());
+    if !has_digits {
+        return None;
+    }
+    if i < b.len() {
+        syntax.suffix = Some(b[i] as char).filter(|&c| suffix_shift(c).is_some());
+        if syntax.suffix.is_some() {
+            i += 1;
+        }
+    }
+    (i == b.len()).then_some(syntax)
+}
+
+/// Parses a size the way QEMU's HMP does (`qemu_strtosz` with a default suffix):
+/// decimal digits with an optional `.fraction`, or a `0x` hex integer; then an optional
+/// one-letter suffix B K M G T P E (either case; `default_suffix` when absent). The fraction
+/// is scaled exactly and rounded half-up to whole bytes. Results above `INT64_MAX` are
+/// refused, as HMP does.
+///
+/// Errors: `Invalid size <text>` with `SWO_ERR_PARSE` for bad syntax (trailing characters,
+/// a non-zero fraction of bytes, a hex fraction or suffix), `SWO_ERR_OUT_OF_RANGE` for a
+/// negative value or one that does not fit; `SWO_ERR_INVALID_ARG` when `default_suffix` is
+/// not one of B K M G T P E.
+pub fn parse_size(text: &str, default_suffix: char) -> Result<u64> {
+    let default_shift = suffix_shift(default_suffix).ok_or_else(|| {
+        Error::invalid_arg(format!(
+            "default suffix '{}' is not one of B, K, M, G, T, P, E",
+            default_suffix.escape_default()
+        ))
+    })?;
+    let invalid = |code| Error::new(code, format!("Invalid size {text}"));
+    let syntax = scan_size(text).ok_or_else(|| invalid(Code::Parse))?;
+    let shift = syntax.suffix.and_then(suffix_shift).unwrap_or(default_shift);
+    let out_of_range = || invalid(Code::OutOfRange);
+    if syntax.negative {
+        return Err(out_of_range());
+    }
+
+    let mut integer = if syntax.integer.is_empty() {
+        0
+    } else {
+        u64::from_str_radix(syntax.integer, if syntax.hex { 16 } else { 10 })
+            .map_err(|_| out_of_range())?
+    };
+    // The fraction as 64-bit fixed point (fraction * 2^64), from its nearest double, so
+    // results match QEMU's to the byte.
+    let mut fraction_fixed: u64 = 0;
+    if let Some(digits) = syntax.fraction.filter(|d| !d.is_empty()) {
+        let fraction: f64 = format!("0.{digits}").parse().map_err(|_| invalid(Code::Parse))?;
+        if fraction >= 1.0 {
+            integer = integer.checked_add(1).ok_or_else(out_of_range)?;
+        } else {
+            fraction_fixed = (fraction * 18_446_744_073_709_551_616.0) as u64;
+            if fraction_fixed == 0 && digits.bytes().any(|d| d != b'0') {
+                fraction_fixed = 1; // a tiny but non-zero fraction still counts as one
+            }
+        }
+    }
+
+    let bytes = if shift == 0 {
+        if fraction_fixed != 0 {
+            return Err(invalid(Code::Parse)); // no fractions of a byte
+        }
+        integer
+    } else {
+        let scaled_fraction = (fraction_fixed as u128) << shift;
+        let round_half_up = (scaled_fraction >> 63) & 1;
+        let total = ((integer as u128) << shift) + (scaled_fraction >> 64) + round_half_up;
+        u64::try_from(total).map_err(|_| out_of_range())?
+    };
+    if bytes > i64::MAX as u64 {
+        return Err(out_of_range());
+    }
+    Ok(bytes)
+}
+
+/// Parses a plain decimal `u64` for an integer parameter set through HMP, with QEMU's HMP
+/// wording (`Parameter '<name>' expects uint64`).
+fn parse_hmp_integer(name: &str, text: &str) -> Result<u64> {
+    let message = || format!("Parameter '{name}' expects uint64");
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::parse(message()));
+    }
+    if digits.len() != text.len() {
+        return Err(Error::out_of_range(message()));
+    }
+    text.parse::<u64>().map_err(|_| Error::out_of_range(message()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// validation
+
+/// How C's `stringify(SIZE_MAX)` reads on this platform (glibc spelling).
+fn size_max_text() -> String {
+    if usize::BITS == 64 {
+        format!("({}UL)", usize::MAX)
+    } else {
+        format!("({}U)", usize::MAX)
+    }
+}
+
+fn expects(name: &str, what: &str) -> Error {
+    Error::out_of_range(format!("Parameter '{name}' expects {what}"))
+}
+
+/// Checks a whole parameter set (QEMU's `migrate_params_check`), with QEMU's wording; the
+/// library's own parameters are checked in the same style.
+pub fn validate(params: &Params) -> Result<()> {
+    let size_max = usize::MAX as u64;
+    let bandwidth_range = || format!("an integer in the range of 0 to {} bytes/second", size_max_text());
+    if params.max_bandwidth > size_max {
+        return Err(expects("max_bandwidth", &bandwidth_range()));
+    }
+    if params.avail_switchover_bandwidth > size_max {
+        return Err(expects("avail_switchover_bandwidth", &bandwidth_range()));
+    }
+    if params.downtime_limit_ms > MAX_MIGRATE_DOWNTIME_MS {
+        return Err(expects("downtime_limit", "an integer in the range of 0 to (2000 * 1000) ms"));
+    }
+    // QEMU does not bound max-postcopy-bandwidth.
+    if params.rollback_tolerance_pct > 1000 {
+        return Err(expects("rollback_tolerance", "an integer in the range of 0 to 1000 percent"));
+    }
+    if params.stall_margin_pct > 100 {
+        return Err(expects("stall_margin", "an integer in the range of 0 to 100 percent"));
+    }
+    if !(1..=1000).contains(&params.stall_passes) {
+        return Err(expects("stall_passes", "an integer in the range of 1 to 1000"));
+    }
+    if params.downtime_headroom_pct > 1000 {
+        return Err(expects("downtime_headroom", "an integer in the range of 0 to 1000 percent"));
+    }
+    if params.auto_downtime_max_ms > MAX_MIGRATE_DOWNTIME_MS {
+        return Err(expects(
+            "auto_downtime_max",
+            "an integer in the range of 0 to (2000 * 1000) ms",
+        ));
+    }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON forms
+
+/// The parameters as `query-migrate-parameters` returns them: every member, fixed order.
+pub fn params_to_json(params: &Params) -> String {
+    let members: Map<String, Value> =
+        Parameter::ALL.iter().map(|p| (p.name().to_owned(), Value::from(p.get(params)))).collect();
+    crate::report::qmp::to_string(&Value::Object(members))
+}
+
+/// The capabilities as `query-migrate-capabilities` returns them.
+pub fn capabilities_to_json(caps: &Capabilities) -> String {
+    let list: Vec<Value> = Capability::ALL
+        .iter()
+        .map(|c| {
+            let mut entry = Map::new();
+            entry.insert("capability".into(), Value::from(c.name()));
+            entry.insert("state".into(), Value::from(c.get(caps)));
+            Value::Object(entry)
+        })
+        .collect();
+    crate::report::qmp::to_string(&Value::Array(list))
+}
+
+/// One QMP member's value as a `u64` (QAPI `uint64` / `size`), with QEMU's wording.
+fn qmp_u64(name: &str, value: &Value) -> Result<u64> {
+    let message = || format!("Parameter '{name}' expects uint64");
+    match value {
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(v), _) => Ok(v),
+            // QEMU takes negative integers and wraps them; the library refuses them.
+            (None, Some(_)) => Err(Error::out_of_range(message())),
+            (None, None) => Err(Error::invalid_arg(message())),
+        },
+        _ => Err(Error::invalid_arg(message())),
+    }
+}
+
+/// Merges a `migrate-set-parameters` object over `current`: members are read in schema
+/// order (so a mistyped known member is reported before an unknown one, as QAPI does), then
+/// the whole result is validated.
+pub fn merge_params_json(current: &Params, json: &str) -> Result<Params> {
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| Error::parse(format!("JSON parse error, {e}")))?;
+    let Value::Object(members) = value else {
+        return Err(Error::parse("Invalid parameter type for 'parameters', expected: object"));
+    };
+    let mut merged = current.clone();
+    for p in Parameter::ALL {
+        if let Some(v) = members.get(p.name()) {
+            p.set(&mut merged, qmp_u64(p.name(), v)?);
+        }
+    }
+    if let Some(unknown) = members.keys().find(|k| Parameter::from_name(k).is_none()) {
+        return Err(unknown_parameter(unknown));
+    }
+    validate(&merged)?;
+    Ok(merged)
+}
+
+fn unknown_parameter(name: &str) -> Error {
+    Error::not_found(format!("Parameter '{name}' is unexpected"))
 }
 
 impl crate::Session {
     /// Replaces the whole parameter set after validating it; nothing changes on error.
-    pub fn set_params(&self, params: Params) -> crate::Result<()> {
+    pub fn set_params(&self, params: Params) -> Result<()> {
         validate(&params)?;
-        *crate::session::write(&self.params) = params;
+        *write(&self.params) = params;
         Ok(())
     }
 
     /// Replaces the capabilities.
-    pub fn set_capabilities(&self, caps: Capabilities) -> crate::Result<()> {
-        *crate::session::write(&self.caps) = caps;
+    pub fn set_capabilities(&self, caps: Capabilities) -> Result<()> {
+        *write(&self.caps) = caps;
         Ok(())
+    }
+
+    /// HMP `migrate_set_parameter <name> <value>`: bandwidths are sizes (MiB by default,
+    /// `Invalid size <value>` on error), the others plain decimal integers. The result is
+    /// validated as a whole; nothing changes on error. Allowed during a migration.
+    pub fn set_parameter(&self, name: &str, value: &str) -> Result<()> {
+        let param = Parameter::from_name(name).ok_or_else(|| unknown_parameter(name))?;
+        let parsed = if param.is_size() {
+            parse_size(value, 'M')?
+        } else {
+            parse_hmp_integer(name, value)?
+        };
+        let mut params = write(&self.params);
+        let mut updated = params.clone();
+        param.set(&mut updated, parsed);
+        validate(&updated)?;
+        *params = updated;
+        Ok(())
+    }
+
+    /// QMP `migrate-set-parameters`: merges the members of a JSON object over the current
+    /// set, validates the whole result and applies all or nothing.
+    pub fn set_parameters_json(&self, json: &str) -> Result<()> {
+        let mut params = write(&self.params);
+        let merged = merge_params_json(&params, json)?;
+        *params = merged;
+        Ok(())
+    }
+
+    /// `query-migrate-parameters` as JSON.
+    pub fn parameters_json(&self) -> String {
+        params_to_json(&read(&self.params))
+    }
+
+    /// HMP `migrate_set_capability` / QMP `migrate-set-capabilities` for one capability.
+    /// Refused while a migration is running, as QEMU does.
+    pub fn set_capability(&self, name: &str, on: bool) -> Result<()> {
+        let cap = Capability::from_name(name).ok_or_else(|| {
+            Error::not_found(format!("Parameter 'capability' does not accept value '{name}'"))
+        })?;
+        let mut caps = write(&self.caps);
+        if self.status().is_running() {
+            return Err(Error::bad_state("There's a migration process in progress"));
+        }
+        *cap.field(&mut caps) = on;
+        Ok(())
+    }
+
+    /// `query-migrate-capabilities` as JSON.
+    pub fn capabilities_json(&self) -> String {
+        capabilities_to_json(&read(&self.caps))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MigrationStatus;
+    use crate::Session;
+
+    #[test]
+    fn size_unit_steps_up_at_1000_of_the_current_unit() {
+        // 1000 KiB = 1024000 B is the first value shown in MiB.
+        assert_eq!(size_to_str(1_023_999), "1e+03 KiB");
+        assert_eq!(size_to_str(1_024_000), "0.977 MiB");
+    }
+
+    #[test]
+    fn capability_refused_while_running_with_qemu_message() {
+        let sess = Session::new();
+        sess.status.set(MigrationStatus::Active);
+        let err = sess.set_capability("events", true).unwrap_err();
+        assert_eq!(err.code, Code::BadState);
+        assert_eq!(err.message, "There's a migration process in progress");
+        assert!(!sess.capabilities().events);
+        for status in [MigrationStatus::Setup, MigrationStatus::Device, MigrationStatus::Cancelling] {
+            sess.status.set(status);
+            assert_eq!(sess.set_capability("postcopy-ram", true).unwrap_err().code, Code::BadState);
+        }
+        sess.status.set(MigrationStatus::Completed);
+        sess.set_capability("events", true).unwrap();
+        assert!(sess.capabilities().events);
+    }
+
+    #[test]
+    fn parameters_change_while_running() {
+        let sess = Session::new();
+        sess.status.set(MigrationStatus::Active);
+        sess.set_parameter("downtime-limit", "1500").unwrap();
+        assert_eq!(sess.params().downtime_limit_ms, 1500);
+        sess.set_parameters_json(r#"{"downtime-limit": 2000}"#).unwrap();
+        assert_eq!(sess.params().downtime_limit_ms, 2000);
     }
 }

@@ -166,3 +166,37 @@ pub(crate) unsafe fn session_call(
         result
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_swo_err_panic_with_a_message() {
+        let status = call(|| panic!("boom"));
+        assert_eq!(status, SWO_ERR_PANIC);
+        assert_eq!(last_error(), "internal error (panic): boom");
+    }
+
+    #[test]
+    fn an_error_sets_code_and_message() {
+        let status = call(|| Err(Error::invalid_arg("Invalid size 10MB")));
+        assert_eq!(status, SWO_ERR_INVALID_ARG);
+        assert_eq!(last_error(), "Invalid size 10MB");
+    }
+
+    #[test]
+    fn short_buffer_is_left_untouched() {
+        let mut buf = [b'x' as c_char; 4];
+        let mut needed = 0usize;
+        // SAFETY: buf is writable for its length; needed is a live usize.
+        let r = unsafe { write_str("abcd", buf.as_mut_ptr(), buf.len(), &mut needed) };
+        assert_eq!(r.unwrap_err().code, Code::BufferTooSmall);
+        assert_eq!(needed, 4);
+        assert!(buf.iter().all(|&c| c == b'x' as c_char));
+        let mut big = [0 as c_char; 5];
+        // SAFETY: as above.
+        unsafe { write_str("abcd", big.as_mut_ptr(), big.len(), &mut needed) }.unwrap();
+        assert_eq!(big.map(|c| c as u8), *b"abcd\0");
+    }
+}

@@ -1,1 +1,206 @@
-//! C ABI: ram (filled by its issue).
+//! C ABI: the built-in RAM model.
+use super::*;
+use crate::ram::{DirtySync, Ram, RamFigures, SyncResult};
+use std::ffi::c_void;
+
+/// The dirty-bitmap sync: returns the dirty pages left and writes into `*newly_dirtied` the
+/// pages newly dirtied since the previous sync (it is 0 when the callback leaves it alone).
+pub type SwoRamSyncDirtyFn =
+    Option<unsafe extern "C" fn(opaque: *mut c_void, newly_dirtied: *mut u64) -> u64>;
+
+/// The RAM model's operations. Copied by `swo_ram_new`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SwoRamOps {
+    /// `sizeof(SwoRamOps)`: lets the struct grow.
+    pub struct_size: u32,
+    /// Must be 0.
+    pub reserved: u32,
+    /// Called by exact (and final) queries, the dirty-bitmap sync; may be NULL (then exact
+    /// queries sync nothing). Figures above the RAM's page count are clamped to it, and a
+    /// `DEVICE_SIZE_WARNING` event says so once per migration.
+    pub sync_dirty: SwoRamSyncDirtyFn,
+}
+
+/// The RAM model's figures, as `query-migrate` reports them in `ram`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwoRamFigures {
+    /// Guest RAM size in bytes (`ram.total`).
+    pub total_bytes: u64,
+    /// Page size in bytes (`ram.page-size`).
+    pub page_size: u64,
+    /// Pages sent with content since `swo_migration_start` (`ram.normal`).
+    pub normal_pages: u64,
+    /// Zero pages sent since `swo_migration_start` (`ram.duplicate`).
+    pub zero_pages: u64,
+    /// Dirty pages still to send (`ram.remaining` = dirty_pages * page_size).
+    pub dirty_pages: u64,
+    /// Pages dirtied per second over the last window of at least 1000 ms
+    /// (`ram.dirty-pages-rate`); 0 before the first window closes.
+    pub dirty_pages_rate: u64,
+}
+
+impl From<RamFigures> for SwoRamFigures {
+    fn from(f: RamFigures) -> SwoRamFigures {
+        SwoRamFigures {
+            total_bytes: f.total_bytes,
+            page_size: f.page_size,
+            normal_pages: f.normal_pages,
+            zero_pages: f.zero_pages,
+            dirty_pages: f.dirty_pages,
+            dirty_pages_rate: f.dirty_pages_rate,
+        }
+    }
+}
+
+/// An opaque RAM model. Create with `swo_ram_new`, free with `swo_ram_free`.
+pub struct SwoRam {
+    inner: Ram,
+}
+
+struct CSync {
+    sync_dirty: unsafe extern "C" fn(*mut c_void, *mut u64) -> u64,
+    opaque: *mut c_void,
+}
+
+// SAFETY: the contract of `swo_ram_new` makes `sync_dirty` callable from any thread with this
+// `opaque`, concurrently, until `swo_ram_free` returns.
+unsafe impl Send for CSync {}
+// SAFETY: as above.
+unsafe impl Sync for CSync {}
+
+impl DirtySync for CSync {
+    fn sync_dirty(&self) -> SyncResult {
+        let mut newly_dirtied = 0u64;
+        // SAFETY: the VMM's callback with its opaque and a pointer to a live local.
+        let dirty_pages = unsafe { (self.sync_dirty)(self.opaque, &mut newly_dirtied) };
+        SyncResult { dirty_pages, newly_dirtied }
+    }
+}
+
+/// The smallest `struct_size` accepted for `SwoRamOps` (its first version).
+const RAM_OPS_V1_SIZE: usize = std::mem::size_of::<SwoRamOps>();
+
+/// Creates the session's built-in RAM model and registers it as the pending-data handler
+/// `ram` (instance 0); writes the handle into `*out`. Free it with `swo_ram_free`, before or
+/// after the session. The model starts with no dirty pages.
+///
+/// `total_bytes` must be a non-zero multiple of `page_size`; `page_size` a power of two from
+/// 512 bytes to 1 GiB. `ops` may be NULL, as may its `sync_dirty`: exact queries then sync
+/// nothing and the dirty count changes only through `swo_ram_set_dirty_pages` and
+/// `swo_ram_record_sent`. `ops` is copied. `sync_dirty` is called with `opaque` by exact and
+/// final queries, from whichever thread queries (several at once), with no library lock held,
+/// until `swo_ram_free` returns. Dirty bytes are reported as precopy, or as postcopy while
+/// the `postcopy-ram` capability is on.
+///
+/// Returns `SWO_OK`; `SWO_ERR_NULL_ARG` (session, out); `SWO_ERR_INVALID_ARG` (page size not a
+/// power of two, total 0 or not a multiple of the page size, `struct_size` too small,
+/// `reserved` not 0); `SWO_ERR_OUT_OF_RANGE` (page size outside 512 B..1 GiB);
+/// `SWO_ERR_EXISTS` (the session has a RAM model, or a handler `ram` instance 0);
+/// `SWO_ERR_REENTRANT` from a callback of this session. Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn swo_ram_new(
+    s: *mut SwoSession,
+    total_bytes: u64,
+    page_size: u64,
+    ops: *const SwoRamOps,
+    opaque: *mut c_void,
+    out: *mut *mut SwoRam,
+) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe {
+        session_call(s, |sess| {
+            let out = super::out(out, "out")?;
+            // SAFETY: `ops` is NULL (allowed) or a readable `SwoRamOps`, per the contract.
+            let sync = match ops.as_ref() {
+                None => None,
+                Some(ops) => ram_sync(ops, opaque)?,
+            };
+            let ram = Ram::new(sess, total_bytes, page_size, sync)?;
+            *out = Box::into_raw(Box::new(SwoRam { inner: ram }));
+            Ok(())
+        })
+    }
+}
+
+/// Checks a `SwoRamOps` and makes the sync it describes.
+fn ram_sync(ops: &SwoRamOps, opaque: *mut c_void) -> Result<Option<Box<dyn DirtySync>>> {
+    if (ops.struct_size as usize) < RAM_OPS_V1_SIZE {
+        return Err(Error::invalid_arg(format!(
+            "SwoRamOps.struct_size is {}, at least {RAM_OPS_V1_SIZE} expected",
+            ops.struct_size
+        )));
+    }
+    if ops.reserved != 0 {
+        return Err(Error::invalid_arg("SwoRamOps.reserved must be 0"));
+    }
+    Ok(ops.sync_dirty.map(|sync_dirty| Box::new(CSync { sync_dirty, opaque }) as Box<dyn DirtySync>))
+}
+
+/// Sets the RAM model's dirty page count (e.g. after the VMM's own bitmap sync). Returns
+/// `SWO_OK`, `SWO_ERR_NULL_ARG`, or `SWO_ERR_OUT_OF_RANGE` when `pages` exceeds the RAM's page
+/// count (`total_bytes / page_size`); then nothing changes. Any thread, also while queries run
+/// and from `sync_dirty` itself.
+#[no_mangle]
+pub unsafe extern "C" fn swo_ram_set_dirty_pages(ram: *mut SwoRam, pages: u64) -> SwoStatus {
+    call(|| {
+        // SAFETY: `ram` is NULL or a live handle from `swo_ram_new`.
+        let ram = unsafe { arg(ram, "ram") }?;
+        ram.inner.set_dirty_pages(pages)
+    })
+}
+
+/// Records pages sent: adds `normal_pages` to `ram.normal` and `zero_pages` to
+/// `ram.duplicate` (both saturating at `UINT64_MAX`), lowers the dirty count by their sum
+/// (not below 0), and counts them for `pages-per-second`. Returns `SWO_OK` or
+/// `SWO_ERR_NULL_ARG`. Any thread, also while queries run.
+#[no_mangle]
+pub unsafe extern "C" fn swo_ram_record_sent(
+    ram: *mut SwoRam,
+    normal_pages: u64,
+    zero_pages: u64,
+) -> SwoStatus {
+    call(|| {
+        // SAFETY: `ram` is NULL or a live handle from `swo_ram_new`.
+        let ram = unsafe { arg(ram, "ram") }?;
+        ram.inner.record_sent(normal_pages, zero_pages);
+        Ok(())
+    })
+}
+
+/// Writes the RAM model's figures into `*out` (what `query-migrate` reports in `ram`).
+/// Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+#[no_mangle]
+pub unsafe extern "C" fn swo_ram_get_figures(ram: *const SwoRam, out: *mut SwoRamFigures) -> SwoStatus {
+    call(|| {
+        // SAFETY: `ram` is NULL or a live handle from `swo_ram_new`; `out` NULL or writable.
+        let (ram, out) = unsafe { (arg(ram, "ram")?, super::out(out, "out")?) };
+        *out = SwoRamFigures::from(ram.inner.figures());
+        Ok(())
+    })
+}
+
+/// Unregisters the RAM model, waiting until no query runs its `sync_dirty` (none starts
+/// afterwards, so `opaque` may be freed once this returns), then frees the handle. NULL is a
+/// no-op. No other call on this handle may run or start. Any thread, except from a callback
+/// of the same session, where it cannot wait: the model then stays registered and allocated,
+/// and the thread's last error message says why.
+#[no_mangle]
+pub unsafe extern "C" fn swo_ram_free(ram: *mut SwoRam) {
+    call_or((), || {
+        if ram.is_null() {
+            return;
+        }
+        // SAFETY: `ram` came from `swo_ram_new` and is not used by anyone else now.
+        let boxed = unsafe { Box::from_raw(ram) };
+        match boxed.inner.close() {
+            Ok(()) => drop(boxed),
+            Err(e) => {
+                set_last_error(&e.message);
+                // Still registered: the handle must stay valid for a later free.
+                let _ = Box::into_raw(boxed);
+            }
+        }
+    })
+}

@@ -1,0 +1,110 @@
+//! The report renderers against QEMU's own layout, with the seed's figures
+//! (QEMU-BEHAVIOUR.md §HMP and issue "Monitor interface").
+use switchover::report::{MigrationInfo, RamInfo, XSwitchover};
+use switchover::state::MigrationStatus;
+
+fn seed_active() -> MigrationInfo {
+    MigrationInfo {
+        status: MigrationStatus::Active,
+        ram: Some(RamInfo {
+            transferred: 1_267_015_352, // 1.18 GiB
+            remaining: 1_460_288_880,   // 1.36 GiB
+            total: 4_316_200_960,       // 4.02 GiB
+            duplicate: 388_148,
+            normal: 307_923,
+            normal_bytes: 307_923 * 4096,
+            dirty_pages_rate: 0,
+            mbps: 840.5,
+            dirty_sync_count: 1,
+            postcopy_requests: 0,
+            page_size: 4096,
+            multifd_bytes: 0,
+            pages_per_second: 25_660,
+            precopy_bytes: 1_267_015_352,
+            downtime_bytes: 0,
+            postcopy_bytes: 0,
+            dirty_sync_missed_zero_copy: 0,
+        }),
+        remaining: Some(1_460_288_880),
+        vfio_transferred: None,
+        total_time: Some(12_080),
+        expected_downtime: Some(300),
+        downtime: None,
+        setup_time: Some(14),
+        error_desc: None,
+        x_switchover: None,
+    }
+}
+
+#[test]
+fn hmp_seed_sample_is_reproduced() {
+    let expected = concat!(
+        "Status: \t\tactive\n",
+        "Time (ms): \t\ttotal=12080, setup=14, exp_down=300\n",
+        "Remaining: \t\t1.36 GiB\n",
+        "RAM info:\n",
+        "  Throughput (Mbps): \t840.50\n",
+        "  Sizes: \t\tpagesize=4 KiB, total=4.02 GiB\n",
+        "  Transfers: \t\ttransferred=1.18 GiB, remain=1.36 GiB\n",
+        "    Channels: \t\tprecopy=1.18 GiB, multifd=0 B, postcopy=0 B\n",
+        "    Page Types: \tnormal=307923, zero=388148\n",
+        "  Page Rates (pps): \ttransfer=25660\n",
+        "  Others: \t\tdirty_syncs=1\n",
+    );
+    assert_eq!(seed_active().to_hmp_text(), expected);
+}
+
+#[test]
+fn hmp_optional_figures_appear_only_when_non_zero() {
+    let mut info = seed_active();
+    info.vfio_transferred = Some(8 * 1024 * 1024);
+    let ram = info.ram.as_mut().unwrap();
+    ram.dirty_pages_rate = 4;
+    ram.postcopy_requests = 57_503;
+    ram.downtime_bytes = 32_312_649;
+    let text = info.to_hmp_text();
+    assert!(text.contains("    Channels: \t\tprecopy=1.18 GiB, multifd=0 B, postcopy=0 B, vfio=8 MiB\n"));
+    assert!(text.contains("  Page Rates (pps): \ttransfer=25660, dirty=4\n"));
+    assert!(text.contains("  Others: \t\tdirty_syncs=1, postcopy_req=57503, downtime_bytes=32312649\n"));
+}
+
+#[test]
+fn hmp_stalled_line_only_while_stalled() {
+    let mut info = seed_active();
+    info.x_switchover = Some(XSwitchover { stalled: false, ..Default::default() });
+    assert!(!info.to_hmp_text().contains("Stalled"));
+    info.x_switchover = Some(XSwitchover {
+        stalled: true,
+        passes_since_progress: 5,
+        best_remaining: 2_050_000_000,
+        recommended_downtime: 2101,
+        ..Default::default()
+    });
+    assert!(info.to_hmp_text().contains(
+        "Remaining: \t\t1.36 GiB\nStalled: \t\t5 passes, best remaining 1.91 GiB, downtime-limit 2101 ms would converge\nRAM info:\n"
+    ));
+}
+
+#[test]
+fn hmp_failed_shows_error_and_no_time_line_without_time() {
+    let mut info = MigrationInfo::empty();
+    info.status = MigrationStatus::Failed;
+    info.error_desc = Some("Unable to write to socket: Broken pipe".into());
+    assert_eq!(info.to_hmp_text(), "Status: \t\tfailed (Unable to write to socket: Broken pipe)\n");
+}
+
+#[test]
+fn qmp_none_is_an_empty_object() {
+    assert_eq!(MigrationInfo::empty().to_qmp_json(), "{}");
+}
+
+#[test]
+fn qmp_member_order_is_qemus() {
+    let mut info = seed_active();
+    info.vfio_transferred = Some(1);
+    let json = info.to_qmp_json();
+    let order = ["\"status\"", "\"ram\"", "\"remaining\"", "\"vfio\"", "\"total-time\"", "\"expected-downtime\"", "\"setup-time\""];
+    let positions: Vec<usize> = order.iter().map(|k| json.find(k).unwrap_or_else(|| panic!("{k} missing"))).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+    assert!(json.starts_with("{\"status\": \"active\", \"ram\": {\"transferred\": 1267015352, \"remaining\": 1460288880, \"total\": 4316200960, \"duplicate\": 388148, \"normal\": 307923, \"normal-bytes\": 1261252608, \"dirty-pages-rate\": 0, \"mbps\": 840.5, \"dirty-sync-count\": 1,"));
+}
