@@ -336,6 +336,7 @@ fn cancel_during_a_step_finishes_when_the_step_returns_and_reports_stay_availabl
     sess.registry()
         .register("slow", 0, HandlerFlags::empty(), Box::new(Blocking { entered: entered.clone(), release: release.clone() }))
         .unwrap();
+    let other = sess.registry().register("other", 0, HandlerFlags::empty(), Box::new(Device::default())).unwrap();
     sess.migration_start(0).unwrap();
     sess.setup_done(1).unwrap();
     let stepper = {
@@ -343,8 +344,10 @@ fn cancel_during_a_step_finishes_when_the_step_returns_and_reports_stay_availabl
         std::thread::spawn(move || sess.iteration_step(2).map(|s| s.action))
     };
     entered.wait();
-    // While the handler runs: reports and monitor calls do not wait for it.
+    // While the handler runs: reports, unregistering another handler and monitor calls do
+    // not wait for it.
     assert_eq!(sess.snapshot(3).status, MigrationStatus::Active);
+    sess.registry().unregister(other).unwrap();
     sess.cancel(3).unwrap();
     assert_eq!(sess.status(), MigrationStatus::Cancelling);
     assert_eq!(sess.snapshot(3).status, MigrationStatus::Cancelling);

@@ -176,3 +176,26 @@ fn update_counters_needs_a_migration_under_way() {
     let sess = Session::new();
     assert_eq!(sess.update_counters(100).unwrap_err().code, Code::BadState);
 }
+
+#[test]
+fn record_transferred_from_many_threads_loses_nothing() {
+    let sess = std::sync::Arc::new(Session::new());
+    sess.migration_start(0).unwrap();
+    sess.setup_done(0).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let sess = sess.clone();
+            std::thread::spawn(move || {
+                let channel = if t % 2 == 0 { Channel::Main } else { Channel::Multifd };
+                for _ in 0..10_000 {
+                    sess.record_transferred(channel, 3);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = sess.snapshot(1);
+    assert_eq!((s.precopy_bytes, s.multifd_bytes, s.transferred), (60_000, 60_000, 120_000));
+}
