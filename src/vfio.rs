@@ -326,6 +326,13 @@ impl VfioTotals {
     }
 }
 
+impl Session {
+    /// The session's VFIO figures (`vfio.transferred`, device count).
+    pub fn vfio_totals(&self) -> &VfioTotals {
+        &self.vfio
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The device.
 
@@ -780,6 +787,17 @@ impl VfioDevice {
     /// The buckets the device reports from its cache.
     pub fn pending(&self) -> Pending {
         self.shared.pending()
+    }
+}
+
+impl std::fmt::Debug for VfioDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VfioDevice")
+            .field("name", &self.shared.name)
+            .field("handler_id", &self.handler_id)
+            .field("state", &self.state())
+            .field("sizes", &self.sizes())
+            .finish()
     }
 }
 
