@@ -520,6 +520,8 @@ impl Shared {
             Some(None) => {
                 st.precopy_init = 0;
                 st.precopy_dirty = 0;
+                // The 0 is ours, not the device's: the next good figure is no growth.
+                st.precopy_seen = false;
             }
             Some(Some((init, dirty))) => {
                 if st.precopy_seen && init > st.precopy_init {

@@ -477,6 +477,20 @@ fn a_new_precopy_phase_does_not_count_as_growth() {
 }
 
 #[test]
+fn a_good_read_after_a_failed_one_is_no_growth() {
+    let f = Fixture::new();
+    let (d, script) = f.device("gpu0", 2 * GIB);
+    d.set_state(6).unwrap();
+    script.precopy(Ok((10 * MIB, 0)));
+    d.refresh().unwrap();
+    script.precopy(Err(PrecopyFailure::Errno(libc::EIO)));
+    let _ = d.refresh();
+    script.precopy(Ok((10 * MIB, 0)));
+    d.refresh().unwrap();
+    assert_eq!(f.kinds(), ["precopy-query-failed"]);
+}
+
+#[test]
 fn each_kind_warns_once_per_device() {
     let f = Fixture::new();
     let (a, sa) = f.device("gpu0", 0);
@@ -679,6 +693,33 @@ fn freeing_a_device_while_another_thread_queries_is_safe() {
     let queries = querier.join().unwrap();
     assert!(queries > 0);
     assert_eq!(late.load(Ordering::SeqCst), 0, "a reader ran after its device was freed");
+}
+
+/// A handler that frees a VFIO device from inside its own query callback.
+struct Freer(Mutex<Option<VfioDevice>>);
+
+impl switchover::PendingSource for Freer {
+    fn save_query_pending(&self, _p: &mut Pending, _exact: bool, _final: bool) {
+        drop(self.0.lock().unwrap().take());
+    }
+}
+
+#[test]
+fn a_device_freed_from_a_callback_is_detached_not_deadlocked() {
+    let session = Arc::new(Session::new());
+    let script = Script::new(GIB);
+    let d = VfioDevice::new(&session, "gpu", Box::new(script.clone())).unwrap();
+    session
+        .registry()
+        .register("freer", 0, HandlerFlags::empty(), Box::new(Freer(Mutex::new(Some(d)))))
+        .unwrap();
+    // The freer runs after the device (registration order): the first query still counts it.
+    assert_eq!(session.query_pending(QueryKind::Fast).unwrap().total(), GIB);
+    let reads = script.reads();
+    let p = session.query_pending(QueryKind::Exact).unwrap();
+    assert_eq!(p.total(), 0, "a detached device reports nothing");
+    assert_eq!(script.reads(), reads, "and reads nothing");
+    assert_eq!(session.vfio_totals().transferred(), None);
 }
 
 #[test]
