@@ -231,8 +231,8 @@ static void test_garbage_and_faults(void)
     CHECK_EQ(sizes_of(v).stopcopy_size, INT64_MAX_U);
     CHECK_EQ(swo_vfio_refresh(v), SWO_ERR_OUT_OF_RANGE);
     CHECK_EQ(ev.warnings, 1);
-    CHECK(strstr(ev.all, "\"device\":\"gpu0\"") != NULL);
-    CHECK(strstr(ev.all, "\"kind\":\"stop-copy-overflow\"") != NULL);
+    CHECK(strstr(ev.all, "\"device\": \"gpu0\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"stop-copy-overflow\"") != NULL);
     CHECK(strstr(ev.all, "gpu0: Estimated stop copy size overflow: 0xffffffffffffffff") != NULL);
     SwoPending p;
     CHECK_EQ(swo_query_pending(s, true, &p), SWO_OK);
@@ -246,7 +246,7 @@ static void test_garbage_and_faults(void)
     CHECK_EQ(swo_query_pending(s, true, &p), SWO_OK);
     CHECK_EQ(p.precopy_bytes, 120 * MIB);
     CHECK_EQ(p.stopcopy_bytes, 0);
-    CHECK(strstr(ev.all, "\"kind\":\"precopy-exceeds-stop-copy\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"precopy-exceeds-stop-copy\"") != NULL);
 
     /* Reader failure: stop-copy 100 GiB, precopy 0, IO. */
     d.stop_rc = -EIO;
@@ -256,8 +256,8 @@ static void test_garbage_and_faults(void)
     CHECK_EQ(z.stopcopy_size, UINT64_C(107374182400));
     CHECK_EQ(z.precopy_init_size, 0);
     CHECK_EQ(z.precopy_dirty_size, 0);
-    CHECK(strstr(ev.all, "\"kind\":\"stop-copy-query-failed\"") != NULL);
-    CHECK(strstr(ev.all, "\"kind\":\"precopy-query-failed\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"stop-copy-query-failed\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"precopy-query-failed\"") != NULL);
     /* A garbage return code (positive) is a failure too. */
     d.stop_rc = 7;
     d.precopy_rc = 0;
@@ -274,7 +274,7 @@ static void test_garbage_and_faults(void)
     z = sizes_of(v);
     CHECK_EQ(z.stopcopy_size, 0);
     CHECK_EQ(z.precopy_init_size, 0);
-    CHECK(strstr(ev.all, "\"kind\":\"read-exceeds-cache\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"read-exceeds-cache\"") != NULL);
 
     /* Initial bytes that grow between reads: kept, warned. */
     d.stop_copy_length = GIB;
@@ -283,7 +283,7 @@ static void test_garbage_and_faults(void)
     d.initial_bytes = 20 * MIB;
     CHECK_EQ(swo_vfio_refresh(v), SWO_OK);
     CHECK_EQ(sizes_of(v).precopy_init_size, 20 * MIB);
-    CHECK(strstr(ev.all, "\"kind\":\"precopy-init-grew\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"precopy-init-grew\"") != NULL);
 
     /* No precopy reader: precopy info unavailable in PRE_COPY. */
     struct device nic = { .stop_copy_length = 8 * MIB };
@@ -293,7 +293,7 @@ static void test_garbage_and_faults(void)
     CHECK_EQ(swo_vfio_new(s, "nic0", &ops, &nic, &n), SWO_OK);
     CHECK_EQ(swo_vfio_set_state(n, SWO_VFIO_STATE_PRE_COPY), SWO_OK);
     CHECK_EQ(swo_vfio_refresh(n), SWO_ERR_BAD_STATE);
-    CHECK(strstr(ev.all, "\"kind\":\"precopy-info-unavailable\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"precopy-info-unavailable\"") != NULL);
 
     unsigned before = ev.warnings;
     d.stop_copy_length = UINT64_MAX;
@@ -317,12 +317,12 @@ static void test_real_ioctl_without_a_device(void)
     SwoVfio *v = NULL;
     CHECK_EQ(swo_vfio_new_fd(s, "gpu0", fd, &v), SWO_OK);
     CHECK_EQ(sizes_of(v).stopcopy_size, UINT64_C(107374182400));
-    CHECK(strstr(ev.all, "\"kind\":\"stop-copy-query-failed\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"stop-copy-query-failed\"") != NULL);
     CHECK_EQ(swo_vfio_set_data_fd(v, -2), SWO_ERR_INVALID_ARG);
     CHECK_EQ(swo_vfio_set_data_fd(v, fd), SWO_OK);
     CHECK_EQ(swo_vfio_set_state(v, SWO_VFIO_STATE_PRE_COPY), SWO_OK);
     CHECK_EQ(swo_vfio_refresh(v), SWO_ERR_IO);
-    CHECK(strstr(ev.all, "\"kind\":\"precopy-query-failed\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"precopy-query-failed\"") != NULL);
     swo_vfio_free(v);
     close(fd);
     swo_session_free(s);

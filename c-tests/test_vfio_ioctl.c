@@ -115,7 +115,7 @@ int main(void)
     CHECK_EQ(ctl->precopy_calls, 0);
     CHECK_EQ(sizes_of(v).precopy_init_size, 0);
     CHECK_EQ(ev.warnings, 1);
-    CHECK(strstr(ev.last, "\"kind\":\"precopy-info-unavailable\"") != NULL);
+    CHECK(strstr(ev.last, "\"kind\": \"precopy-info-unavailable\"") != NULL);
 
     /* With the data fd: VFIO_MIG_GET_PRECOPY_INFO, argsz 24, flags 0; flags coming back
      * (garbage here) are ignored. */
@@ -168,7 +168,7 @@ int main(void)
     CHECK_EQ(z.precopy_init_size, INT64_MAX_U);
     CHECK_EQ(z.precopy_dirty_size, 1);
     CHECK(strstr(ev.all, "gpu0: Estimated precopy init size overflow: 0xffffffffffffffff") != NULL);
-    CHECK(strstr(ev.all, "\"kind\":\"precopy-exceeds-stop-copy\"") != NULL);
+    CHECK(strstr(ev.all, "\"kind\": \"precopy-exceeds-stop-copy\"") != NULL);
     /* ... and precopy larger than stop-copy leaves a stop-copy bucket of 0. */
     CHECK_EQ(swo_query_pending(s, false, &p), SWO_OK);
     CHECK_EQ(p.stopcopy_bytes, 0);
@@ -180,7 +180,7 @@ int main(void)
     ctl->stop_copy_errno = ENOTTY;
     CHECK_EQ(swo_vfio_refresh(v), SWO_ERR_IO);
     CHECK_EQ(sizes_of(v).stopcopy_size, UINT64_C(107374182400));
-    CHECK(strstr(ev.last, "\"kind\":\"stop-copy-query-failed\"") != NULL);
+    CHECK(strstr(ev.last, "\"kind\": \"stop-copy-query-failed\"") != NULL);
     ctl->stop_copy_errno = 0;
     ctl->stop_copy_length = GIB;
     ctl->initial_bytes = 100 * MIB;
@@ -192,7 +192,7 @@ int main(void)
     CHECK_EQ(z.stopcopy_size, GIB);
     CHECK_EQ(z.precopy_init_size, 0);
     CHECK_EQ(z.precopy_dirty_size, 0);
-    CHECK(strstr(ev.last, "\"kind\":\"precopy-query-failed\"") != NULL);
+    CHECK(strstr(ev.last, "\"kind\": \"precopy-query-failed\"") != NULL);
     ctl->precopy_errno = 0;
 
     /* After free no ioctl is issued for the device. */
