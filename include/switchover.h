@@ -142,6 +142,47 @@
 #define SWO_CHANNEL_MULTIFD 1
 
 /**
+ * uAPI device state `VFIO_DEVICE_STATE_ERROR`.
+ */
+#define SWO_VFIO_STATE_ERROR 0
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_STOP`.
+ */
+#define SWO_VFIO_STATE_STOP 1
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_RUNNING` (a new device starts here).
+ */
+#define SWO_VFIO_STATE_RUNNING 2
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_STOP_COPY`.
+ */
+#define SWO_VFIO_STATE_STOP_COPY 3
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_RESUMING`.
+ */
+#define SWO_VFIO_STATE_RESUMING 4
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_RUNNING_P2P`.
+ */
+#define SWO_VFIO_STATE_RUNNING_P2P 5
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_PRE_COPY`: precopy info is read only here and in
+ * PRE_COPY_P2P.
+ */
+#define SWO_VFIO_STATE_PRE_COPY 6
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_PRE_COPY_P2P`.
+ */
+#define SWO_VFIO_STATE_PRE_COPY_P2P 7
+
+/**
  * An opaque RAM model. Create with `swo_ram_new`, free with `swo_ram_free`.
  */
 typedef struct SwoRam SwoRam;
@@ -150,6 +191,12 @@ typedef struct SwoRam SwoRam;
  * An opaque migration session. Create with `swo_session_new`, free with `swo_session_free`.
  */
 typedef struct SwoSession SwoSession;
+
+/**
+ * An opaque VFIO device model. Create with `swo_vfio_new` or `swo_vfio_new_fd`, free with
+ * `swo_vfio_free`.
+ */
+typedef struct SwoVfio SwoVfio;
 
 /**
  * A status code returned by every function that can fail (`SWO_OK` or an `SWO_ERR_*`).
@@ -406,6 +453,53 @@ typedef struct SwoVmmOps {
      */
     void (*event)(void *opaque, const char *event_json);
 } SwoVmmOps;
+
+/**
+ * The VMM's own size readers for a VFIO device. Copied by `swo_vfio_new`.
+ */
+typedef struct SwoVfioOps {
+    /**
+     * `sizeof(SwoVfioOps)`: lets the struct grow.
+     */
+    uint32_t struct_size;
+    /**
+     * Must be 0.
+     */
+    uint32_t reserved;
+    /**
+     * Required. Writes the device's stop-copy estimate (`stop_copy_length` of
+     * `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`) and returns 0, or returns -errno.
+     */
+    int (*query_stop_copy_size)(void *opaque, uint64_t *stop_copy_length);
+    /**
+     * Optional (NULL: no precopy info). Writes `initial_bytes` and `dirty_bytes` of
+     * `VFIO_MIG_GET_PRECOPY_INFO` and returns 0, or returns -errno. Called only while the
+     * device is in PRE_COPY / PRE_COPY_P2P.
+     */
+    int (*query_precopy_info)(void *opaque, uint64_t *initial_bytes, uint64_t *dirty_bytes);
+} SwoVfioOps;
+
+/**
+ * A VFIO device's cached sizes, all in bytes.
+ */
+typedef struct SwoVfioSizes {
+    /**
+     * Cached device total for stop-copy; includes the precopy data.
+     */
+    uint64_t stopcopy_size;
+    /**
+     * Cached precopy `initial_bytes`.
+     */
+    uint64_t precopy_init_size;
+    /**
+     * Cached precopy `dirty_bytes`.
+     */
+    uint64_t precopy_dirty_size;
+    /**
+     * Device bytes read (`swo_vfio_record_read`) since `swo_migration_start`.
+     */
+    uint64_t transferred;
+} SwoVfioSizes;
 
 /**
  * Success.
@@ -839,6 +933,96 @@ const char *swo_status_name(SwoStatus code);
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BUFFER_TOO_SMALL`. Any thread.
  */
 SwoStatus swo_last_error_message(char *buf, size_t len, size_t *out_len);
+
+/**
+ * Creates a VFIO device model named `name` whose sizes come from the VMM's readers in `ops`,
+ * registers it as the session's pending-data handler `name` (instance 0, flag
+ * `SWO_HANDLER_NO_POSTCOPY`), reads the stop-copy size once, and writes the handle into
+ * `*out`. `name` and `ops` are copied. The readers are called with `opaque`, from whichever
+ * thread queries or refreshes, possibly several at once, with no library lock held, until
+ * `swo_vfio_free` returns. The device starts in `SWO_VFIO_STATE_RUNNING`; it keeps the
+ * session alive until it is freed. A failing first read gives a `DEVICE_SIZE_WARNING`
+ * event, not an error.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (empty or non-UTF-8 `name`,
+ * `struct_size` too small, `reserved` not 0, NULL `query_stop_copy_size`), `SWO_ERR_EXISTS`
+ * (a handler of that name, instance 0, is registered), or `SWO_ERR_REENTRANT` from a
+ * callback of this session. Any thread.
+ */
+SwoStatus swo_vfio_new(struct SwoSession *s,
+                       const char *name,
+                       const struct SwoVfioOps *ops,
+                       void *opaque,
+                       struct SwoVfio **out);
+
+/**
+ * Creates a VFIO device model named `name` whose sizes the library reads itself: the
+ * `VFIO_DEVICE_FEATURE` ioctl (`GET | MIG_DATA_SIZE`) on `device_fd`, and
+ * `VFIO_MIG_GET_PRECOPY_INFO` on the data fd once `swo_vfio_set_data_fd` gave one. The fds
+ * stay the caller's (never closed by the library); keep them open until `swo_vfio_free`.
+ * Otherwise as `swo_vfio_new` (registration, first read, `*out`).
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (empty or non-UTF-8 `name`,
+ * negative `device_fd`), `SWO_ERR_EXISTS`, or `SWO_ERR_REENTRANT`. Any thread.
+ */
+SwoStatus swo_vfio_new_fd(struct SwoSession *s,
+                          const char *name,
+                          int device_fd,
+                          struct SwoVfio **out);
+
+/**
+ * Sets the migration data fd (from `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`) that
+ * `VFIO_MIG_GET_PRECOPY_INFO` is issued on; -1 unsets it. Without one, a device in
+ * PRE_COPY* reports precopy 0 with a `precopy-info-unavailable` warning. The fd stays the
+ * caller's. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (fd below -1), or
+ * `SWO_ERR_UNSUPPORTED` (a device created with `swo_vfio_new`). Any thread.
+ */
+SwoStatus swo_vfio_set_data_fd(struct SwoVfio *v, int data_fd);
+
+/**
+ * Tells the library the device's uAPI migration state (`SWO_VFIO_STATE_*`, the numbers of
+ * `enum vfio_device_mig_state`, 0..=7). Precopy info is re-read only in PRE_COPY and
+ * PRE_COPY_P2P. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, or `SWO_ERR_INVALID_ARG` (above 7).
+ * Any thread.
+ */
+SwoStatus swo_vfio_set_state(struct SwoVfio *v, uint32_t vfio_device_mig_state);
+
+/**
+ * Re-reads the sizes now, as an exact non-final query does: the stop-copy size always, the
+ * precopy info only in PRE_COPY*. The cache holds the documented figures even on failure:
+ * sizes above INT64_MAX are clamped to INT64_MAX (`SWO_ERR_OUT_OF_RANGE`); a failed
+ * stop-copy read gives 100 GiB (107374182400) and a failed precopy read 0 (`SWO_ERR_IO`);
+ * no data fd or precopy reader in PRE_COPY* gives precopy 0 (`SWO_ERR_BAD_STATE`). Each
+ * problem also raises a `DEVICE_SIZE_WARNING` event, once per device and kind. With several
+ * problems, the first in read order is returned. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, or
+ * one of the codes above. Any thread; the readers run on the calling thread.
+ */
+SwoStatus swo_vfio_refresh(struct SwoVfio *v);
+
+/**
+ * Records that the VMM read `bytes` of migration data from the device's data fd. The cache
+ * shrinks: stop-copy size by `bytes` (floor 0), then precopy initial and dirty bytes in that
+ * order by what they can take; a read of 0 bytes (end of precopy data for now) zeroes
+ * initial and dirty. A read larger than the cached stop-copy size floors at 0 with a
+ * `read-exceeds-cache` warning. The bytes count in the device's `transferred` and the
+ * session's `vfio.transferred`. They are NOT counted as sent on the wire: the VMM reports
+ * the bytes it sends with `swo_record_transferred` as usual, so VFIO data also counts in
+ * `ram.transferred`, as in QEMU. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+ */
+SwoStatus swo_vfio_record_read(struct SwoVfio *v, uint64_t bytes);
+
+/**
+ * Writes the device's cached sizes and its bytes read since `swo_migration_start` into
+ * `*out`; no device access. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+ */
+SwoStatus swo_vfio_get_sizes(struct SwoVfio *v, struct SwoVfioSizes *out);
+
+/**
+ * Unregisters the device's handler, waiting until none of its callbacks runs on any thread
+ * (so the readers' `opaque` and the fds may be released right after), then frees the
+ * device. NULL is a no-op. No other call on `v` may run or start. Called from a callback of
+ * the same session, where it cannot wait, the handler is detached instead: it stays
+ * registered (its name stays taken) but reports nothing and calls no reader. Any thread.
+ */
+void swo_vfio_free(struct SwoVfio *v);
 
 #ifdef __cplusplus
 }  // extern "C"
