@@ -891,6 +891,31 @@ SwoStatus swo_ram_get_figures(const struct SwoRam *ram, struct SwoRamFigures *ou
 void swo_ram_free(struct SwoRam *ram);
 
 /**
+ * Writes `query-migrate`'s return value (a QMP `MigrationInfo` object, QEMU 11.1 members,
+ * order and layout, plus `x-switchover`) at `now_ms` into `buf` under the string-out
+ * convention (`*out_len` = length without the NUL; NULL `buf` with `len` 0 asks for it).
+ * Any thread, at any time, also while the migration thread steps; never calls a handler.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BUFFER_TOO_SMALL`.
+ */
+SwoStatus swo_query_migrate_json(struct SwoSession *s,
+                                 uint64_t now_ms,
+                                 char *buf,
+                                 size_t len,
+                                 size_t *out_len);
+
+/**
+ * Writes HMP `info migrate` (QEMU 11.1 layout, tabs included, plus a `Stalled:` line while
+ * stalled) at `now_ms` into `buf`, under the same convention and threading as
+ * `swo_query_migrate_json`. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
+ * `SWO_ERR_BUFFER_TOO_SMALL`.
+ */
+SwoStatus swo_info_migrate_text(struct SwoSession *s,
+                                uint64_t now_ms,
+                                char *buf,
+                                size_t len,
+                                size_t *out_len);
+
+/**
  * Creates a session (status `none`, default parameters, no handlers) into `*out`.
  * Free it with `swo_session_free`. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
  */
