@@ -146,6 +146,73 @@ class SwoStep(Structure):
     ]
 
 
+#: ``uint64_t (*)(void *opaque, uint64_t *newly_dirtied)``
+SwoRamSyncDirtyFn = CFUNCTYPE(c_uint64, c_void_p, POINTER(c_uint64))
+
+
+class SwoRamOps(Structure):
+    """``SwoRamOps``: the RAM model's callbacks; copied by ``swo_ram_new``."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved", c_uint32),
+        ("sync_dirty", SwoRamSyncDirtyFn),
+    ]
+
+
+class SwoRamFigures(Structure):
+    """``SwoRamFigures``: what ``swo_ram_get_figures`` reports."""
+
+    _fields_ = [
+        ("total_bytes", c_uint64),
+        ("page_size", c_uint64),
+        ("normal_pages", c_uint64),
+        ("zero_pages", c_uint64),
+        ("dirty_pages", c_uint64),
+        ("dirty_pages_rate", c_uint64),
+    ]
+
+
+#: ``int (*)(void *opaque, uint64_t *stop_copy_length)``
+SwoVfioStopCopyFn = CFUNCTYPE(c_int, c_void_p, POINTER(c_uint64))
+#: ``int (*)(void *opaque, uint64_t *initial_bytes, uint64_t *dirty_bytes)``
+SwoVfioPrecopyFn = CFUNCTYPE(c_int, c_void_p, POINTER(c_uint64), POINTER(c_uint64))
+
+
+class SwoVfioOps(Structure):
+    """``SwoVfioOps``: a VFIO device's size queries; copied by ``swo_vfio_new``."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved", c_uint32),
+        ("query_stop_copy_size", SwoVfioStopCopyFn),
+        ("query_precopy_info", SwoVfioPrecopyFn),
+    ]
+
+
+class SwoVfioSizes(Structure):
+    """``SwoVfioSizes``: a VFIO device's cached sizes (``swo_vfio_get_sizes``)."""
+
+    _fields_ = [
+        ("stopcopy_size", c_uint64),
+        ("precopy_init_size", c_uint64),
+        ("precopy_dirty_size", c_uint64),
+        ("transferred", c_uint64),
+    ]
+
+
+class SwoRam(Structure):
+    """The opaque ``SwoRam`` (the built-in RAM model)."""
+
+    _fields_: list = []
+
+
+class SwoVfio(Structure):
+    """The opaque ``SwoVfio`` (the built-in VFIO device model)."""
+
+    _fields_: list = []
+
+
 class SwoSession(Structure):
     """The opaque ``SwoSession``; only pointers to it exist."""
 
@@ -153,6 +220,8 @@ class SwoSession(Structure):
 
 
 SessionP = POINTER(SwoSession)
+RamP = POINTER(SwoRam)
+VfioP = POINTER(SwoVfio)
 _buf = POINTER(c_char)  # a caller's output buffer (create_string_buffer) or None
 _size_p = POINTER(c_size_t)
 
@@ -179,6 +248,23 @@ FUNCTIONS = {
     "swo_query_capabilities_json": (c_uint32, [SessionP, _buf, c_size_t, _size_p]),
     "swo_size_to_str": (c_size_t, [c_uint64, _buf, c_size_t]),
     "swo_parse_size": (c_uint32, [c_char_p, c_char, POINTER(c_uint64)]),
+    # ram.rs (declared here; no Python wrapper class yet)
+    "swo_ram_new": (c_uint32, [SessionP, c_uint64, c_uint64, POINTER(SwoRamOps), c_void_p,
+                               POINTER(RamP)]),
+    "swo_ram_set_dirty_pages": (c_uint32, [RamP, c_uint64]),
+    "swo_ram_record_sent": (c_uint32, [RamP, c_uint64, c_uint64]),
+    "swo_ram_get_figures": (c_uint32, [RamP, POINTER(SwoRamFigures)]),
+    "swo_ram_free": (None, [RamP]),
+    # vfio.rs (declared here; no Python wrapper class yet)
+    "swo_vfio_new": (c_uint32, [SessionP, c_char_p, POINTER(SwoVfioOps), c_void_p,
+                                POINTER(VfioP)]),
+    "swo_vfio_new_fd": (c_uint32, [SessionP, c_char_p, c_int, POINTER(VfioP)]),
+    "swo_vfio_set_data_fd": (c_uint32, [VfioP, c_int]),
+    "swo_vfio_set_state": (c_uint32, [VfioP, c_uint32]),
+    "swo_vfio_refresh": (c_uint32, [VfioP]),
+    "swo_vfio_record_read": (c_uint32, [VfioP, c_uint64]),
+    "swo_vfio_get_sizes": (c_uint32, [VfioP, POINTER(SwoVfioSizes)]),
+    "swo_vfio_free": (None, [VfioP]),
     # engine.rs
     "swo_migration_start": (c_uint32, [SessionP, c_uint64]),
     "swo_setup_done": (c_uint32, [SessionP, c_uint64]),
@@ -196,6 +282,10 @@ FUNCTIONS = {
     "swo_set_switchover_acked": (c_uint32, [SessionP, c_bool]),
     "swo_set_vm_running": (c_uint32, [SessionP, c_bool]),
     "swo_get_status": (c_uint32, [SessionP]),
+    # SwoInfo / SwoAdvice are still settling on the engine branch: passed as raw pointers
+    # until they are mirrored here.
+    "swo_get_info": (c_uint32, [SessionP, c_uint64, c_void_p]),
+    "swo_get_advice": (c_uint32, [SessionP, c_uint64, c_void_p]),
     # report/
     "swo_query_migrate_json": (c_uint32, [SessionP, c_uint64, _buf, c_size_t, _size_p]),
     "swo_info_migrate_text": (c_uint32, [SessionP, c_uint64, _buf, c_size_t, _size_p]),
