@@ -10,6 +10,33 @@
 #include <stdint.h>
 
 /**
+ * `SwoInfo.flags`: `remaining_bytes` is reported in this status (query-migrate's top-level
+ * `remaining`: active, pre-switchover, device, cancelling, postcopy-active).
+ */
+#define SWO_INFO_HAS_REMAINING (1 << 0)
+
+/**
+ * `SwoInfo.flags`: the migration is stalled (no progress for `stall-passes` passes).
+ */
+#define SWO_INFO_STALLED (1 << 1)
+
+/**
+ * `SwoAdvice.flags`: the migration is stalled.
+ */
+#define SWO_ADVICE_STALLED (1 << 0)
+
+/**
+ * `SwoAdvice.flags`: the last exact figures fit within `downtime-limit` at the current
+ * switchover bandwidth: the next pass switches over (switchover-ack aside).
+ */
+#define SWO_ADVICE_WILL_SWITCHOVER (1 << 1)
+
+/**
+ * `SwoAdvice.flags`: `auto-downtime-max` is set and the recommendation is above it.
+ */
+#define SWO_ADVICE_BEYOND_MAX (1 << 2)
+
+/**
  * Handler flag: the exact query must run with the guest stopped.
  */
 #define SWO_HANDLER_EXACT_NEEDS_STOPPED_VM (1 << 0)
@@ -115,6 +142,47 @@
 #define SWO_CHANNEL_MULTIFD 1
 
 /**
+ * uAPI device state `VFIO_DEVICE_STATE_ERROR`.
+ */
+#define SWO_VFIO_STATE_ERROR 0
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_STOP`.
+ */
+#define SWO_VFIO_STATE_STOP 1
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_RUNNING` (a new device starts here).
+ */
+#define SWO_VFIO_STATE_RUNNING 2
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_STOP_COPY`.
+ */
+#define SWO_VFIO_STATE_STOP_COPY 3
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_RESUMING`.
+ */
+#define SWO_VFIO_STATE_RESUMING 4
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_RUNNING_P2P`.
+ */
+#define SWO_VFIO_STATE_RUNNING_P2P 5
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_PRE_COPY`: precopy info is read only here and in
+ * PRE_COPY_P2P.
+ */
+#define SWO_VFIO_STATE_PRE_COPY 6
+
+/**
+ * uAPI device state `VFIO_DEVICE_STATE_PRE_COPY_P2P`.
+ */
+#define SWO_VFIO_STATE_PRE_COPY_P2P 7
+
+/**
  * An opaque RAM model. Create with `swo_ram_new`, free with `swo_ram_free`.
  */
 typedef struct SwoRam SwoRam;
@@ -123,6 +191,12 @@ typedef struct SwoRam SwoRam;
  * An opaque migration session. Create with `swo_session_new`, free with `swo_session_free`.
  */
 typedef struct SwoSession SwoSession;
+
+/**
+ * An opaque VFIO device model. Create with `swo_vfio_new` or `swo_vfio_new_fd`, free with
+ * `swo_vfio_free`.
+ */
+typedef struct SwoVfio SwoVfio;
 
 /**
  * A status code returned by every function that can fail (`SWO_OK` or an `SWO_ERR_*`).
@@ -150,6 +224,117 @@ typedef struct SwoPending {
      */
     uint64_t total_bytes;
 } SwoPending;
+
+/**
+ * The result of one `swo_iteration_step`.
+ */
+typedef struct SwoStep {
+    /**
+     * `SWO_ACTION_*`.
+     */
+    uint32_t action;
+    /**
+     * `SWO_STEP_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * The figures the decision used.
+     */
+    struct SwoPending pending;
+    /**
+     * The threshold the decision compared against, in bytes.
+     */
+    uint64_t threshold_bytes;
+    /**
+     * `dirty-sync-count` after this step.
+     */
+    uint64_t pass;
+} SwoStep;
+
+/**
+ * A numeric snapshot of the migration for C callers.
+ */
+typedef struct SwoInfo {
+    /**
+     * `SWO_STATUS_*`.
+     */
+    uint32_t status;
+    /**
+     * `SWO_INFO_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * System-wide remaining bytes: the total of the last query, fast or exact.
+     */
+    uint64_t remaining_bytes;
+    /**
+     * Total of the last exact query (`dirty_bytes_last_sync`).
+     */
+    uint64_t last_sync_bytes;
+    /**
+     * The threshold of the last bandwidth window (0 before the first one closes).
+     */
+    uint64_t threshold_bytes;
+    /**
+     * `dirty-sync-count`.
+     */
+    uint64_t pass;
+    /**
+     * Bytes sent on every channel since `swo_migration_start`.
+     */
+    uint64_t transferred_bytes;
+    /**
+     * Throughput in Mbit/s (the last window's; at completion over the whole migration).
+     */
+    double mbps;
+    /**
+     * Bytes per second used for decisions.
+     */
+    double switchover_bw;
+    /**
+     * Expected downtime in ms; `INT64_MAX` when no bandwidth is known.
+     */
+    int64_t expected_downtime_ms;
+    /**
+     * ms since `swo_migration_start`, frozen when the migration ends.
+     */
+    uint64_t total_time_ms;
+    /**
+     * ms spent in `setup`.
+     */
+    uint64_t setup_time_ms;
+    /**
+     * ms the guest was (or has been, so far) stopped for the switchover.
+     */
+    uint64_t downtime_ms;
+} SwoInfo;
+
+/**
+ * The downtime advice.
+ */
+typedef struct SwoAdvice {
+    /**
+     * `SWO_ADVICE_*` bits.
+     */
+    uint32_t flags;
+    /**
+     * Passes since the best remaining was last beaten by `stall-margin` percent.
+     */
+    uint32_t passes_since_progress;
+    /**
+     * The lowest remaining seen at a pass (0 before the first pass).
+     */
+    uint64_t best_remaining_bytes;
+    /**
+     * Expected downtime in ms, as in `SwoInfo`.
+     */
+    int64_t expected_downtime_ms;
+    /**
+     * expected × (1 + `downtime-headroom`%), rounded up to whole ms; 0 if no change is
+     * advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
+     */
+    uint64_t recommended_downtime_ms;
+} SwoAdvice;
 
 /**
  * A device's pending-data callback. It ADDS its bytes into `*pending` (which the library
@@ -270,30 +455,51 @@ typedef struct SwoVmmOps {
 } SwoVmmOps;
 
 /**
- * The result of one `swo_iteration_step`.
+ * The VMM's own size readers for a VFIO device. Copied by `swo_vfio_new`.
  */
-typedef struct SwoStep {
+typedef struct SwoVfioOps {
     /**
-     * `SWO_ACTION_*`.
+     * `sizeof(SwoVfioOps)`: lets the struct grow.
      */
-    uint32_t action;
+    uint32_t struct_size;
     /**
-     * `SWO_STEP_*` bits.
+     * Must be 0.
      */
-    uint32_t flags;
+    uint32_t reserved;
     /**
-     * The figures the decision used.
+     * Required. Writes the device's stop-copy estimate (`stop_copy_length` of
+     * `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`) and returns 0, or returns -errno.
      */
-    struct SwoPending pending;
+    int (*query_stop_copy_size)(void *opaque, uint64_t *stop_copy_length);
     /**
-     * The threshold the decision compared against, in bytes.
+     * Optional (NULL: no precopy info). Writes `initial_bytes` and `dirty_bytes` of
+     * `VFIO_MIG_GET_PRECOPY_INFO` and returns 0, or returns -errno. Called only while the
+     * device is in PRE_COPY / PRE_COPY_P2P.
      */
-    uint64_t threshold_bytes;
+    int (*query_precopy_info)(void *opaque, uint64_t *initial_bytes, uint64_t *dirty_bytes);
+} SwoVfioOps;
+
+/**
+ * A VFIO device's cached sizes, all in bytes.
+ */
+typedef struct SwoVfioSizes {
     /**
-     * `dirty-sync-count` after this step.
+     * Cached device total for stop-copy; includes the precopy data.
      */
-    uint64_t pass;
-} SwoStep;
+    uint64_t stopcopy_size;
+    /**
+     * Cached precopy `initial_bytes`.
+     */
+    uint64_t precopy_init_size;
+    /**
+     * Cached precopy `dirty_bytes`.
+     */
+    uint64_t precopy_dirty_size;
+    /**
+     * Device bytes read (`swo_vfio_record_read`) since `swo_migration_start`.
+     */
+    uint64_t transferred;
+} SwoVfioSizes;
 
 /**
  * Success.
@@ -363,6 +569,162 @@ typedef struct SwoStep {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Starts a migration: `none`, `completed`, `cancelled` or `failed` → `setup`. Resets every
+ * statistic and opens the first 100 ms bandwidth window at `now_ms` (the caller's monotonic
+ * clock, in ms, as for every call taking `now_ms`). Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress), or
+ * `SWO_ERR_REENTRANT` from a callback of this session.
+ */
+SwoStatus swo_migration_start(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * `setup` → `active`; `setup-time` = `now_ms` − start. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_setup_done(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * Counts `bytes` sent on `channel` (`SWO_CHANNEL_MAIN` or `SWO_CHANNEL_MULTIFD`). Main-channel
+ * bytes count as precopy, downtime (pre-switchover, device) or postcopy bytes by the status
+ * at this moment. The hot path: lock-free, any number of threads at once; counters saturate.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (unknown channel).
+ */
+SwoStatus swo_record_transferred(struct SwoSession *s, uint32_t channel, uint64_t bytes);
+
+/**
+ * Closes the 100 ms bandwidth window when `now_ms >= window start + 100`: measures `mbps`,
+ * the switchover bandwidth (`avail-switchover-bandwidth` or the measured rate), the
+ * threshold (`bandwidth × downtime-limit`) and pages per second; does nothing earlier. A
+ * clock that went backwards restarts the window at `now_ms` and keeps the last figures.
+ * Allowed while a migration is under way. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BAD_STATE`.
+ */
+SwoStatus swo_update_counters(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * One pass of the migration loop (QEMU's decision): a fast query; an exact one when the
+ * total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
+ * meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
+ * `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
+ * drained) or `_WAIT` (switchover-ack holds a due switchover). Handler callbacks, `vm_stop`,
+ * `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
+ * `postcopy-active`. Migration thread. `*out` is written only on success.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
+ * cancelled or failed during the step), `SWO_ERR_IO` (`vm_resume` failed: the guest is
+ * still stopped), or `SWO_ERR_REENTRANT` from a callback of this session.
+ */
+SwoStatus swo_iteration_step(struct SwoSession *s, uint64_t now_ms, struct SwoStep *out);
+
+/**
+ * Begins the switchover. From `active`: stops the guest through `vm_stop` (unless the step
+ * already did; without VMM ops the VMM stops it before this call), starts the downtime
+ * clock, lifts the rate limit, moves to `device` and runs the final query (exact + final)
+ * into `*final_out`, then `*proceed` = true: send the rest, then `swo_complete`.
+ * With `pause-before-switchover` it stops at `pre-switchover` instead (`*proceed` false,
+ * `*final_out` zeroed); call again after the monitor's `swo_migrate_continue` (calls while
+ * still paused change nothing and give `*proceed` false). With `switchover-rollback`, a final
+ * total above the threshold by more than `rollback-tolerance` percent returns to `active`,
+ * resumes a guest the library stopped (else the VMM must resume it), and gives `*proceed`
+ * false. Migration thread. Outputs written only on success.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, `SWO_ERR_IO` (`vm_stop` or
+ * `vm_resume` failed), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_switchover_begin(struct SwoSession *s,
+                               uint64_t now_ms,
+                               struct SwoPending *final_out,
+                               bool *proceed);
+
+/**
+ * `migrate-continue`: `pre-switchover` → `device` when `expected_status` (`SWO_STATUS_*`)
+ * is the current status; otherwise `SWO_ERR_BAD_STATE` with QEMU's
+ * `Migration not in expected state: <current state>`. Any thread (the monitor's).
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not a status number),
+ * `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_migrate_continue(struct SwoSession *s, uint32_t expected_status);
+
+/**
+ * `migrate-start-postcopy`: the loop starts postcopy once `precopy + stopcopy` fits the
+ * threshold (`SWO_ACTION_START_POSTCOPY`). Needs capability `postcopy-ram` and a migration in
+ * `setup`, `active` or `pre-switchover` (`SWO_ERR_BAD_STATE` with QEMU's wording otherwise);
+ * `SWO_ERR_UNSUPPORTED` naming the device while a handler has `SWO_HANDLER_NO_POSTCOPY`.
+ * Any thread. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`,
+ * `SWO_ERR_UNSUPPORTED`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_postcopy_request(struct SwoSession *s);
+
+/**
+ * `active` → `device` → `postcopy-active` after `SWO_ACTION_START_POSTCOPY`: stops the guest
+ * through `vm_stop` unless the step already did (the destination runs it from now on);
+ * `downtime` = `now_ms` − the stop. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, or postcopy not
+ * requested), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
+ * (`vm_stop` failed), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_postcopy_start(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * `device` (after `swo_switchover_begin` gave `*proceed` true) or `postcopy-active` →
+ * `completed`; freezes total time, downtime and the throughput. Migration thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_complete(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * Cancels a live migration: → `cancelling`, then → `cancelled` at once when no
+ * migration-thread call is in flight, else when that call returns (it fails with
+ * `SWO_ERR_BAD_STATE`) or at the migration thread's next call. A guest the library stopped
+ * is resumed (not in postcopy). Cancelling again while `cancelling` is fine. Any thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way),
+ * `SWO_ERR_IO` (`vm_resume` failed; the status did change), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_cancel(struct SwoSession *s, uint64_t now_ms);
+
+/**
+ * Fails a live migration (→ `failed`), keeping `error_desc` (copied; may be NULL) for
+ * reports. A guest the library stopped is resumed (not in postcopy). Any thread.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`error_desc` not UTF-8),
+ * `SWO_ERR_BAD_STATE` (no migration under way), `SWO_ERR_IO` (`vm_resume` failed; the status
+ * did change), or `SWO_ERR_REENTRANT`.
+ */
+SwoStatus swo_fail(struct SwoSession *s, uint64_t now_ms, const char *error_desc);
+
+/**
+ * Records whether the destination acked the switchover (capability `switchover-ack`: while
+ * the guest runs, a due switchover waits for the ack). Cleared by `swo_migration_start`.
+ * Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_set_switchover_acked(struct SwoSession *s, bool acked);
+
+/**
+ * Records whether the guest runs (default: running); only the `switchover-ack` rule uses it.
+ * Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_set_vm_running(struct SwoSession *s, bool running);
+
+/**
+ * The current migration status (`SWO_STATUS_*`); `SWO_STATUS_NONE` for a NULL session.
+ * Lock-free, any thread.
+ */
+uint32_t swo_get_status(const struct SwoSession *s);
+
+/**
+ * Writes a consistent numeric snapshot at `now_ms` into `*out`. Never calls a handler and
+ * never waits for one. Any thread, any time.
+ * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_get_info(struct SwoSession *s, uint64_t now_ms, struct SwoInfo *out);
+
+/**
+ * Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
+ * best remaining, expected downtime and the recommended `downtime-limit` (expected ×
+ * (1 + `downtime-headroom`%), rounded up; 0 unless stalled with an expected downtime above
+ * the limit). Never calls a handler. Any thread, any time.
+ * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ */
+SwoStatus swo_get_advice(struct SwoSession *s, uint64_t now_ms, struct SwoAdvice *out);
 
 /**
  * Sets one parameter by its name, with HMP's rules (`migrate_set_parameter`): the
@@ -529,6 +891,31 @@ SwoStatus swo_ram_get_figures(const struct SwoRam *ram, struct SwoRamFigures *ou
 void swo_ram_free(struct SwoRam *ram);
 
 /**
+ * Writes `query-migrate`'s return value (a QMP `MigrationInfo` object, QEMU 11.1 members,
+ * order and layout, plus `x-switchover`) at `now_ms` into `buf` under the string-out
+ * convention (`*out_len` = length without the NUL; NULL `buf` with `len` 0 asks for it).
+ * Any thread, at any time, also while the migration thread steps; never calls a handler.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BUFFER_TOO_SMALL`.
+ */
+SwoStatus swo_query_migrate_json(struct SwoSession *s,
+                                 uint64_t now_ms,
+                                 char *buf,
+                                 size_t len,
+                                 size_t *out_len);
+
+/**
+ * Writes HMP `info migrate` (QEMU 11.1 layout, tabs included, plus a `Stalled:` line while
+ * stalled) at `now_ms` into `buf`, under the same convention and threading as
+ * `swo_query_migrate_json`. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
+ * `SWO_ERR_BUFFER_TOO_SMALL`.
+ */
+SwoStatus swo_info_migrate_text(struct SwoSession *s,
+                                uint64_t now_ms,
+                                char *buf,
+                                size_t len,
+                                size_t *out_len);
+
+/**
  * Creates a session (status `none`, default parameters, no handlers) into `*out`.
  * Free it with `swo_session_free`. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
  */
@@ -571,6 +958,96 @@ const char *swo_status_name(SwoStatus code);
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BUFFER_TOO_SMALL`. Any thread.
  */
 SwoStatus swo_last_error_message(char *buf, size_t len, size_t *out_len);
+
+/**
+ * Creates a VFIO device model named `name` whose sizes come from the VMM's readers in `ops`,
+ * registers it as the session's pending-data handler `name` (instance 0, flag
+ * `SWO_HANDLER_NO_POSTCOPY`), reads the stop-copy size once, and writes the handle into
+ * `*out`. `name` and `ops` are copied. The readers are called with `opaque`, from whichever
+ * thread queries or refreshes, possibly several at once, with no library lock held, until
+ * `swo_vfio_free` returns. The device starts in `SWO_VFIO_STATE_RUNNING`; it keeps the
+ * session alive until it is freed. A failing first read gives a `DEVICE_SIZE_WARNING`
+ * event, not an error.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (empty or non-UTF-8 `name`,
+ * `struct_size` too small, `reserved` not 0, NULL `query_stop_copy_size`), `SWO_ERR_EXISTS`
+ * (a handler of that name, instance 0, is registered), or `SWO_ERR_REENTRANT` from a
+ * callback of this session. Any thread.
+ */
+SwoStatus swo_vfio_new(struct SwoSession *s,
+                       const char *name,
+                       const struct SwoVfioOps *ops,
+                       void *opaque,
+                       struct SwoVfio **out);
+
+/**
+ * Creates a VFIO device model named `name` whose sizes the library reads itself: the
+ * `VFIO_DEVICE_FEATURE` ioctl (`GET | MIG_DATA_SIZE`) on `device_fd`, and
+ * `VFIO_MIG_GET_PRECOPY_INFO` on the data fd once `swo_vfio_set_data_fd` gave one. The fds
+ * stay the caller's (never closed by the library); keep them open until `swo_vfio_free`.
+ * Otherwise as `swo_vfio_new` (registration, first read, `*out`).
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (empty or non-UTF-8 `name`,
+ * negative `device_fd`), `SWO_ERR_EXISTS`, or `SWO_ERR_REENTRANT`. Any thread.
+ */
+SwoStatus swo_vfio_new_fd(struct SwoSession *s,
+                          const char *name,
+                          int device_fd,
+                          struct SwoVfio **out);
+
+/**
+ * Sets the migration data fd (from `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`) that
+ * `VFIO_MIG_GET_PRECOPY_INFO` is issued on; -1 unsets it. Without one, a device in
+ * PRE_COPY* reports precopy 0 with a `precopy-info-unavailable` warning. The fd stays the
+ * caller's. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (fd below -1), or
+ * `SWO_ERR_UNSUPPORTED` (a device created with `swo_vfio_new`). Any thread.
+ */
+SwoStatus swo_vfio_set_data_fd(struct SwoVfio *v, int data_fd);
+
+/**
+ * Tells the library the device's uAPI migration state (`SWO_VFIO_STATE_*`, the numbers of
+ * `enum vfio_device_mig_state`, 0..=7). Precopy info is re-read only in PRE_COPY and
+ * PRE_COPY_P2P. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, or `SWO_ERR_INVALID_ARG` (above 7).
+ * Any thread.
+ */
+SwoStatus swo_vfio_set_state(struct SwoVfio *v, uint32_t vfio_device_mig_state);
+
+/**
+ * Re-reads the sizes now, as an exact non-final query does: the stop-copy size always, the
+ * precopy info only in PRE_COPY*. The cache holds the documented figures even on failure:
+ * sizes above INT64_MAX are clamped to INT64_MAX (`SWO_ERR_OUT_OF_RANGE`); a failed
+ * stop-copy read gives 100 GiB (107374182400) and a failed precopy read 0 (`SWO_ERR_IO`);
+ * no data fd or precopy reader in PRE_COPY* gives precopy 0 (`SWO_ERR_BAD_STATE`). Each
+ * problem also raises a `DEVICE_SIZE_WARNING` event, once per device and kind. With several
+ * problems, the first in read order is returned. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, or
+ * one of the codes above. Any thread; the readers run on the calling thread.
+ */
+SwoStatus swo_vfio_refresh(struct SwoVfio *v);
+
+/**
+ * Records that the VMM read `bytes` of migration data from the device's data fd. The cache
+ * shrinks: stop-copy size by `bytes` (floor 0), then precopy initial and dirty bytes in that
+ * order by what they can take; a read of 0 bytes (end of precopy data for now) zeroes
+ * initial and dirty. A read larger than the cached stop-copy size floors at 0 with a
+ * `read-exceeds-cache` warning. The bytes count in the device's `transferred` and the
+ * session's `vfio.transferred`. They are NOT counted as sent on the wire: the VMM reports
+ * the bytes it sends with `swo_record_transferred` as usual, so VFIO data also counts in
+ * `ram.transferred`, as in QEMU. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+ */
+SwoStatus swo_vfio_record_read(struct SwoVfio *v, uint64_t bytes);
+
+/**
+ * Writes the device's cached sizes and its bytes read since `swo_migration_start` into
+ * `*out`; no device access. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+ */
+SwoStatus swo_vfio_get_sizes(struct SwoVfio *v, struct SwoVfioSizes *out);
+
+/**
+ * Unregisters the device's handler, waiting until none of its callbacks runs on any thread
+ * (so the readers' `opaque` and the fds may be released right after), then frees the
+ * device. NULL is a no-op. No other call on `v` may run or start. Called from a callback of
+ * the same session, where it cannot wait, the handler is detached instead: it stays
+ * registered (its name stays taken) but reports nothing and calls no reader. Any thread.
+ */
+void swo_vfio_free(struct SwoVfio *v);
 
 #ifdef __cplusplus
 }  // extern "C"

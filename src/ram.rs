@@ -201,7 +201,10 @@ impl RamHandler {
                 "DEVICE_SIZE_WARNING",
                 json!({
                     "device": RAM_IDSTR,
-                    "reason": "sync_dirty reported more pages than the RAM has; clamped",
+                    "kind": "dirty-pages-overflow",
+                    "message": format!(
+                        "{RAM_IDSTR}: sync_dirty reported more pages than the RAM has ({total}); clamped"
+                    ),
                     "dirty-pages": found.dirty_pages,
                     "newly-dirtied": found.newly_dirtied,
                     "total-pages": total,

@@ -206,6 +206,7 @@ fn garbage_from_sync_dirty_is_clamped_with_one_warning_event() {
     let event: serde_json::Value = serde_json::from_str(&seen[0]).unwrap();
     assert_eq!(event["event"], "DEVICE_SIZE_WARNING");
     assert_eq!(event["data"]["device"], "ram");
+    assert_eq!(event["data"]["kind"], "dirty-pages-overflow");
     assert_eq!(event["data"]["dirty-pages"], u64::MAX);
     assert_eq!(event["data"]["total-pages"], PAGES_1G);
     // Newly dirtied pages are clamped too: one full RAM per second at most.

@@ -1,1 +1,401 @@
-//! C ABI: engine (filled by its issue).
+//! C ABI of the convergence engine: lifecycle, counters, the iteration step, info and advice.
+use super::*;
+use crate::counters::Channel;
+use crate::engine::{Snapshot, Step};
+use crate::state::MigrationStatus;
+use std::ffi::c_char;
+
+/// `SwoInfo.flags`: `remaining_bytes` is reported in this status (query-migrate's top-level
+/// `remaining`: active, pre-switchover, device, cancelling, postcopy-active).
+pub const SWO_INFO_HAS_REMAINING: u32 = 1 << 0;
+/// `SwoInfo.flags`: the migration is stalled (no progress for `stall-passes` passes).
+pub const SWO_INFO_STALLED: u32 = 1 << 1;
+
+/// `SwoAdvice.flags`: the migration is stalled.
+pub const SWO_ADVICE_STALLED: u32 = 1 << 0;
+/// `SwoAdvice.flags`: the last exact figures fit within `downtime-limit` at the current
+/// switchover bandwidth: the next pass switches over (switchover-ack aside).
+pub const SWO_ADVICE_WILL_SWITCHOVER: u32 = 1 << 1;
+/// `SwoAdvice.flags`: `auto-downtime-max` is set and the recommendation is above it.
+pub const SWO_ADVICE_BEYOND_MAX: u32 = 1 << 2;
+
+/// A numeric snapshot of the migration for C callers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SwoInfo {
+    /// `SWO_STATUS_*`.
+    pub status: u32,
+    /// `SWO_INFO_*` bits.
+    pub flags: u32,
+    /// System-wide remaining bytes: the total of the last query, fast or exact.
+    pub remaining_bytes: u64,
+    /// Total of the last exact query (`dirty_bytes_last_sync`).
+    pub last_sync_bytes: u64,
+    /// The threshold of the last bandwidth window (0 before the first one closes).
+    pub threshold_bytes: u64,
+    /// `dirty-sync-count`.
+    pub pass: u64,
+    /// Bytes sent on every channel since `swo_migration_start`.
+    pub transferred_bytes: u64,
+    /// Throughput in Mbit/s (the last window's; at completion over the whole migration).
+    pub mbps: f64,
+    /// Bytes per second used for decisions.
+    pub switchover_bw: f64,
+    /// Expected downtime in ms; `INT64_MAX` when no bandwidth is known.
+    pub expected_downtime_ms: i64,
+    /// ms since `swo_migration_start`, frozen when the migration ends.
+    pub total_time_ms: u64,
+    /// ms spent in `setup`.
+    pub setup_time_ms: u64,
+    /// ms the guest was (or has been, so far) stopped for the switchover.
+    pub downtime_ms: u64,
+}
+
+/// The downtime advice.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwoAdvice {
+    /// `SWO_ADVICE_*` bits.
+    pub flags: u32,
+    /// Passes since the best remaining was last beaten by `stall-margin` percent.
+    pub passes_since_progress: u32,
+    /// The lowest remaining seen at a pass (0 before the first pass).
+    pub best_remaining_bytes: u64,
+    /// Expected downtime in ms, as in `SwoInfo`.
+    pub expected_downtime_ms: i64,
+    /// expected × (1 + `downtime-headroom`%), rounded up to whole ms; 0 if no change is
+    /// advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
+    pub recommended_downtime_ms: u64,
+}
+
+impl From<&Snapshot> for SwoInfo {
+    fn from(s: &Snapshot) -> SwoInfo {
+        let mut flags = 0;
+        if s.has_remaining {
+            flags |= SWO_INFO_HAS_REMAINING;
+        }
+        if s.stalled {
+            flags |= SWO_INFO_STALLED;
+        }
+        SwoInfo {
+            status: s.status as u32,
+            flags,
+            remaining_bytes: s.remaining,
+            last_sync_bytes: s.last_sync_bytes,
+            threshold_bytes: s.threshold_bytes,
+            pass: s.dirty_sync_count,
+            transferred_bytes: s.transferred,
+            mbps: s.mbps,
+            switchover_bw: s.switchover_bw,
+            expected_downtime_ms: s.expected_downtime_ms,
+            total_time_ms: s.total_time_ms,
+            setup_time_ms: s.setup_time_ms,
+            downtime_ms: s.downtime_ms,
+        }
+    }
+}
+
+impl From<&Snapshot> for SwoAdvice {
+    fn from(s: &Snapshot) -> SwoAdvice {
+        let mut flags = 0;
+        if s.stalled {
+            flags |= SWO_ADVICE_STALLED;
+        }
+        if s.will_switchover {
+            flags |= SWO_ADVICE_WILL_SWITCHOVER;
+        }
+        if s.beyond_max {
+            flags |= SWO_ADVICE_BEYOND_MAX;
+        }
+        SwoAdvice {
+            flags,
+            passes_since_progress: u32::try_from(s.passes_since_progress).unwrap_or(u32::MAX),
+            best_remaining_bytes: s.best_remaining,
+            expected_downtime_ms: s.expected_downtime_ms,
+            recommended_downtime_ms: s.recommended_downtime_ms,
+        }
+    }
+}
+
+impl From<Step> for SwoStep {
+    fn from(s: Step) -> SwoStep {
+        let mut flags = 0;
+        if s.exact {
+            flags |= SWO_STEP_EXACT;
+        }
+        if s.vm_stopped {
+            flags |= SWO_STEP_VM_STOPPED;
+        }
+        SwoStep {
+            action: s.action as u32,
+            flags,
+            pending: s.pending.into(),
+            threshold_bytes: s.threshold,
+            pass: s.pass,
+        }
+    }
+}
+
+/// Starts a migration: `none`, `completed`, `cancelled` or `failed` → `setup`. Resets every
+/// statistic and opens the first 100 ms bandwidth window at `now_ms` (the caller's monotonic
+/// clock, in ms, as for every call taking `now_ms`). Migration thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress), or
+/// `SWO_ERR_REENTRANT` from a callback of this session.
+#[no_mangle]
+pub unsafe extern "C" fn swo_migration_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
+    // SAFETY: `s` is NULL or a live session, per the C contract.
+    unsafe { session_call(s, |sess| sess.migration_start(now_ms)) }
+}
+
+/// `setup` → `active`; `setup-time` = `now_ms` − start. Migration thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_setup_done(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe { session_call(s, |sess| sess.setup_done(now_ms)) }
+}
+
+/// Counts `bytes` sent on `channel` (`SWO_CHANNEL_MAIN` or `SWO_CHANNEL_MULTIFD`). Main-channel
+/// bytes count as precopy, downtime (pre-switchover, device) or postcopy bytes by the status
+/// at this moment. The hot path: lock-free, any number of threads at once; counters saturate.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (unknown channel).
+#[no_mangle]
+pub unsafe extern "C" fn swo_record_transferred(
+    s: *mut SwoSession,
+    channel: u32,
+    bytes: u64,
+) -> SwoStatus {
+    // Not through `session_call`: no events can be raised here, and the hot path takes no lock.
+    call(|| {
+        // SAFETY: as above.
+        let sess = unsafe { session(s) }?;
+        sess.record_transferred(Channel::from_u32(channel)?, bytes);
+        Ok(())
+    })
+}
+
+/// Closes the 100 ms bandwidth window when `now_ms >= window start + 100`: measures `mbps`,
+/// the switchover bandwidth (`avail-switchover-bandwidth` or the measured rate), the
+/// threshold (`bandwidth × downtime-limit`) and pages per second; does nothing earlier. A
+/// clock that went backwards restarts the window at `now_ms` and keeps the last figures.
+/// Allowed while a migration is under way. Migration thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BAD_STATE`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_update_counters(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe { session_call(s, |sess| sess.update_counters(now_ms).map(|_| ())) }
+}
+
+/// One pass of the migration loop (QEMU's decision): a fast query; an exact one when the
+/// total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
+/// meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
+/// `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
+/// drained) or `_WAIT` (switchover-ack holds a due switchover). Handler callbacks, `vm_stop`,
+/// `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
+/// `postcopy-active`. Migration thread. `*out` is written only on success.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
+/// cancelled or failed during the step), `SWO_ERR_IO` (`vm_resume` failed: the guest is
+/// still stopped), or `SWO_ERR_REENTRANT` from a callback of this session.
+#[no_mangle]
+pub unsafe extern "C" fn swo_iteration_step(
+    s: *mut SwoSession,
+    now_ms: u64,
+    out: *mut SwoStep,
+) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe {
+        session_call(s, |sess| {
+            let out = super::out(out, "out")?;
+            *out = sess.iteration_step(now_ms)?.into();
+            Ok(())
+        })
+    }
+}
+
+/// Begins the switchover. From `active`: stops the guest through `vm_stop` (unless the step
+/// already did; without VMM ops the VMM stops it before this call), starts the downtime
+/// clock, lifts the rate limit, moves to `device` and runs the final query (exact + final)
+/// into `*final_out`, then `*proceed` = true: send the rest, then `swo_complete`.
+/// With `pause-before-switchover` it stops at `pre-switchover` instead (`*proceed` false,
+/// `*final_out` zeroed); call again after the monitor's `swo_migrate_continue` (calls while
+/// still paused change nothing and give `*proceed` false). With `switchover-rollback`, a final
+/// total above the threshold by more than `rollback-tolerance` percent returns to `active`,
+/// resumes a guest the library stopped (else the VMM must resume it), and gives `*proceed`
+/// false. Migration thread. Outputs written only on success.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, `SWO_ERR_IO` (`vm_stop` or
+/// `vm_resume` failed), or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_switchover_begin(
+    s: *mut SwoSession,
+    now_ms: u64,
+    final_out: *mut SwoPending,
+    proceed: *mut bool,
+) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe {
+        session_call(s, |sess| {
+            let final_out = out(final_out, "final_out")?;
+            let proceed = out(proceed, "proceed")?;
+            let outcome = sess.switchover_begin(now_ms)?;
+            *final_out = outcome.final_pending.into();
+            *proceed = outcome.proceed;
+            Ok(())
+        })
+    }
+}
+
+/// `migrate-continue`: `pre-switchover` → `device` when `expected_status` (`SWO_STATUS_*`)
+/// is the current status; otherwise `SWO_ERR_BAD_STATE` with QEMU's
+/// `Migration not in expected state: <current state>`. Any thread (the monitor's).
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not a status number),
+/// `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_migrate_continue(s: *mut SwoSession, expected_status: u32) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe {
+        session_call(s, |sess| {
+            let expected = MigrationStatus::from_u32(expected_status).ok_or_else(|| {
+                Error::invalid_arg(format!("unknown migration status {expected_status}"))
+            })?;
+            sess.migrate_continue(expected)
+        })
+    }
+}
+
+/// `migrate-start-postcopy`: the loop starts postcopy once `precopy + stopcopy` fits the
+/// threshold (`SWO_ACTION_START_POSTCOPY`). Needs capability `postcopy-ram` and a migration in
+/// `setup`, `active` or `pre-switchover` (`SWO_ERR_BAD_STATE` with QEMU's wording otherwise);
+/// `SWO_ERR_UNSUPPORTED` naming the device while a handler has `SWO_HANDLER_NO_POSTCOPY`.
+/// Any thread. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`,
+/// `SWO_ERR_UNSUPPORTED`, or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_postcopy_request(s: *mut SwoSession) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe { session_call(s, |sess| sess.postcopy_request()) }
+}
+
+/// `active` → `device` → `postcopy-active` after `SWO_ACTION_START_POSTCOPY`: stops the guest
+/// through `vm_stop` unless the step already did (the destination runs it from now on);
+/// `downtime` = `now_ms` − the stop. Migration thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, or postcopy not
+/// requested), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
+/// (`vm_stop` failed), or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe { session_call(s, |sess| sess.postcopy_start(now_ms)) }
+}
+
+/// `device` (after `swo_switchover_begin` gave `*proceed` true) or `postcopy-active` →
+/// `completed`; freezes total time, downtime and the throughput. Migration thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe { session_call(s, |sess| sess.complete(now_ms)) }
+}
+
+/// Cancels a live migration: → `cancelling`, then → `cancelled` at once when no
+/// migration-thread call is in flight, else when that call returns (it fails with
+/// `SWO_ERR_BAD_STATE`) or at the migration thread's next call. A guest the library stopped
+/// is resumed (not in postcopy). Cancelling again while `cancelling` is fine. Any thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way),
+/// `SWO_ERR_IO` (`vm_resume` failed; the status did change), or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_cancel(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe { session_call(s, |sess| sess.cancel(now_ms)) }
+}
+
+/// Fails a live migration (→ `failed`), keeping `error_desc` (copied; may be NULL) for
+/// reports. A guest the library stopped is resumed (not in postcopy). Any thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`error_desc` not UTF-8),
+/// `SWO_ERR_BAD_STATE` (no migration under way), `SWO_ERR_IO` (`vm_resume` failed; the status
+/// did change), or `SWO_ERR_REENTRANT`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_fail(
+    s: *mut SwoSession,
+    now_ms: u64,
+    error_desc: *const c_char,
+) -> SwoStatus {
+    // SAFETY: as above; `error_desc` is NULL or a NUL-terminated string.
+    unsafe {
+        session_call(s, |sess| {
+            let desc = if error_desc.is_null() { None } else { Some(cstr(error_desc, "error_desc")?) };
+            sess.fail(now_ms, desc)
+        })
+    }
+}
+
+/// Records whether the destination acked the switchover (capability `switchover-ack`: while
+/// the guest runs, a due switchover waits for the ack). Cleared by `swo_migration_start`.
+/// Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_set_switchover_acked(s: *mut SwoSession, acked: bool) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe {
+        session_call(s, |sess| {
+            sess.set_switchover_acked(acked);
+            Ok(())
+        })
+    }
+}
+
+/// Records whether the guest runs (default: running); only the `switchover-ack` rule uses it.
+/// Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_set_vm_running(s: *mut SwoSession, running: bool) -> SwoStatus {
+    // SAFETY: as above.
+    unsafe {
+        session_call(s, |sess| {
+            sess.set_vm_running(running);
+            Ok(())
+        })
+    }
+}
+
+/// The current migration status (`SWO_STATUS_*`); `SWO_STATUS_NONE` for a NULL session.
+/// Lock-free, any thread.
+#[no_mangle]
+pub unsafe extern "C" fn swo_get_status(s: *const SwoSession) -> u32 {
+    call_or(SWO_STATUS_NONE, || {
+        // SAFETY: `s` is NULL or a live session.
+        unsafe { session(s) }.map_or(SWO_STATUS_NONE, |sess| sess.status() as u32)
+    })
+}
+
+/// Writes a consistent numeric snapshot at `now_ms` into `*out`. Never calls a handler and
+/// never waits for one. Any thread, any time.
+/// Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_get_info(s: *mut SwoSession, now_ms: u64, out: *mut SwoInfo) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe {
+        session_call(s, |sess| {
+            let out = super::out(out, "out")?;
+            *out = SwoInfo::from(&sess.snapshot(now_ms));
+            Ok(())
+        })
+    }
+}
+
+/// Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
+/// best remaining, expected downtime and the recommended `downtime-limit` (expected ×
+/// (1 + `downtime-headroom`%), rounded up; 0 unless stalled with an expected downtime above
+/// the limit). Never calls a handler. Any thread, any time.
+/// Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+#[no_mangle]
+pub unsafe extern "C" fn swo_get_advice(
+    s: *mut SwoSession,
+    now_ms: u64,
+    out: *mut SwoAdvice,
+) -> SwoStatus {
+    // SAFETY: pointers per the C contract.
+    unsafe {
+        session_call(s, |sess| {
+            let out = super::out(out, "out")?;
+            *out = SwoAdvice::from(&sess.snapshot(now_ms));
+            Ok(())
+        })
+    }
+}

@@ -6,6 +6,7 @@
 //! has it for the status (QEMU-BEHAVIOUR.md §query-migrate); the engine fills it from its
 //! snapshot, and the two renderers only lay it out.
 pub mod qmp;
+mod session;
 
 use crate::params::size_to_str;
 use crate::state::MigrationStatus;

@@ -1,0 +1,392 @@
+"""Sessions, handlers and pending figures."""
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import operator
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+from . import _native
+from ._native import UINT32_MAX, UINT64_MAX, HandlerFlag, SwoHandlerOps, SwoPending
+from .errors import check
+
+log = logging.getLogger("switchover")
+
+__all__ = ["Pending", "Handler", "Session"]
+
+
+def _saturating_sum(*values: int) -> int:
+    return min(sum(values), UINT64_MAX)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Bytes still to send, by when they can move (QEMU 11.1's three buckets).
+
+    ``total`` is the saturating sum of the three unless given.
+    """
+
+    precopy: int = 0
+    stopcopy: int = 0
+    postcopy: int = 0
+    total: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.total is None:
+            object.__setattr__(self, "total",
+                               _saturating_sum(self.precopy, self.stopcopy, self.postcopy))
+
+    @classmethod
+    def _from_c(cls, p: SwoPending) -> "Pending":
+        return cls(p.precopy_bytes, p.stopcopy_bytes, p.postcopy_bytes, p.total_bytes)
+
+
+#: What a handler may return: a Pending, a (precopy, stopcopy, postcopy) tuple, a dict with
+#: those keys (missing ones are 0), or None for nothing pending.
+PendingLike = Union[Pending, Tuple[int, int, int], Mapping[str, int], None]
+
+_BUCKETS = ("precopy", "stopcopy", "postcopy")
+
+
+def _bucket(value: Any, what: str) -> int:
+    value = operator.index(value)
+    if value < 0:
+        raise ValueError(f"{what} is negative ({value})")
+    return min(value, UINT64_MAX)  # the library saturates garbage sizes; so do we
+
+
+def _figures(result: PendingLike) -> Tuple[int, int, int]:
+    """The three buckets of a handler's result."""
+    if result is None:
+        return (0, 0, 0)
+    if isinstance(result, Pending):
+        values = (result.precopy, result.stopcopy, result.postcopy)
+    elif isinstance(result, Mapping):
+        values = [0, 0, 0]
+        for key, value in result.items():
+            name = key[:-6] if isinstance(key, str) and key.endswith("_bytes") else key
+            if name not in _BUCKETS:
+                raise ValueError(f"unknown pending bucket {key!r}; expected one of "
+                                 f"{', '.join(_BUCKETS)}")
+            values[_BUCKETS.index(name)] = value
+    elif isinstance(result, (tuple, list)):
+        if len(result) != 3:
+            raise ValueError(f"a pending tuple has 3 items (precopy, stopcopy, postcopy), "
+                             f"not {len(result)}")
+        values = result
+    else:
+        raise TypeError(f"a handler returns Pending, a 3-tuple, a dict or None, not "
+                        f"{type(result).__name__}")
+    return tuple(_bucket(v, name) for v, name in zip(values, _BUCKETS))  # type: ignore
+
+
+# Which sessions' callbacks the current thread is running (close() from inside one of
+# them would wait for itself).
+_inside = threading.local()
+
+
+def _enter(session_key: int) -> None:
+    stack = getattr(_inside, "stack", None)
+    if stack is None:
+        stack = _inside.stack = []
+    stack.append(session_key)
+
+
+def _leave(session_key: int) -> None:
+    _inside.stack.remove(session_key)
+
+
+def _is_inside(session_key: int) -> bool:
+    return session_key in getattr(_inside, "stack", ())
+
+
+class Handler:
+    """A registered pending-data handler. Its callbacks stay alive until
+    :meth:`unregister` (or the session's :meth:`Session.close`) returns; a ``with`` block
+    unregisters it on exit."""
+
+    def __init__(self, session: "Session", handler_id: int, idstr: str, instance_id: int,
+                 flags: HandlerFlag, keepalive: tuple):
+        self._session = weakref.ref(session)
+        self.id = handler_id
+        self.idstr = idstr
+        self.instance_id = instance_id
+        self.flags = flags
+        self._keepalive: Optional[tuple] = keepalive
+
+    @property
+    def registered(self) -> bool:
+        return self._keepalive is not None
+
+    def unregister(self) -> None:
+        """Unregisters the handler; once this returns no callback of it runs or starts.
+        Calling it again, or after the session closed, does nothing. From inside a callback
+        of the same session it raises ``SwitchoverError`` (``SWO_ERR_REENTRANT``)."""
+        session = self._session()
+        if session is None or session.closed or not self.registered:
+            self._keepalive = None
+            return
+        try:
+            session._unregister(self)
+        except ValueError:
+            if not session.closed:
+                raise
+            self._keepalive = None  # the session closed meanwhile, taking the handler
+
+    def _release(self) -> None:
+        self._keepalive = None
+
+    def __enter__(self) -> "Handler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unregister()
+
+    def __repr__(self) -> str:
+        state = "registered" if self.registered else "unregistered"
+        return (f"<switchover.Handler {self.idstr!r} instance {self.instance_id} "
+                f"id {self.id} {state}>")
+
+
+class Session:
+    """One outgoing migration: its handlers, parameters and capabilities.
+
+    Use it as a context manager, or call :meth:`close`. Its methods may be called from any
+    thread; :meth:`close` waits until calls running on other threads are done.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._inflight = 0
+        self._handlers: Dict[int, Handler] = {}
+        self._handle = None
+        handle = _native.SessionP()
+        check(_native.lib.swo_session_new(ctypes.byref(handle)))
+        self._handle = handle
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def _use(self) -> "_InUse":
+        return _InUse(self)
+
+    def close(self) -> None:
+        """Unregisters every handler and frees the session. Idempotent."""
+        with self._lock:
+            if self._handle is None:
+                return
+            if _is_inside(id(self)):
+                raise RuntimeError("Session.close() called from one of its own callbacks; "
+                                   "it would wait for itself")
+            handle, self._handle = self._handle, None  # new calls now fail
+            while self._inflight:
+                self._idle.wait()
+            handlers = list(self._handlers.values())
+            self._handlers.clear()
+        _native.lib.swo_session_free(handle)  # unregisters, waiting for running callbacks
+        for h in handlers:
+            h._release()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_handle", None) is not None and _native is not None:
+                self.close()
+        except Exception:  # interpreter shutdown or a half-built object: nothing to do
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._handlers)} handler(s)"
+        return f"<switchover.Session {state}>"
+
+    # -- handlers -------------------------------------------------------------------------
+
+    @property
+    def handlers(self) -> list:
+        """The handlers registered through this object, in registration order."""
+        with self._lock:
+            return list(self._handlers.values())
+
+    def register_handler(self, idstr: str, handler: Any, instance_id: int = 0,
+                         flags: int = HandlerFlag.NONE,
+                         is_active: Optional[Callable[[], bool]] = None) -> Handler:
+        """Registers a pending-data handler under ``idstr`` + ``instance_id`` (unique).
+
+        ``handler`` is a callable ``(exact, final) -> Pending | (pre, stop, post) | dict |
+        None`` or an object with such a ``save_query_pending(exact, final)`` method and an
+        optional ``is_active()``. It may be called from any thread that queries. An
+        exception inside it is logged (logger ``switchover``) and counts as nothing pending;
+        an exception in ``is_active`` skips the handler.
+        """
+        if not isinstance(idstr, str):
+            raise TypeError(f"idstr must be a str, not {type(idstr).__name__}")
+        if "\0" in idstr:
+            raise ValueError("idstr must not contain NUL")
+        instance_id = operator.index(instance_id)
+        if not 0 <= instance_id <= UINT32_MAX:
+            raise ValueError(f"instance_id {instance_id} is outside 0..2**32-1")
+        flags = operator.index(flags)
+        if not 0 <= flags <= UINT32_MAX:
+            raise ValueError(f"flags {flags:#x} do not fit in 32 bits")
+
+        query = getattr(handler, "save_query_pending", None)
+        if query is not None:
+            if is_active is None:
+                is_active = getattr(handler, "is_active", None)
+        elif callable(handler):
+            query = handler
+        else:
+            raise TypeError("handler must be callable or have a save_query_pending method")
+        if not callable(query) or (is_active is not None and not callable(is_active)):
+            raise TypeError("save_query_pending and is_active must be callable")
+
+        key = id(self)
+        label = f"{idstr!r} instance {instance_id}"
+
+        def c_query(_opaque, pending, exact, final):
+            _enter(key)
+            try:
+                pre, stop, post = _figures(query(bool(exact), bool(final)))
+            except Exception:
+                log.exception("save_query_pending of handler %s raised; counted as 0 bytes",
+                              label)
+                return
+            finally:
+                _leave(key)
+            p = pending.contents
+            p.precopy_bytes = _saturating_sum(p.precopy_bytes, pre)
+            p.stopcopy_bytes = _saturating_sum(p.stopcopy_bytes, stop)
+            p.postcopy_bytes = _saturating_sum(p.postcopy_bytes, post)
+
+        c_query_fn = _native.SwoQueryPendingFn(c_query)
+        ops = SwoHandlerOps(ctypes.sizeof(SwoHandlerOps), flags, c_query_fn)
+        c_active_fn = None
+        if is_active is not None:
+            def c_active(_opaque):
+                _enter(key)
+                try:
+                    return bool(is_active())
+                except Exception:
+                    log.exception("is_active of handler %s raised; handler skipped", label)
+                    return False
+                finally:
+                    _leave(key)
+
+            c_active_fn = _native.SwoIsActiveFn(c_active)
+            ops.is_active = c_active_fn
+
+        out = ctypes.c_uint64(0)
+        with self._use() as h:
+            # The callbacks may run as soon as the C call registers them, before it returns:
+            # this frame keeps them alive until the Handler holds them.
+            check(_native.lib.swo_register_handler(h, idstr.encode(), instance_id,
+                                                   ctypes.byref(ops), None,
+                                                   ctypes.byref(out)))
+            handle = Handler(self, out.value, idstr, instance_id, HandlerFlag(flags),
+                             (ops, c_query_fn, c_active_fn, handler, query, is_active))
+            with self._lock:
+                self._handlers[handle.id] = handle
+        return handle
+
+    def _unregister(self, handler: Handler) -> None:
+        with self._use() as h:
+            check(_native.lib.swo_unregister_handler(h, handler.id))
+            with self._lock:
+                self._handlers.pop(handler.id, None)
+        handler._release()  # no callback runs or starts any more
+
+    def query_pending(self, exact: bool = False) -> Pending:
+        """Asks every active handler; returns the saturating sums. The total becomes the
+        session's system-wide remaining."""
+        out = SwoPending()
+        with self._use() as h:
+            check(_native.lib.swo_query_pending(h, bool(exact), ctypes.byref(out)))
+        return Pending._from_c(out)
+
+    # -- parameters and capabilities --------------------------------------------------------
+
+    def set_parameter(self, name: str, value: Union[str, int, bool]) -> None:
+        """Sets one parameter. A ``str`` value follows HMP's rules (``migrate_set_parameter``:
+        sizes parsed like QEMU, MiB by default, so ``"100"`` is 100 MiB); an ``int`` or
+        ``bool`` is taken as is (QMP rules: an int size is bytes)."""
+        if isinstance(value, str):
+            with self._use() as h:
+                check(_native.lib.swo_set_parameter(h, _c_text(name, "name"),
+                                                    _c_text(value, "value")))
+        elif isinstance(value, int):
+            self.set_parameters({name: value})
+        else:
+            raise TypeError(f"a parameter value is a str (HMP) or an int, not "
+                            f"{type(value).__name__}")
+
+    def set_parameters(self, params: Mapping[str, Any]) -> None:
+        """QMP ``migrate-set-parameters``: merges ``params`` over the current set, validates
+        the result, and applies all or nothing."""
+        text = json.dumps(dict(params))
+        with self._use() as h:
+            check(_native.lib.swo_set_parameters_json(h, text.encode()))
+
+    @property
+    def parameters(self) -> Dict[str, Any]:
+        """QMP ``query-migrate-parameters`` as a dict (sizes in bytes, times in ms)."""
+        with self._use() as h:
+            return json.loads(_native.read_text(_native.lib.swo_query_parameters_json, h))
+
+    def set_capability(self, name: str, on: bool = True) -> None:
+        """Turns one migration capability on or off (``events``, ``postcopy-ram``, ...)."""
+        with self._use() as h:
+            check(_native.lib.swo_set_capability(h, _c_text(name, "name"), bool(on)))
+
+    @property
+    def capabilities(self) -> Dict[str, bool]:
+        """Every capability and whether it is on."""
+        with self._use() as h:
+            data = json.loads(_native.read_text(_native.lib.swo_query_capabilities_json, h))
+        if isinstance(data, list):  # QMP query-migrate-capabilities shape
+            return {item["capability"]: bool(item["state"]) for item in data}
+        return {name: bool(state) for name, state in data.items()}
+
+
+def _c_text(text: str, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    if "\0" in text:
+        raise ValueError(f"{what} must not contain NUL")
+    return text.encode()
+
+
+class _InUse:
+    """Counts a call in flight so close() waits for it; refuses calls on a closed session."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def __enter__(self):
+        s = self.session
+        with s._lock:
+            if s._handle is None:
+                raise ValueError("I/O operation on a closed switchover.Session")
+            s._inflight += 1
+            return s._handle
+
+    def __exit__(self, *exc) -> None:
+        s = self.session
+        with s._lock:
+            s._inflight -= 1
+            if s._inflight == 0:
+                s._idle.notify_all()

@@ -1,0 +1,130 @@
+"""Loading the library, its version, the declaration table and the struct mirrors."""
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import switchover
+from switchover import _native
+from conftest import HEADER
+
+PYTHON_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def header_functions():
+    """name -> number of parameters, for every function the committed header declares."""
+    text = open(HEADER).read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    found = {}
+    for m in re.finditer(r"\b(swo_\w+)\s*\(([^;{]*?)\)\s*;", text, flags=re.S):
+        params = m.group(2).strip()
+        found[m.group(1)] = 0 if params in ("", "void") else params.count(",") + 1
+    return found
+
+
+def test_library_version_is_checked_and_exposed():
+    assert switchover.library_version == "0.1.0"
+    assert switchover.__version__ == switchover.library_version
+    assert os.path.exists(switchover.library_path)
+
+
+def test_every_header_function_is_declared_with_its_arity():
+    declared = header_functions()
+    assert "swo_query_pending" in declared and declared["swo_query_pending"] == 3
+    missing = sorted(set(declared) - set(_native.FUNCTIONS))
+    assert not missing, f"add these to switchover/_native.py FUNCTIONS: {missing}"
+    wrong = {name: (n, len(_native.FUNCTIONS[name][1]))
+             for name, n in declared.items() if len(_native.FUNCTIONS[name][1]) != n}
+    assert not wrong, f"argument counts differ (header, binding): {wrong}"
+
+
+def test_every_exported_function_gets_argtypes_and_restype():
+    for name, (restype, argtypes) in _native.FUNCTIONS.items():
+        if not switchover.has(name):
+            continue
+        fn = getattr(_native.lib, name)
+        assert fn.argtypes == argtypes, name
+        assert fn.restype == restype, name
+
+
+def test_a_function_missing_from_the_library_raises_attribute_error_on_use(monkeypatch):
+    monkeypatch.setitem(_native.FUNCTIONS, "swo_not_in_this_build", (ctypes.c_uint32, []))
+    assert not switchover.has("swo_not_in_this_build")
+    with pytest.raises(AttributeError, match="swo_not_in_this_build is missing from .*predates"):
+        _native.lib.swo_not_in_this_build()
+
+
+def test_an_undeclared_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="not a switchover C function"):
+        _native.lib.swo_made_up
+    assert not switchover.has("printf")
+
+
+def test_struct_mirrors_have_the_c_layout():
+    ptr = ctypes.sizeof(ctypes.c_void_p)
+    assert ctypes.sizeof(switchover.SwoPending) == 32
+    assert [getattr(switchover.SwoPending, f).offset for f in
+            ("precopy_bytes", "stopcopy_bytes", "postcopy_bytes", "total_bytes")] == [0, 8, 16, 24]
+    assert ctypes.sizeof(switchover.SwoHandlerOps) == 8 + 2 * ptr
+    assert switchover.SwoHandlerOps.save_query_pending.offset == 8
+    assert ctypes.sizeof(switchover.SwoVmmOps) == 8 + 3 * ptr
+    assert ctypes.sizeof(switchover.SwoStep) == 8 + 32 + 8 + 8
+    assert switchover.SwoStep.pending.offset == 8
+    assert switchover.SwoStep.pass_.offset == 48
+
+
+def test_constants_match_the_header():
+    text = open(HEADER).read()
+    defines = {m.group(1): m.group(2) for m in
+               re.finditer(r"#define (SWO_\w+) (\(?[0-9][^\n]*)", text)}
+
+    def value(name):
+        return eval(defines[name], {})  # "(1 << 0)" and plain numbers
+
+    for status in switchover.Status:
+        assert value(status.c_name) == status, status
+    for flag in (switchover.HandlerFlag.EXACT_NEEDS_STOPPED_VM, switchover.HandlerFlag.NO_POSTCOPY):
+        assert value("SWO_HANDLER_" + flag.name) == flag
+    for st in switchover.MigrationStatus:
+        assert value("SWO_STATUS_" + st.name) == st
+    for action in switchover.Action:
+        assert value("SWO_ACTION_" + action.name) == action
+
+
+def _run_python(code, env_update, cwd):
+    env = {k: v for k, v in os.environ.items() if k not in ("SWITCHOVER_LIB", "PYTHONPATH")}
+    env.update(env_update)
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_switchover_lib_when_set_is_the_only_place_looked_at(tmp_path):
+    bad = str(tmp_path / "nowhere" / "libswitchover.so")
+    r = _run_python("import switchover", {"PYTHONPATH": PYTHON_DIR, "SWITCHOVER_LIB": bad},
+                    tmp_path)
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr and bad in r.stderr and "SWITCHOVER_LIB" in r.stderr
+
+
+def test_a_copy_inside_the_package_is_found_without_the_env_var(tmp_path):
+    shutil.copytree(os.path.join(PYTHON_DIR, "switchover"), tmp_path / "switchover",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so*"))
+    shutil.copy2(switchover.library_path, tmp_path / "switchover" / "libswitchover.so.0")
+    r = _run_python("import switchover; print(switchover.library_path)",
+                    {"PYTHONPATH": str(tmp_path)}, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(tmp_path / "switchover" / "libswitchover.so.0")
+
+
+def test_without_env_or_copy_the_meson_build_dir_is_used(tmp_path):
+    build_lib = os.path.normpath(os.path.join(PYTHON_DIR, "..", "build", "libswitchover.so"))
+    if not os.path.exists(build_lib):
+        pytest.skip("no meson build in ./build (run through `meson test` or scripts/test.sh)")
+    r = _run_python("import switchover; print(switchover.library_path)",
+                    {"PYTHONPATH": PYTHON_DIR}, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == build_lib

@@ -1,0 +1,420 @@
+//! The migration lifecycle: start, setup, switchover (with pause-before-switchover and
+//! rollback), postcopy, completion, cancel and failure (QEMU-BEHAVIOUR.md §Status).
+use super::{bad_state, EngineState};
+use crate::counters::Channel;
+use crate::error::{Error, Result};
+use crate::pending::{HandlerFlags, Pending, QueryKind};
+use crate::reentrancy;
+use crate::state::MigrationStatus::{
+    self, Active, Cancelling, Completed, Device, Failed, PostcopyActive, PreSwitchover, Setup,
+};
+use crate::Session;
+use serde_json::json;
+
+/// What `switchover_begin` found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchoverOutcome {
+    /// The final query's figures (exact and final, guest stopped); all 0 when no final query
+    /// ran (paused in `pre-switchover`).
+    pub final_pending: Pending,
+    /// True: send the rest and call `complete`. False: paused in `pre-switchover` (wait for
+    /// `migrate_continue`, then call `switchover_begin` again), or rolled back to `active`
+    /// (keep iterating).
+    pub proceed: bool,
+}
+
+impl Session {
+    /// `migration_start`: from `none`, `completed`, `cancelled` or `failed` to `setup`; resets
+    /// every statistic (counters, window, passes, stall tracking, times, error, the RAM and
+    /// VFIO statistics) and opens the first bandwidth window at `now_ms`. The guest's running
+    /// state stays as the VMM set it; the destination's ack is cleared.
+    pub fn migration_start(&self, now_ms: u64) -> Result<()> {
+        self.migration_call("swo_migration_start", || {
+            self.observe_clock(now_ms);
+            let status = self.status.get();
+            if !status.can_start() {
+                return Err(Error::bad_state(format!(
+                    "There's a migration process in progress (state '{}')",
+                    status.name()
+                )));
+            }
+            // Other areas' resets run with no engine lock held.
+            self.ram.reset();
+            self.vfio.reset();
+            let mut st = self.engine_state();
+            let vm_running = st.vm_running;
+            *st = EngineState { start_ms: now_ms, vm_running, ..EngineState::default() };
+            self.counters.reset(now_ms);
+            self.remaining.store(0, std::sync::atomic::Ordering::Release);
+            self.move_to(&mut st, "swo_migration_start", Setup)
+        })
+    }
+
+    /// `setup → active`; `setup-time` = `now_ms` − start.
+    pub fn setup_done(&self, now_ms: u64) -> Result<()> {
+        self.migration_call("swo_setup_done", || {
+            self.observe_clock(now_ms);
+            let mut st = self.engine_state();
+            let status = self.status.get();
+            if status != Setup {
+                return Err(bad_state("swo_setup_done", status, "'setup'"));
+            }
+            st.setup_time_ms = Some(now_ms.saturating_sub(st.start_ms));
+            self.move_to(&mut st, "swo_setup_done", Active)
+        })
+    }
+
+    /// Counts bytes sent (the hot path: one relaxed atomic add, no lock). Main-channel bytes
+    /// are precopy, downtime or postcopy bytes by the status at this moment.
+    pub fn record_transferred(&self, channel: Channel, bytes: u64) {
+        self.counters.record(channel, self.status.get(), bytes);
+    }
+
+    /// Closes the 100 ms window when it is due (see [`crate::counters::Counters::update`]).
+    /// Allowed while a migration is under way; returns whether a window closed.
+    pub fn update_counters(&self, now_ms: u64) -> Result<bool> {
+        let status = self.status.get();
+        if !status.is_running() {
+            return Err(bad_state("swo_update_counters", status, "a migration under way"));
+        }
+        self.observe_clock(now_ms);
+        let p = self.params();
+        Ok(self.counters.update(now_ms, p.downtime_limit_ms, p.avail_switchover_bandwidth))
+    }
+
+    /// Begins the switchover.
+    /// - From `active`: stops the guest through `vm_stop` (unless the step already stopped it,
+    ///   or the VMM gave no `vm_stop`: it stops the guest itself before this call), starts the
+    ///   downtime clock (at the step's stop when there was one), lifts the rate limit, and
+    ///   moves to `device`, or with `pause-before-switchover` to `pre-switchover` and returns
+    ///   `proceed == false` without a final query.
+    /// - In `pre-switchover`: still paused, `proceed == false`, nothing changes.
+    /// - In `device` after `migrate_continue`: goes on.
+    ///
+    /// Then runs the final query (exact and final). With `switchover-rollback`, a total above
+    /// the threshold by more than `rollback-tolerance` percent steps back to `active`, resumes
+    /// a guest the library stopped (else the VMM resumes it), emits
+    /// `MIGRATION_SWITCHOVER_ROLLBACK`, and returns `proceed == false`.
+    pub fn switchover_begin(&self, now_ms: u64) -> Result<SwitchoverOutcome> {
+        self.migration_call("swo_switchover_begin", || {
+            self.observe_clock(now_ms);
+            if !self.enter_switchover(now_ms)? {
+                return Ok(SwitchoverOutcome::default());
+            }
+            let final_pending = self.query_pending(QueryKind::Final)?;
+            self.finish_switchover(final_pending)
+        })
+    }
+
+    /// The status part of `switchover_begin`; false while paused in `pre-switchover`.
+    fn enter_switchover(&self, now_ms: u64) -> Result<bool> {
+        const CALL: &str = "swo_switchover_begin";
+        let (status, already_stopped) = {
+            let mut st = self.engine_state();
+            let status = self.status.get();
+            match status {
+                PreSwitchover => return Ok(false),
+                Device if st.awaiting_final => {
+                    st.awaiting_final = false;
+                    return Ok(true);
+                }
+                Active => (status, st.stopped_by_library),
+                _ => {
+                    return Err(bad_state(
+                        CALL,
+                        status,
+                        "'active', 'pre-switchover', or 'device' after swo_migrate_continue",
+                    ))
+                }
+            }
+        };
+        debug_assert_eq!(status, Active);
+        let stopped_now = match already_stopped {
+            Some(_) => None,
+            None => match self.call_vm_stop() {
+                None => None,
+                Some(0) => Some(now_ms),
+                Some(rc) => {
+                    return Err(Error::io(format!(
+                        "vm_stop returned {rc}: the switchover did not begin, the migration stays active"
+                    )))
+                }
+            },
+        };
+        let mut st = self.engine_state();
+        if self.status.get() != Active {
+            // Cancelled or failed while the guest was stopping.
+            let status = self.status.get();
+            let resume = stopped_now.is_some();
+            drop(st);
+            if resume {
+                self.resume_guest("a switchover interrupted by a status change")?;
+            }
+            return Err(bad_state(CALL, status, "'active'"));
+        }
+        st.stopped_by_library = already_stopped.or(stopped_now);
+        st.downtime_start_ms = Some(already_stopped.unwrap_or(now_ms));
+        st.rate_limit_lifted = true;
+        st.final_done = false;
+        if self.capabilities().pause_before_switchover {
+            self.move_to(&mut st, CALL, PreSwitchover)?;
+            return Ok(false);
+        }
+        self.move_to(&mut st, CALL, Device)?;
+        Ok(true)
+    }
+
+    /// Decides on the final query: proceed, or step back with `switchover-rollback`.
+    fn finish_switchover(&self, final_pending: Pending) -> Result<SwitchoverOutcome> {
+        let caps = self.capabilities();
+        let params = self.params();
+        let threshold = self.counters.window().threshold;
+        let total = final_pending.total();
+        let mut st = self.engine_state();
+        let status = self.status.get();
+        if status != Device {
+            return Err(bad_state("swo_switchover_begin", status, "'device'"));
+        }
+        st.last_sync_bytes = total;
+        let allowed = (threshold as u128) * (100 + params.rollback_tolerance_pct as u128) / 100;
+        if !(caps.switchover_rollback && total as u128 > allowed) {
+            st.final_done = true;
+            return Ok(SwitchoverOutcome { final_pending, proceed: true });
+        }
+        self.move_to(&mut st, "swo_switchover_begin", Active)?;
+        st.downtime_start_ms = None;
+        st.rate_limit_lifted = false;
+        let resume = st.stopped_by_library.take().is_some();
+        self.emit(
+            "MIGRATION_SWITCHOVER_ROLLBACK",
+            json!({
+                "remaining": total,
+                "threshold": threshold,
+                "rollback-tolerance": params.rollback_tolerance_pct,
+                "allowed": u64::try_from(allowed).unwrap_or(u64::MAX),
+                "reason": format!(
+                    "the final query found {total} bytes, more than the downtime limit of {} ms allows",
+                    params.downtime_limit_ms
+                ),
+            }),
+        );
+        drop(st);
+        if resume {
+            self.resume_guest("a switchover rollback")?;
+        }
+        Ok(SwitchoverOutcome { final_pending, proceed: false })
+    }
+
+    /// `migrate-continue`: `pre-switchover → device` when `expected` is the current status
+    /// (else QEMU's `Migration not in expected state: <current state>`).
+    pub fn migrate_continue(&self, expected: MigrationStatus) -> Result<()> {
+        reentrancy::check(self.id, "swo_migrate_continue")?;
+        let result = {
+            let mut st = self.engine_state();
+            let status = self.status.get();
+            if status != expected {
+                Err(Error::bad_state(format!(
+                    "Migration not in expected state: {}",
+                    status.name()
+                )))
+            } else if status != PreSwitchover {
+                Err(bad_state("swo_migrate_continue", status, "'pre-switchover'"))
+            } else {
+                st.awaiting_final = true;
+                self.move_to(&mut st, "swo_migrate_continue", Device)
+            }
+        };
+        self.deliver_events();
+        result
+    }
+
+    /// The first handler that refuses postcopy, as an `SWO_ERR_UNSUPPORTED` error.
+    fn refuse_postcopy_devices(&self) -> Result<()> {
+        match self.registry.handlers().into_iter().find(|h| h.flags.contains(HandlerFlags::NO_POSTCOPY)) {
+            Some(h) => Err(Error::unsupported(format!(
+                "Postcopy is not supported: device '{}' (instance {}) cannot take part in postcopy",
+                h.idstr, h.instance_id
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// `migrate-start-postcopy`: asks the loop to start postcopy when `precopy + stopcopy`
+    /// fits the threshold. Needs capability `postcopy-ram`, a migration in `setup`, `active`
+    /// or `pre-switchover`, and no handler flagged `NO_POSTCOPY` (`SWO_ERR_UNSUPPORTED`).
+    pub fn postcopy_request(&self) -> Result<()> {
+        reentrancy::check(self.id, "swo_postcopy_request")?;
+        if !self.capabilities().postcopy_ram {
+            return Err(Error::bad_state(
+                "Enable postcopy with migrate_set_capability before the start of migration",
+            ));
+        }
+        let status = self.status.get();
+        match status {
+            MigrationStatus::None => {
+                return Err(Error::bad_state(
+                    "Postcopy must be started after migration has been started",
+                ))
+            }
+            Setup | Active | PreSwitchover => {}
+            _ => {
+                return Err(bad_state(
+                    "swo_postcopy_request",
+                    status,
+                    "'setup', 'active' or 'pre-switchover'",
+                ))
+            }
+        }
+        self.refuse_postcopy_devices()?;
+        self.engine_state().postcopy_requested = true;
+        Ok(())
+    }
+
+    /// `active → device → postcopy-active` once the step said `START_POSTCOPY`: stops the
+    /// guest through `vm_stop` unless the step already did (the destination runs it from
+    /// now on, so the library never resumes it); `downtime` = `now_ms` − the stop.
+    pub fn postcopy_start(&self, now_ms: u64) -> Result<()> {
+        const CALL: &str = "swo_postcopy_start";
+        self.migration_call(CALL, || {
+            self.observe_clock(now_ms);
+            let already_stopped = {
+                let st = self.engine_state();
+                let status = self.status.get();
+                if status != Active {
+                    return Err(bad_state(CALL, status, "'active'"));
+                }
+                if !st.postcopy_requested {
+                    return Err(Error::bad_state(
+                        "swo_postcopy_start: postcopy was not requested (swo_postcopy_request)",
+                    ));
+                }
+                st.stopped_by_library
+            };
+            self.refuse_postcopy_devices()?;
+            let stopped_now = match already_stopped {
+                Some(_) => None,
+                None => match self.call_vm_stop() {
+                    None => None,
+                    Some(0) => Some(now_ms),
+                    Some(rc) => {
+                        return Err(Error::io(format!(
+                            "vm_stop returned {rc}: postcopy did not start, the migration stays active"
+                        )))
+                    }
+                },
+            };
+            let mut st = self.engine_state();
+            let status = self.status.get();
+            if status != Active {
+                drop(st);
+                if stopped_now.is_some() {
+                    self.resume_guest("a postcopy start interrupted by a status change")?;
+                }
+                return Err(bad_state(CALL, status, "'active'"));
+            }
+            let stop = already_stopped.unwrap_or(now_ms);
+            st.downtime_start_ms = Some(stop);
+            st.downtime_ms = Some(now_ms.saturating_sub(stop));
+            st.stopped_by_library = None;
+            st.rate_limit_lifted = true;
+            self.move_to(&mut st, CALL, Device)?;
+            self.move_to(&mut st, CALL, PostcopyActive)
+        })
+    }
+
+    /// `device` (after `switchover_begin` said proceed) or `postcopy-active` → `completed`.
+    /// Freezes `total-time`, `downtime` (precopy: `now_ms` − the stop) and `mbps`
+    /// (`transferred * 8 / (total - setup) / 1000` when that is non-zero).
+    pub fn complete(&self, now_ms: u64) -> Result<()> {
+        const CALL: &str = "swo_complete";
+        self.migration_call(CALL, || {
+            self.observe_clock(now_ms);
+            let mut st = self.engine_state();
+            let status = self.status.get();
+            match status {
+                Device if st.final_done => {
+                    let stop = st.downtime_start_ms.unwrap_or(now_ms);
+                    st.downtime_ms = Some(now_ms.saturating_sub(stop));
+                }
+                PostcopyActive => {}
+                _ => {
+                    return Err(bad_state(
+                        CALL,
+                        status,
+                        "'device' after swo_switchover_begin said proceed, or 'postcopy-active'",
+                    ))
+                }
+            }
+            let total = now_ms.saturating_sub(st.start_ms);
+            st.total_time_ms = Some(total);
+            let transfer_time = total.saturating_sub(st.setup_time_ms.unwrap_or(0));
+            if transfer_time != 0 {
+                let bytes = self.counters.bytes().transferred() as f64;
+                st.completion_mbps = Some(bytes * 8.0 / transfer_time as f64 / 1000.0);
+            }
+            // The destination runs the guest now; the VMM does not get it back.
+            st.stopped_by_library = None;
+            self.move_to(&mut st, CALL, Completed)
+        })
+    }
+
+    /// Any live status → `cancelling`, then `cancelled` (at once when no migration-thread
+    /// call is in flight, else when it returns; see the module docs). Cancelling twice is
+    /// fine. Resumes a guest the library stopped.
+    pub fn cancel(&self, now_ms: u64) -> Result<()> {
+        reentrancy::check(self.id, "swo_cancel")?;
+        self.observe_clock(now_ms);
+        let result = (|| {
+            {
+                let mut st = self.engine_state();
+                let status = self.status.get();
+                if !status.is_live() {
+                    return Err(bad_state("swo_cancel", status, "a migration under way"));
+                }
+                if status != Cancelling {
+                    self.move_to(&mut st, "swo_cancel", Cancelling)?;
+                }
+            }
+            self.finish_cancel_if_idle()
+        })();
+        self.deliver_events();
+        result
+    }
+
+    /// Any live status → `failed`, keeping `error_desc` for reports. Resumes a guest the
+    /// library stopped (not in `postcopy-active`: the destination runs it).
+    pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
+        reentrancy::check(self.id, "swo_fail")?;
+        self.observe_clock(now_ms);
+        let result = (|| {
+            let resume = {
+                let mut st = self.engine_state();
+                let status = self.status.get();
+                if !status.is_live() {
+                    return Err(bad_state("swo_fail", status, "a migration under way"));
+                }
+                self.move_to(&mut st, "swo_fail", Failed)?;
+                st.error_desc = error_desc.map(str::to_owned);
+                self.finish_times(&mut st);
+                st.stopped_by_library.take().is_some() && status != PostcopyActive
+            };
+            if resume {
+                self.resume_guest("the migration failed")?;
+            }
+            Ok(())
+        })();
+        self.deliver_events();
+        result
+    }
+
+    /// The destination acked (or withdrew its ack of) the switchover (`switchover-ack`).
+    pub fn set_switchover_acked(&self, acked: bool) {
+        self.engine_state().switchover_acked = acked;
+    }
+
+    /// Tells the library whether the guest runs (for the `switchover-ack` rule: an ack is only
+    /// needed while the guest runs). Default: running.
+    pub fn set_vm_running(&self, running: bool) {
+        self.engine_state().vm_running = running;
+    }
+}

@@ -1,0 +1,238 @@
+//! The convergence engine: the migration lifecycle, one iteration step (the decision QEMU's
+//! migration thread makes every pass), and the consistent [`Snapshot`] every report is built
+//! from.
+//!
+//! # Threads and locks
+//! - Migration-thread calls (`migration_start`, `setup_done`, `iteration_step`,
+//!   `switchover_begin`, `postcopy_start`, `complete`) are serialised by one mutex (`serial`).
+//!   Handler callbacks, `vm_stop` / `vm_resume` and event delivery run under that mutex at
+//!   most, never under the short `state` mutex that reports (`snapshot`, `swo_get_info`,
+//!   `swo_query_migrate_json`) and the monitor-thread calls take. So a report or
+//!   `swo_unregister_handler` never waits for a callback.
+//! - Monitor-thread calls (`cancel`, `fail`, `migrate_continue`, `postcopy_request`,
+//!   `set_switchover_acked`, `set_vm_running`) take only the `state` mutex.
+//! - Every status change happens under `state`, so a snapshot sees one status with its figures.
+//! - A lifecycle call from inside a handler callback (or `vm_stop` / `vm_resume`) of the same
+//!   session gets `SWO_ERR_REENTRANT`.
+//!
+//! # Cancelling
+//! `cancel` moves a live migration to `cancelling`. When no migration-thread call is in flight
+//! it moves on to `cancelled` at once; otherwise the call in flight finishes the cancel when it
+//! returns (it then fails with `SWO_ERR_BAD_STATE`: the migration is no longer active), or, if
+//! it was already returning, the migration thread's next call does. A guest the library
+//! stopped (`vm_stop`) is resumed on `cancelled` and `failed`, except in `postcopy-active`,
+//! where the destination runs it.
+//!
+//! # Events
+//! Delivered through the VMM's `event` hook after every lock is released, in QMP form
+//! (`{"timestamp": {...}, "event": NAME, "data": {...}}`). Data members:
+//! - `MIGRATION` (only with capability `events`): `status` — the new status name.
+//! - `MIGRATION_PASS` (only with capability `events`): `pass` — dirty-sync-count after an
+//!   exact query of the loop.
+//! - `MIGRATION_STALL` (always, once per stall): `passes-since-progress`, `best-remaining`
+//!   (bytes), `remaining` (bytes, this pass), `expected-downtime` (ms), `downtime-limit` (ms),
+//!   `recommended-downtime` (ms, 0 when no change is advised).
+//! - `MIGRATION_DOWNTIME_ADJUSTED` (always): `old-downtime-limit`, `downtime-limit` (the new
+//!   value), `expected-downtime`, `auto-downtime-max` (all ms).
+//! - `MIGRATION_SWITCHOVER_ROLLBACK` (always): `remaining` (bytes, the final query's total),
+//!   `threshold` (bytes), `rollback-tolerance` (percent), `allowed` (bytes: threshold plus the
+//!   tolerance), `reason` (text).
+//! - `DEVICE_SIZE_WARNING` (always): `kind` — `"no-vmm-ops"` (a handler wants its exact query
+//!   with the guest stopped but the VMM gave no `vm_stop`/`vm_resume`: queried with the guest
+//!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
+//!   with the guest running; adds `errno`); `devices` — the handlers' idstrs.
+mod lifecycle;
+mod snapshot;
+mod step;
+
+pub use lifecycle::SwitchoverOutcome;
+pub use snapshot::{expected_downtime_ms, Snapshot};
+pub use step::{Action, Step};
+
+use crate::error::{Error, Result};
+use crate::reentrancy::{self, CallbackScope};
+use crate::stall::StallTracker;
+use crate::state::MigrationStatus;
+use crate::Session;
+use serde_json::json;
+use std::sync::{Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The engine of one session.
+#[derive(Default)]
+pub struct Engine {
+    /// Serialises migration-thread calls; held across handler callbacks and `vm_stop`.
+    serial: Mutex<()>,
+    /// The figures; held only for short copies and updates, never across a callback.
+    state: Mutex<EngineState>,
+}
+
+/// Per-migration figures. Reset by `migration_start` except the guest's running state and
+/// the destination's ack, which the VMM owns.
+#[derive(Debug)]
+pub(crate) struct EngineState {
+    pub(crate) start_ms: u64,
+    /// `setup-time`, set by `setup_done`.
+    pub(crate) setup_time_ms: Option<u64>,
+    /// `total-time`, frozen when the migration finishes.
+    pub(crate) total_time_ms: Option<u64>,
+    /// When the guest stopped for the switchover (the downtime clock).
+    pub(crate) downtime_start_ms: Option<u64>,
+    /// `downtime`, frozen at completion (precopy) or at the start of postcopy.
+    pub(crate) downtime_ms: Option<u64>,
+    /// `dirty-sync-count`.
+    pub(crate) pass: u64,
+    /// Total of the last exact query (`dirty_bytes_last_sync`).
+    pub(crate) last_sync_bytes: u64,
+    pub(crate) stall: StallTracker,
+    pub(crate) postcopy_requested: bool,
+    pub(crate) switchover_acked: bool,
+    pub(crate) vm_running: bool,
+    /// When the library stopped the guest through `vm_stop` and has not resumed it yet.
+    pub(crate) stopped_by_library: Option<u64>,
+    /// In `device` after `migrate_continue`: the next `switchover_begin` runs the final query.
+    pub(crate) awaiting_final: bool,
+    /// `switchover_begin` returned `proceed`: `complete` may follow.
+    pub(crate) final_done: bool,
+    pub(crate) rate_limit_lifted: bool,
+    pub(crate) error_desc: Option<String>,
+    /// `mbps` frozen at completion with QEMU's completion formula.
+    pub(crate) completion_mbps: Option<f64>,
+    pub(crate) warned_no_vmm: bool,
+}
+
+impl Default for EngineState {
+    fn default() -> EngineState {
+        EngineState {
+            start_ms: 0,
+            setup_time_ms: None,
+            total_time_ms: None,
+            downtime_start_ms: None,
+            downtime_ms: None,
+            pass: 0,
+            last_sync_bytes: 0,
+            stall: StallTracker::default(),
+            postcopy_requested: false,
+            switchover_acked: false,
+            vm_running: true,
+            stopped_by_library: None,
+            awaiting_final: false,
+            final_done: false,
+            rate_limit_lifted: false,
+            error_desc: None,
+            completion_mbps: None,
+            warned_no_vmm: false,
+        }
+    }
+}
+
+/// `SWO_ERR_BAD_STATE` for `call` in `status`.
+pub(crate) fn bad_state(call: &str, status: MigrationStatus, expected: &str) -> Error {
+    Error::bad_state(format!(
+        "{call}: not allowed in migration state '{}' (needs {expected})",
+        status.name()
+    ))
+}
+
+impl Session {
+    pub(crate) fn engine_state(&self) -> MutexGuard<'_, EngineState> {
+        lock(&self.engine.state)
+    }
+
+    /// Moves to `to` (the caller holds the state lock, passed in as proof) and queues the
+    /// `MIGRATION` event when the `events` capability is on.
+    pub(crate) fn move_to(
+        &self,
+        _state: &mut EngineState,
+        call: &str,
+        to: MigrationStatus,
+    ) -> Result<()> {
+        let from = self.status.get();
+        if !from.can_move_to(to) {
+            return Err(Error::bad_state(format!(
+                "{call}: cannot go from migration state '{}' to '{}'",
+                from.name(),
+                to.name()
+            )));
+        }
+        self.status.set(to);
+        self.emit_if_events_on("MIGRATION", json!({"status": to.name()}));
+        Ok(())
+    }
+
+    /// Runs a migration-thread call: re-entrancy check, `serial` held across `f`, then a
+    /// cancel that waited for this call is finished and the queued events are delivered.
+    pub(crate) fn migration_call<T>(&self, call: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        reentrancy::check(self.id, call)?;
+        let result = {
+            let _serial = lock(&self.engine.serial);
+            f()
+        };
+        let resume_error = self.finish_cancel_if_idle().err();
+        self.deliver_events();
+        match (result, resume_error) {
+            (Ok(_), Some(e)) => Err(e),
+            (r, _) => r,
+        }
+    }
+
+    /// Delivers queued events unless the caller runs inside a callback of this session (the
+    /// outer call delivers them then).
+    pub(crate) fn deliver_events(&self) {
+        if !reentrancy::inside(self.id) {
+            self.flush_events();
+        }
+    }
+
+    /// `cancelling → cancelled` when no migration-thread call is in flight; resumes a guest
+    /// the library stopped.
+    pub(crate) fn finish_cancel_if_idle(&self) -> Result<()> {
+        let resume = {
+            let mut st = self.engine_state();
+            if self.status.get() != MigrationStatus::Cancelling {
+                return Ok(());
+            }
+            let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
+            self.move_to(&mut st, "swo_cancel", MigrationStatus::Cancelled)?;
+            self.finish_times(&mut st);
+            st.stopped_by_library.take().is_some()
+        };
+        if resume {
+            self.resume_guest("the migration was cancelled")?;
+        }
+        Ok(())
+    }
+
+    /// Freezes `total-time` when the migration ends.
+    pub(crate) fn finish_times(&self, st: &mut EngineState) {
+        let now = self.clock_ms.load(std::sync::atomic::Ordering::Acquire);
+        st.total_time_ms.get_or_insert(now.saturating_sub(st.start_ms));
+    }
+
+    /// Calls the VMM's `vm_stop` (marked as a callback, so it cannot re-enter the engine).
+    /// `None` when the VMM gave no `vm_stop`/`vm_resume`, else its return code.
+    pub(crate) fn call_vm_stop(&self) -> Option<i32> {
+        let vmm = self.vmm().filter(|v| v.can_stop_vm())?;
+        let _scope = CallbackScope::enter(self.id);
+        Some(vmm.vm_stop())
+    }
+
+    /// Resumes a guest the library stopped; a failure is `SWO_ERR_IO` saying why it was
+    /// resumed and that the guest is still stopped.
+    pub(crate) fn resume_guest(&self, why: &str) -> Result<()> {
+        let Some(vmm) = self.vmm().filter(|v| v.can_stop_vm()) else { return Ok(()) };
+        let rc = {
+            let _scope = CallbackScope::enter(self.id);
+            vmm.vm_resume()
+        };
+        if rc != 0 {
+            return Err(Error::io(format!(
+                "vm_resume returned {rc} after {why}: the guest is still stopped"
+            )));
+        }
+        Ok(())
+    }
+}

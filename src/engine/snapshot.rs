@@ -1,0 +1,189 @@
+//! A consistent copy of every figure the reports need (`query-migrate`, `info migrate`,
+//! `swo_get_info`, `swo_get_advice`), computed when asked. Never calls a handler.
+use crate::params::Params;
+use crate::ram::RamFigures;
+use crate::stall::{recommended_downtime, StallTracker};
+use crate::state::MigrationStatus::{
+    self, Active, Cancelling, Device, PostcopyActive, PreSwitchover,
+};
+use crate::Session;
+
+/// Expected downtime in ms (QEMU-BEHAVIOUR.md §Expected downtime): the `downtime-limit` while
+/// `pass <= 1`, else `trunc(last_sync_bytes / switchover_bw * 1000)`, and `INT64_MAX` when that
+/// is NaN, infinite or at least 2^63 (no bandwidth measured yet).
+pub fn expected_downtime_ms(pass: u64, last_sync_bytes: u64, switchover_bw: f64, limit_ms: u64) -> i64 {
+    if pass <= 1 {
+        return i64::try_from(limit_ms).unwrap_or(i64::MAX);
+    }
+    // bytes * 1000 / bw rather than bytes / bw * 1000: one rounding fewer (1e6 B at 1e7 B/s
+    // gives exactly 100).
+    let ms = last_sync_bytes as f64 * 1000.0 / switchover_bw;
+    if ms.is_nan() || ms >= 9_223_372_036_854_775_808.0 {
+        return i64::MAX;
+    }
+    // A negative bandwidth cannot happen (it is a count over a positive time); clamp anyway.
+    ms.max(0.0) as i64
+}
+
+/// The downtime advice derived from the stall state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AdviceFigures {
+    /// Non-zero only when stalled and the expected downtime exceeds `downtime-limit`.
+    pub recommended_ms: u64,
+    /// `auto-downtime-max` is set and the recommendation is above it (or unknown).
+    pub beyond_max: bool,
+}
+
+pub(crate) fn advice_for(stall: &StallTracker, expected_ms: i64, params: &Params) -> AdviceFigures {
+    let limit = i64::try_from(params.downtime_limit_ms).unwrap_or(i64::MAX);
+    if !stall.stalled || expected_ms <= limit {
+        return AdviceFigures::default();
+    }
+    let recommended_ms = recommended_downtime(expected_ms, params.downtime_headroom_pct);
+    let beyond_max = params.auto_downtime_max_ms != 0
+        && (recommended_ms == 0 || recommended_ms > params.auto_downtime_max_ms);
+    AdviceFigures { recommended_ms, beyond_max }
+}
+
+/// Every figure of one moment, consistent with one status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub status: MigrationStatus,
+    /// `total-time`: frozen when the migration finished, else now − start; 0 in `none`.
+    pub total_time_ms: u64,
+    /// `setup-time` (0 until `setup_done`).
+    pub setup_time_ms: u64,
+    /// `downtime`: frozen at completion (precopy) or at the start of postcopy; while the
+    /// guest is stopped for the switchover, the downtime so far; else 0.
+    pub downtime_ms: u64,
+    /// `expected-downtime` (see [`expected_downtime_ms`]).
+    pub expected_downtime_ms: i64,
+    /// System-wide remaining: the total of the last query, fast or exact.
+    pub remaining: u64,
+    /// `query-migrate` has the top-level `remaining` (active, pre-switchover, device,
+    /// cancelling, postcopy-active).
+    pub has_remaining: bool,
+    /// `ram.transferred`: every byte on every channel.
+    pub transferred: u64,
+    pub precopy_bytes: u64,
+    pub downtime_bytes: u64,
+    pub postcopy_bytes: u64,
+    pub multifd_bytes: u64,
+    /// `ram.mbps`: the last window's, or at completion
+    /// `transferred * 8 / (total - setup) / 1000`.
+    pub mbps: f64,
+    pub pages_per_second: u64,
+    pub dirty_sync_count: u64,
+    pub postcopy_requests: u64,
+    /// The RAM model's figures, when the VMM created one.
+    pub ram: Option<RamFigures>,
+    /// `vfio.transferred`, when the session has a VFIO device.
+    pub vfio_transferred: Option<u64>,
+    /// `error-desc` of a failed migration.
+    pub error_desc: Option<String>,
+    pub threshold_bytes: u64,
+    /// Bytes per second the decision uses (the last window's).
+    pub switchover_bw: f64,
+    /// Total of the last exact query.
+    pub last_sync_bytes: u64,
+    pub stalled: bool,
+    pub passes_since_progress: u64,
+    /// Best remaining at a pass (0 before the first pass).
+    pub best_remaining: u64,
+    /// `expected × (1 + downtime-headroom%)` rounded up, when stalled with an expected
+    /// downtime above the limit; else 0.
+    pub recommended_downtime_ms: u64,
+    /// `auto-downtime-max` is set and the recommendation is above it.
+    pub beyond_max: bool,
+    /// The last exact figures fit the threshold at the current limit and bandwidth: the next
+    /// pass would switch over (switchover-ack aside).
+    pub will_switchover: bool,
+    /// The `downtime-limit` the figures were computed with.
+    pub downtime_limit_ms: u64,
+    /// The switchover lifted the transfer rate limit.
+    pub rate_limit_lifted: bool,
+}
+
+impl Session {
+    /// A consistent copy of the figures at `now_ms` (the caller's clock). Any thread, any
+    /// time; never calls a handler and never waits for one.
+    pub fn snapshot(&self, now_ms: u64) -> Snapshot {
+        let params = self.params();
+        let window = self.counters.window();
+        let ram = self.ram.figures();
+        let vfio_transferred = self.vfio.transferred();
+        let st = self.engine_state();
+        let status = self.status.get();
+        let bytes = self.counters.bytes();
+        let total_time_ms = match (status, st.total_time_ms) {
+            (MigrationStatus::None, _) => 0,
+            (_, Some(frozen)) => frozen,
+            _ => now_ms.saturating_sub(st.start_ms),
+        };
+        let downtime_ms = match (st.downtime_ms, st.downtime_start_ms, status) {
+            (Some(frozen), _, _) => frozen,
+            (None, Some(start), PreSwitchover | Device) => now_ms.saturating_sub(start),
+            _ => 0,
+        };
+        let expected = expected_downtime_ms(
+            st.pass,
+            st.last_sync_bytes,
+            window.switchover_bw,
+            params.downtime_limit_ms,
+        );
+        let advice = advice_for(&st.stall, expected, &params);
+        let fits = (window.switchover_bw / 1000.0 * params.downtime_limit_ms as f64) as u64;
+        Snapshot {
+            status,
+            total_time_ms,
+            setup_time_ms: st.setup_time_ms.unwrap_or(0),
+            downtime_ms,
+            expected_downtime_ms: expected,
+            remaining: self.remaining(),
+            has_remaining: matches!(
+                status,
+                Active | PreSwitchover | Device | Cancelling | PostcopyActive
+            ),
+            transferred: bytes.transferred(),
+            precopy_bytes: bytes.precopy,
+            downtime_bytes: bytes.downtime,
+            postcopy_bytes: bytes.postcopy,
+            multifd_bytes: bytes.multifd,
+            mbps: st.completion_mbps.unwrap_or(window.mbps),
+            pages_per_second: window.pages_per_second,
+            dirty_sync_count: st.pass,
+            postcopy_requests: self.counters.postcopy_requests(),
+            ram,
+            vfio_transferred,
+            error_desc: st.error_desc.clone(),
+            threshold_bytes: window.threshold,
+            switchover_bw: window.switchover_bw,
+            last_sync_bytes: st.last_sync_bytes,
+            stalled: st.stall.stalled,
+            passes_since_progress: st.stall.passes_since_progress,
+            best_remaining: st.stall.best_remaining.unwrap_or(0),
+            recommended_downtime_ms: advice.recommended_ms,
+            beyond_max: advice.beyond_max,
+            will_switchover: st.pass >= 1 && st.last_sync_bytes <= fits,
+            downtime_limit_ms: params.downtime_limit_ms,
+            rate_limit_lifted: st.rate_limit_lifted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_downtime_follows_the_behaviour_list() {
+        assert_eq!(expected_downtime_ms(0, 5, 0.0, 300), 300);
+        assert_eq!(expected_downtime_ms(1, 1 << 40, 1.0, 300), 300);
+        // 1,000,000 B at 80 Mbps (10,000,000 B/s) → 100 ms; at 4,000,000 B/s → 250 ms.
+        assert_eq!(expected_downtime_ms(2, 1_000_000, 80.0 / 8.0 * 1e6, 300), 100);
+        assert_eq!(expected_downtime_ms(2, 1_000_000, 4_000_000.0, 300), 250);
+        assert_eq!(expected_downtime_ms(2, 1_000_000, 0.0, 300), i64::MAX);
+        assert_eq!(expected_downtime_ms(2, 0, 0.0, 300), i64::MAX);
+        assert_eq!(expected_downtime_ms(2, u64::MAX, 1e-3, 300), i64::MAX);
+    }
+}

@@ -1,0 +1,298 @@
+//! One pass of the migration loop (QEMU-BEHAVIOUR.md §One loop pass), with stopped-guest
+//! exact sizing, stall tracking and automatic downtime adjustment.
+use super::bad_state;
+use super::snapshot::{advice_for, expected_downtime_ms};
+use crate::error::Result;
+use crate::pending::{HandlerFlags, HandlerInfo, Pending, QueryKind};
+use crate::state::MigrationStatus::{Active, PostcopyActive};
+use crate::Session;
+use serde_json::json;
+
+/// What the VMM should do after a step (`SWO_ACTION_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Action {
+    /// Keep iterating: send more precopy data.
+    Iterate = 0,
+    /// Switch over now: call `switchover_begin`.
+    Switchover = 1,
+    /// Start postcopy now: call `postcopy_start`.
+    StartPostcopy = 2,
+    /// Postcopy has drained: call `complete`.
+    Complete = 3,
+    /// The switchover is due but `switchover-ack` holds it: keep iterating and step again.
+    Wait = 4,
+}
+
+/// The result of one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    /// An exact query ran.
+    pub exact: bool,
+    /// The library stopped the guest and left it stopped for the switchover.
+    pub vm_stopped: bool,
+    /// The figures the decision used (the exact query's when one ran).
+    pub pending: Pending,
+    /// The threshold the decision compared against.
+    pub threshold: u64,
+    /// `dirty-sync-count` after this step.
+    pub pass: u64,
+}
+
+/// The loop's decision on one pass's figures (steps 3–6 of §One loop pass).
+fn decide(
+    pending: &Pending,
+    threshold: u64,
+    exact: bool,
+    can_switchover: bool,
+    postcopy_requested: bool,
+) -> Action {
+    let postcopy_due =
+        postcopy_requested && pending.precopy.saturating_add(pending.stopcopy) <= threshold;
+    // Never on a fast figure alone: a fast total at or below the threshold always triggers
+    // the exact query first, so `exact` is only a guard here.
+    let switchover_due = exact && pending.total() <= threshold;
+    match (postcopy_due, switchover_due, can_switchover) {
+        (true, _, true) => Action::StartPostcopy,
+        (false, true, true) => Action::Switchover,
+        (true, _, false) | (_, true, false) => Action::Wait,
+        _ => Action::Iterate,
+    }
+}
+
+/// How the exact query of this step ran.
+#[derive(Default)]
+struct StopState {
+    /// The guest was stopped by the library (before or in this step) during the exact query.
+    stopped: bool,
+    /// This step called `vm_stop` (so it must resume the guest when it gives up).
+    stopped_here: bool,
+}
+
+impl Session {
+    /// One pass of the loop, allowed in `active` and `postcopy-active`:
+    /// 1. fast query;
+    /// 2. when `total <= threshold` or `precopy == 0`: exact query (with the guest stopped
+    ///    through `vm_stop` when an active handler has `EXACT_NEEDS_STOPPED_VM`), then
+    ///    last-sync bytes, `pass += 1`, `MIGRATION_PASS`, stall tracking;
+    /// 3. `switchover-ack`: the switchover waits while the guest runs and the destination has
+    ///    not acked;
+    /// 4. postcopy first: requested and `precopy + stopcopy <= threshold`;
+    /// 5. switchover when `total <= threshold` on exact figures;
+    /// 6. else iterate.
+    ///
+    /// In `postcopy-active` only the fast query runs, and `Complete` comes when its total is 0.
+    /// A guest stopped for sizing is resumed unless the action is `Switchover` or
+    /// `StartPostcopy`; then `vm_stopped` is set and the downtime counts from that stop.
+    pub fn iteration_step(&self, now_ms: u64) -> Result<Step> {
+        self.migration_call("swo_iteration_step", || self.step_locked(now_ms))
+    }
+
+    fn step_locked(&self, now_ms: u64) -> Result<Step> {
+        self.observe_clock(now_ms);
+        let caps = self.capabilities();
+        let (status, pass, postcopy_requested, already_stopped) = {
+            let st = self.engine_state();
+            let status = self.status.get();
+            if !matches!(status, Active | PostcopyActive) {
+                return Err(bad_state("swo_iteration_step", status, "'active' or 'postcopy-active'"));
+            }
+            (status, st.pass, st.postcopy_requested, st.stopped_by_library.is_some())
+        };
+        let threshold = self.counters.window().threshold;
+        let fast = self.query_pending(QueryKind::Fast)?;
+        if status == PostcopyActive {
+            let action = if fast.total() == 0 { Action::Complete } else { Action::Iterate };
+            return Ok(Step { action, exact: false, vm_stopped: false, pending: fast, threshold, pass });
+        }
+
+        let exact = fast.total() <= threshold || fast.precopy == 0;
+        let mut stop = StopState { stopped: already_stopped, stopped_here: false };
+        let pending = if exact {
+            self.stop_for_exact_sizing(now_ms, &mut stop)?;
+            match self.query_pending(QueryKind::Exact) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.give_back_guest(&stop)?;
+                    return Err(e);
+                }
+            }
+        } else {
+            fast
+        };
+
+        let params = self.params();
+        let (action, pass, resume) = {
+            let mut st = self.engine_state();
+            let status = self.status.get();
+            if status != Active {
+                // Cancelled or failed while the handlers ran.
+                drop(st);
+                self.give_back_guest(&stop)?;
+                return Err(bad_state("swo_iteration_step", status, "'active'"));
+            }
+            let can_switchover =
+                !(caps.switchover_ack && st.vm_running && !st.switchover_acked);
+            let action = decide(&pending, threshold, exact, can_switchover, postcopy_requested);
+            if exact {
+                st.pass = st.pass.saturating_add(1);
+                st.last_sync_bytes = pending.total();
+                self.emit_if_events_on("MIGRATION_PASS", json!({"pass": st.pass}));
+                let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
+                if outcome.became_stalled {
+                    let bw = self.counters.window().switchover_bw;
+                    let expected = expected_downtime_ms(st.pass, st.last_sync_bytes, bw, params.downtime_limit_ms);
+                    let advice = advice_for(&st.stall, expected, &params);
+                    self.emit(
+                        "MIGRATION_STALL",
+                        json!({
+                            "passes-since-progress": st.stall.passes_since_progress,
+                            "best-remaining": st.stall.best_remaining.unwrap_or(0),
+                            "remaining": pending.total(),
+                            "expected-downtime": expected,
+                            "downtime-limit": params.downtime_limit_ms,
+                            "recommended-downtime": advice.recommended_ms,
+                        }),
+                    );
+                }
+            }
+            let keep_stopped = matches!(action, Action::Switchover | Action::StartPostcopy);
+            let resume = st.stopped_by_library.is_some() && !keep_stopped;
+            if resume {
+                st.stopped_by_library = None;
+            }
+            (action, st.pass, resume)
+        };
+        if resume {
+            self.resume_guest("an exact query with the guest stopped")?;
+        }
+        if exact {
+            self.auto_adjust_downtime();
+        }
+        Ok(Step {
+            action,
+            exact,
+            vm_stopped: stop.stopped && !resume,
+            pending,
+            threshold,
+            pass,
+        })
+    }
+
+    /// Stops the guest for the exact query when an active handler needs it. Without VMM ops
+    /// (or when `vm_stop` fails) the query runs with the guest running, and
+    /// `DEVICE_SIZE_WARNING` says so.
+    fn stop_for_exact_sizing(&self, now_ms: u64, stop: &mut StopState) -> Result<()> {
+        let needing = self.registry.active_with(HandlerFlags::EXACT_NEEDS_STOPPED_VM)?;
+        if needing.is_empty() || stop.stopped {
+            return Ok(());
+        }
+        let devices: Vec<String> = needing.iter().map(|h: &HandlerInfo| h.idstr.clone()).collect();
+        match self.call_vm_stop() {
+            None => {
+                let mut st = self.engine_state();
+                if !st.warned_no_vmm {
+                    st.warned_no_vmm = true;
+                    self.emit("DEVICE_SIZE_WARNING", json!({"kind": "no-vmm-ops", "devices": devices}));
+                }
+            }
+            Some(0) => {
+                stop.stopped_here = true;
+                let mut st = self.engine_state();
+                let status = self.status.get();
+                if status != Active {
+                    drop(st);
+                    self.resume_guest("a status change during exact sizing")?;
+                    return Err(bad_state("swo_iteration_step", status, "'active'"));
+                }
+                st.stopped_by_library = Some(now_ms);
+                stop.stopped = true;
+            }
+            Some(rc) => self.emit(
+                "DEVICE_SIZE_WARNING",
+                json!({"kind": "vm-stop-failed", "errno": rc, "devices": devices}),
+            ),
+        }
+        Ok(())
+    }
+
+    /// Resumes the guest this step stopped, when the step gives up.
+    fn give_back_guest(&self, stop: &StopState) -> Result<()> {
+        if !stop.stopped_here {
+            return Ok(());
+        }
+        let took = {
+            let mut st = self.engine_state();
+            st.stopped_by_library.take().is_some()
+        };
+        if took {
+            self.resume_guest("an interrupted exact query")?;
+        }
+        Ok(())
+    }
+
+    /// With `auto-downtime-max` set and a stall whose expected downtime exceeds the limit:
+    /// raises `downtime-limit` to the recommendation when it is within the ceiling, and emits
+    /// `MIGRATION_DOWNTIME_ADJUSTED`. (Beyond the ceiling the advice says `BEYOND_MAX`.)
+    fn auto_adjust_downtime(&self) {
+        let mut params = self.params();
+        if params.auto_downtime_max_ms == 0 {
+            return;
+        }
+        let (expected, advice) = {
+            let st = self.engine_state();
+            let bw = self.counters.window().switchover_bw;
+            let expected =
+                expected_downtime_ms(st.pass, st.last_sync_bytes, bw, params.downtime_limit_ms);
+            (expected, advice_for(&st.stall, expected, &params))
+        };
+        if advice.recommended_ms == 0 || advice.beyond_max {
+            return;
+        }
+        let old = params.downtime_limit_ms;
+        params.downtime_limit_ms = advice.recommended_ms;
+        // A concurrent parameter change from the monitor between the read above and this
+        // write is lost; the window is one step, and the monitor's next change wins again.
+        if self.set_params(params.clone()).is_ok() {
+            self.emit(
+                "MIGRATION_DOWNTIME_ADJUSTED",
+                json!({
+                    "old-downtime-limit": old,
+                    "downtime-limit": params.downtime_limit_ms,
+                    "expected-downtime": expected,
+                    "auto-downtime-max": params.auto_downtime_max_ms,
+                }),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pre: u64, stop: u64, post: u64) -> Pending {
+        Pending { precopy: pre, stopcopy: stop, postcopy: post }
+    }
+
+    #[test]
+    fn switchover_needs_exact_figures_at_or_below_threshold() {
+        assert_eq!(decide(&p(0, 100, 0), 100, true, true, false), Action::Switchover);
+        assert_eq!(decide(&p(0, 101, 0), 100, true, true, false), Action::Iterate);
+        assert_eq!(decide(&p(0, 0, 0), 0, false, true, false), Action::Iterate);
+    }
+
+    #[test]
+    fn postcopy_comes_first_and_ignores_the_postcopy_bucket() {
+        assert_eq!(decide(&p(50, 50, 1 << 40), 100, false, true, true), Action::StartPostcopy);
+        assert_eq!(decide(&p(50, 51, 0), 100, true, true, true), Action::Iterate);
+        assert_eq!(decide(&p(10, 10, 0), 100, true, true, true), Action::StartPostcopy);
+    }
+
+    #[test]
+    fn ack_turns_a_due_switchover_into_wait() {
+        assert_eq!(decide(&p(0, 10, 0), 100, true, false, false), Action::Wait);
+        assert_eq!(decide(&p(0, 1000, 0), 100, true, false, false), Action::Iterate);
+    }
+}
