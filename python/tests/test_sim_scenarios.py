@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-import switchover
 from switchover.sim import scenario as scn
 from switchover.sim import sweep
 from switchover.sim.output import dumps, to_json_obj
 from switchover.sim.run import Simulation, engine_available
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(getattr(switchover, "Session", None), "iteration_step") or not engine_available(),
-    reason="engine bindings not merged yet")
+# engine_available() is true once switchover.Session has iteration_step, or, until then,
+# when the loaded library has the engine and the simulator's stopgap can drive it.
+pytestmark = pytest.mark.skipif(not engine_available(),
+                                reason="engine bindings not merged yet")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"

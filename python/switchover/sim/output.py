@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from .run import INT64_MAX, PassRecord, Result
 
+MAX_DOWNTIME_LIMIT_MS = 2000 * 1000   # QEMU's bound on downtime-limit
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
@@ -89,8 +90,14 @@ def summary_lines(res: Result) -> list[str]:
         a = res.advice
         rec = a["recommended_downtime_ms"]
         beyond = " (beyond auto-downtime-max)" if a.get("beyond_max") else ""
+        if rec > MAX_DOWNTIME_LIMIT_MS:
+            tail = f", more than any downtime-limit can be ({MAX_DOWNTIME_LIMIT_MS} ms)"
+        elif rec:
+            tail = f", a downtime-limit of {rec} ms would switch over{beyond}"
+        else:
+            tail = ""
         out.append(f"  advice:             expected downtime {fmt_ms(a['expected_downtime_ms'])}"
-                   + (f", a downtime-limit of {rec} ms would switch over{beyond}" if rec else ""))
+                   + tail)
     return out
 
 

@@ -75,15 +75,30 @@ class Result:
 
 
 def engine_available(so: Any | None = None) -> bool:
-    """True once the bindings this loop drives are present."""
+    """True when ``so`` (default: the ``switchover`` package, else the stopgap over its
+    C declarations) has what this loop drives."""
     if so is None:
-        try:
-            import switchover as so  # noqa: F811
-        except ImportError:
-            return False
+        return default_bindings() is not None
     session = getattr(so, "Session", None)
     return all(hasattr(so, n) for n in ("Ram", "Vfio")) and session is not None and all(
         hasattr(session, n) for n in ("iteration_step", "switchover_begin", "update_counters"))
+
+
+def default_bindings() -> Any | None:
+    """The ``switchover`` package once it has the engine, RAM and VFIO bindings; until then
+    the simulator's own stopgap over the package's C declarations (``_shim``); None when
+    the library itself lacks the engine."""
+    try:
+        import switchover
+    except ImportError:
+        return None
+    if engine_available(switchover):
+        return switchover
+    try:
+        from . import _shim
+    except (ImportError, AttributeError):
+        return None
+    return _shim.module() if _shim.available() else None
 
 
 class Simulation:
@@ -94,8 +109,8 @@ class Simulation:
                  max_time_s: float | None = None,
                  progress: Callable[[float], None] | None = None):
         if so is None:
-            import switchover as so  # noqa: F811
-        if not engine_available(so):
+            so = default_bindings()
+        if so is None or not engine_available(so):
             raise RuntimeError("the switchover bindings lack the engine, RAM or VFIO parts "
                                "(Session.iteration_step, Ram, Vfio); build the full library")
         self.so = so
