@@ -110,8 +110,9 @@ def plot_sweep(key1: str, values1: Sequence, key2: str, values2: Sequence,
                     txt += " !"
             else:
                 txt = r.outcome
+            light = r.converged and norm is not None and norm(r.end_ms / 1000) > 0.6
             ax.text(j, i, txt, ha="center", va="center", fontsize=8,
-                    color="white" if r.converged else "black")
+                    color="white" if r.converged and not light else "black")
     if finite:
         fig.colorbar(im, ax=ax, label="time to complete (s)")
     ax.set_title("convergence map (grey: no switchover; cell: time, downtime)")
