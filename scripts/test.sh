@@ -5,4 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 setup_build
-$MESON test -C "$BUILD_DIR" --print-errorlogs "$@"
+rc=0
+$MESON test -C "$BUILD_DIR" --print-errorlogs "$@" || rc=$?
+# One plain closing line: how many meson tests passed and failed in this run.
+python3 - "$BUILD_DIR/meson-logs/testlog.json" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for line in open(sys.argv[1]):
+    result = json.loads(line).get("result")
+    if result in ("OK", "EXPECTEDFAIL"):
+        passed += 1
+    elif result == "SKIP":
+        skipped += 1
+    else:
+        failed += 1
+print(f"meson: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+PY
+exit $rc
