@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import scenario as scn
@@ -100,5 +101,15 @@ def _sweep(args: argparse.Namespace, overrides: dict) -> int:
     return 0
 
 
+def _main_quiet_on_closed_pipe() -> int:
+    """`python -m switchover.sim ... | head` must not end in a traceback."""
+    try:
+        return main()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_quiet_on_closed_pipe())
