@@ -32,7 +32,9 @@
 #define SWO_ADVICE_WILL_SWITCHOVER (1 << 1)
 
 /**
- * `SwoAdvice.flags`: `auto-downtime-max` is set and the recommendation is above it.
+ * `SwoAdvice.flags`: `auto-downtime-max` is set and the recommendation is above it, or the
+ * limit needed is above the largest `downtime-limit` (2,000,000 ms; then the recommendation
+ * is 0).
  */
 #define SWO_ADVICE_BEYOND_MAX (1 << 2)
 

@@ -141,3 +141,35 @@ fn progress_of_more_than_the_margin_is_no_stall() {
     assert_eq!(s.passes_since_progress, 0);
     assert!(rig.vmm.events("MIGRATION_STALL").is_empty());
 }
+
+/// Garbage-sized state (1 EiB of stop-copy data) gives no advice above the largest allowed
+/// `downtime-limit` (2,000,000 ms, QEMU-BEHAVIOUR.md §Parameters): none, flagged beyond max.
+#[test]
+fn advice_never_exceeds_the_largest_downtime_limit() {
+    use switchover::{HandlerFlags, Pending, PendingSource};
+    struct Huge;
+    impl PendingSource for Huge {
+        fn save_query_pending(&self, p: &mut Pending, _e: bool, _f: bool) {
+            p.stopcopy += 1u64 << 60;
+        }
+    }
+    let s = switchover::Session::new();
+    s.registry().register("huge", 0, HandlerFlags::empty(), Box::new(Huge)).unwrap();
+    let mut p = s.params();
+    p.avail_switchover_bandwidth = 1 << 30;
+    s.set_params(p).unwrap();
+    s.migration_start(0).unwrap();
+    s.setup_done(0).unwrap();
+    let mut now = 0;
+    for _ in 0..20 {
+        now += 100;
+        s.record_transferred(switchover::counters::Channel::Main, 1 << 20);
+        s.update_counters(now).unwrap();
+        s.iteration_step(now).unwrap();
+    }
+    let snap = s.snapshot(now);
+    assert!(snap.stalled);
+    assert!(snap.expected_downtime_ms > 2_000_000);
+    assert_eq!(snap.recommended_downtime_ms, 0);
+    assert!(snap.beyond_max);
+}

@@ -83,6 +83,10 @@ fn hmp_stalled_line_only_while_stalled() {
     assert!(info.to_hmp_text().contains(
         "Remaining: \t\t1.36 GiB\nStalled: \t\t5 passes, best remaining 1.91 GiB, downtime-limit 2101 ms would converge\nRAM info:\n"
     ));
+    info.x_switchover.as_mut().unwrap().recommended_downtime = 0;
+    assert!(info.to_hmp_text().contains(
+        "Stalled: \t\t5 passes, best remaining 1.91 GiB, no downtime-limit would converge\n"
+    ));
 }
 
 #[test]

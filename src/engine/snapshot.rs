@@ -1,6 +1,6 @@
 //! A consistent copy of every figure the reports need (`query-migrate`, `info migrate`,
 //! `swo_get_info`, `swo_get_advice`), computed when asked. Never calls a handler.
-use crate::params::Params;
+use crate::params::{Params, MAX_MIGRATE_DOWNTIME_MS};
 use crate::ram::RamFigures;
 use crate::stall::{recommended_downtime, StallTracker};
 use crate::state::MigrationStatus::{
@@ -40,6 +40,11 @@ pub(crate) fn advice_for(stall: &StallTracker, expected_ms: i64, params: &Params
         return AdviceFigures::default();
     }
     let recommended_ms = recommended_downtime(expected_ms, params.downtime_headroom_pct);
+    // A limit no `downtime-limit` may take (above 2,000,000 ms, e.g. from garbage device
+    // sizes) is no advice: report none, and that it is beyond every ceiling.
+    if recommended_ms > MAX_MIGRATE_DOWNTIME_MS {
+        return AdviceFigures { recommended_ms: 0, beyond_max: true };
+    }
     let beyond_max = params.auto_downtime_max_ms != 0
         && (recommended_ms == 0 || recommended_ms > params.auto_downtime_max_ms);
     AdviceFigures { recommended_ms, beyond_max }
@@ -93,7 +98,8 @@ pub struct Snapshot {
     /// `expected × (1 + downtime-headroom%)` rounded up, when stalled with an expected
     /// downtime above the limit; else 0.
     pub recommended_downtime_ms: u64,
-    /// `auto-downtime-max` is set and the recommendation is above it.
+    /// `auto-downtime-max` is set and the recommendation is above it, or the needed limit is
+    /// above the largest `downtime-limit` (2,000,000 ms).
     pub beyond_max: bool,
     /// The last exact figures fit the threshold at the current limit and bandwidth: the next
     /// pass would switch over (switchover-ack aside).

@@ -16,7 +16,9 @@ pub const SWO_ADVICE_STALLED: u32 = 1 << 0;
 /// `SwoAdvice.flags`: the last exact figures fit within `downtime-limit` at the current
 /// switchover bandwidth: the next pass switches over (switchover-ack aside).
 pub const SWO_ADVICE_WILL_SWITCHOVER: u32 = 1 << 1;
-/// `SwoAdvice.flags`: `auto-downtime-max` is set and the recommendation is above it.
+/// `SwoAdvice.flags`: `auto-downtime-max` is set and the recommendation is above it, or the
+/// limit needed is above the largest `downtime-limit` (2,000,000 ms; then the recommendation
+/// is 0).
 pub const SWO_ADVICE_BEYOND_MAX: u32 = 1 << 2;
 
 /// A numeric snapshot of the migration for C callers.

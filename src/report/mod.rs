@@ -159,13 +159,17 @@ impl MigrationInfo {
             let _ = writeln!(t, "Remaining: \t\t{}", size_to_str(remaining));
         }
         if let Some(x) = self.x_switchover.as_ref().filter(|x| x.stalled) {
-            let _ = writeln!(
+            let _ = write!(
                 t,
-                "Stalled: \t\t{} passes, best remaining {}, downtime-limit {} ms would converge",
+                "Stalled: \t\t{} passes, best remaining {}, ",
                 x.passes_since_progress,
-                size_to_str(x.best_remaining),
-                x.recommended_downtime
+                size_to_str(x.best_remaining)
             );
+            // No advice (0): the expected downtime is unknown, or above every allowed limit.
+            let _ = match x.recommended_downtime {
+                0 => writeln!(t, "no downtime-limit would converge"),
+                ms => writeln!(t, "downtime-limit {ms} ms would converge"),
+            };
         }
         if let Some(ram) = &self.ram {
             let _ = writeln!(t, "RAM info:");
