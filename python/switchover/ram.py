@@ -49,7 +49,6 @@ class Ram(Model):
         page_size = _u64(page_size, "page_size")
         if sync_dirty is not None and not callable(sync_dirty):
             raise TypeError("sync_dirty must be callable or None")
-        self.sync_dirty = sync_dirty
         self.total_bytes = total_bytes
         self.page_size = page_size
         ops = SwoRamOps(ctypes.sizeof(SwoRamOps), 0)
