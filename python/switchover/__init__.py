@@ -6,6 +6,21 @@
     ...     s.query_pending(exact=True).total
     536870912
 
+A migration loop, the way a VMM's migration thread drives it (``now`` is your clock, in ms)::
+
+    s.set_vmm_ops(vm_stop=..., vm_resume=..., event=print)   # events also kept in s.events
+    ram = switchover.Ram(s, 4 << 30, sync_dirty=bitmap_sync)
+    gpu = switchover.Vfio(s, "0000:3b:00.0", query_stop_copy_size=read_size)
+    s.migration_start(now); s.setup_done(now)
+    while True:
+        s.record_transferred(sent); s.update_counters(now)
+        step = s.iteration_step(now)
+        if step.action == switchover.ACTION_SWITCHOVER:
+            proceed, final = s.switchover_begin(now)
+            ...                                    # send `final`, then
+            s.complete(now); break
+    s.query_migrate(now)     # QMP query-migrate as a dict; s.info_migrate(now) for HMP
+
 Every failure of the library raises :class:`SwitchoverError` with its ``code`` and the
 library's ``message``. Sizes are ints (bytes).
 """

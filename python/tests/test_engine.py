@@ -470,3 +470,17 @@ def test_now_ms_outside_u64_is_a_value_error(session):
     with pytest.raises(ValueError):
         session.info(2**64)
     assert session.status == so.STATUS_NONE
+
+
+def test_vmm_hooks_stay_alive_without_a_caller_reference(session):
+    import gc
+
+    counts = {"stop": 0, "resume": 0}
+    session.set_vmm_ops(vm_stop=lambda: counts.__setitem__("stop", counts["stop"] + 1),
+                        vm_resume=lambda: counts.__setitem__("resume", counts["resume"] + 1))
+    gc.collect()
+    session.register_handler("vgpu", fixed(stop=10), flags=so.HANDLER_EXACT_NEEDS_STOPPED_VM)
+    session.migration_start(0)
+    session.setup_done(0)
+    session.iteration_step(10)  # None from a hook counts as 0 (success)
+    assert counts == {"stop": 1, "resume": 1}
