@@ -6,15 +6,84 @@
     ...     s.query_pending(exact=True).total
     536870912
 
+A migration loop, the way a VMM's migration thread drives it (``now`` is your clock, in ms)::
+
+    s.set_vmm_ops(vm_stop=..., vm_resume=..., event=print)   # events also kept in s.events
+    ram = switchover.Ram(s, 4 << 30, sync_dirty=bitmap_sync)
+    gpu = switchover.Vfio(s, "0000:3b:00.0", query_stop_copy_size=read_size)
+    s.migration_start(now); s.setup_done(now)
+    while True:
+        s.record_transferred(sent); s.update_counters(now)
+        step = s.iteration_step(now)
+        if step.action == switchover.ACTION_SWITCHOVER:
+            proceed, final = s.switchover_begin(now)
+            ...                                    # send `final`, then
+            s.complete(now); break
+    s.query_migrate(now)     # QMP query-migrate as a dict; s.info_migrate(now) for HMP
+
 Every failure of the library raises :class:`SwitchoverError` with its ``code`` and the
 library's ``message``. Sizes are ints (bytes).
 """
-from ._native import (Action, HandlerFlag, MigrationStatus, Status, SwoHandlerOps,
-                      SwoPending, SwoStep, SwoVmmOps, has)
+from ._native import (Action, HandlerFlag, MigrationStatus, Status, SwoAdvice,
+                      SwoHandlerOps, SwoInfo, SwoPending, SwoRamFigures, SwoRamOps, SwoStep,
+                      SwoVfioOps, SwoVfioSizes, SwoVmmOps, VfioState, has)
 from ._native import lib as _lib
+from . import _native
 from .errors import SwitchoverError
-from .session import Handler, Pending, Session
+from .figures import (Advice, Info, Pending, RamFigures, Step, VfioSizes, action_name,
+                      migration_status_name)
+from .ram import Ram
+from .session import Handler, Session
 from .sizes import parse_size, size_to_str
+from .vfio import Vfio
+
+# The C ABI's constants without their SWO_ prefix (all plain ints; the IntEnum members
+# compare equal to the numbers).
+ACTION_ITERATE = Action.ITERATE
+ACTION_SWITCHOVER = Action.SWITCHOVER
+ACTION_START_POSTCOPY = Action.START_POSTCOPY
+ACTION_COMPLETE = Action.COMPLETE
+ACTION_WAIT = Action.WAIT
+
+STEP_EXACT = _native.SWO_STEP_EXACT
+STEP_VM_STOPPED = _native.SWO_STEP_VM_STOPPED
+
+STATUS_NONE = MigrationStatus.NONE
+STATUS_SETUP = MigrationStatus.SETUP
+STATUS_ACTIVE = MigrationStatus.ACTIVE
+STATUS_PRE_SWITCHOVER = MigrationStatus.PRE_SWITCHOVER
+STATUS_DEVICE = MigrationStatus.DEVICE
+STATUS_POSTCOPY_ACTIVE = MigrationStatus.POSTCOPY_ACTIVE
+STATUS_COMPLETED = MigrationStatus.COMPLETED
+STATUS_CANCELLING = MigrationStatus.CANCELLING
+STATUS_CANCELLED = MigrationStatus.CANCELLED
+STATUS_FAILED = MigrationStatus.FAILED
+
+HANDLER_EXACT_NEEDS_STOPPED_VM = HandlerFlag.EXACT_NEEDS_STOPPED_VM
+HANDLER_NO_POSTCOPY = HandlerFlag.NO_POSTCOPY
+
+VFIO_ERROR = VfioState.ERROR
+VFIO_STOP = VfioState.STOP
+VFIO_RUNNING = VfioState.RUNNING
+VFIO_STOP_COPY = VfioState.STOP_COPY
+VFIO_RESUMING = VfioState.RESUMING
+VFIO_RUNNING_P2P = VfioState.RUNNING_P2P
+VFIO_PRE_COPY = VfioState.PRE_COPY
+VFIO_PRE_COPY_P2P = VfioState.PRE_COPY_P2P
+
+CHANNEL_MAIN = _native.SWO_CHANNEL_MAIN
+CHANNEL_MULTIFD = _native.SWO_CHANNEL_MULTIFD
+
+INFO_HAS_REMAINING = _native.SWO_INFO_HAS_REMAINING
+INFO_STALLED = _native.SWO_INFO_STALLED
+ADVICE_STALLED = _native.SWO_ADVICE_STALLED
+ADVICE_WILL_SWITCHOVER = _native.SWO_ADVICE_WILL_SWITCHOVER
+ADVICE_BEYOND_MAX = _native.SWO_ADVICE_BEYOND_MAX
+
+#: ``expected_downtime_ms`` while no bandwidth is known.
+INT64_MAX = _native.INT64_MAX
+#: The stop-copy size a VFIO device gets when its size cannot be read (100 GiB).
+VFIO_STOP_COPY_FALLBACK = 100 << 30
 
 __version__ = "0.1.0"
 
@@ -23,8 +92,12 @@ library_version: str = _lib.version
 #: Path of the loaded shared library.
 library_path: str = _lib.path
 
+_CONSTANTS = [name for name in list(globals()) if name.isupper() and not name.startswith("_")]
+
 __all__ = [
-    "Action", "Handler", "HandlerFlag", "MigrationStatus", "Pending", "Session", "Status",
-    "SwitchoverError", "SwoHandlerOps", "SwoPending", "SwoStep", "SwoVmmOps", "has",
-    "library_path", "library_version", "parse_size", "size_to_str",
-]
+    "Action", "Advice", "Handler", "HandlerFlag", "Info", "MigrationStatus", "Pending", "Ram",
+    "RamFigures", "Session", "Status", "Step", "SwitchoverError", "SwoAdvice", "SwoHandlerOps",
+    "SwoInfo", "SwoPending", "SwoRamFigures", "SwoRamOps", "SwoStep", "SwoVfioOps",
+    "SwoVfioSizes", "SwoVmmOps", "Vfio", "VfioSizes", "VfioState", "action_name", "has",
+    "library_path", "library_version", "migration_status_name", "parse_size", "size_to_str",
+] + _CONSTANTS

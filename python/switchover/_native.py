@@ -17,14 +17,16 @@ from __future__ import annotations
 import ctypes
 import enum
 import os
-from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_int,
-                    c_size_t, c_uint32, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_double,
+                    c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
 
 #: The library versions (major, minor) this binding speaks to.
 COMPATIBLE_VERSION = (0, 1)
 
 UINT64_MAX = (1 << 64) - 1
 UINT32_MAX = (1 << 32) - 1
+INT64_MAX = (1 << 63) - 1
+INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 
 
 class Status(enum.IntEnum):
@@ -83,10 +85,28 @@ class Action(enum.IntEnum):
     WAIT = 4
 
 
+class VfioState(enum.IntEnum):
+    """``SWO_VFIO_STATE_*``: the uAPI ``enum vfio_device_mig_state`` numbers."""
+
+    ERROR = 0
+    STOP = 1
+    RUNNING = 2
+    STOP_COPY = 3
+    RESUMING = 4
+    RUNNING_P2P = 5
+    PRE_COPY = 6
+    PRE_COPY_P2P = 7
+
+
 SWO_STEP_EXACT = 1 << 0
 SWO_STEP_VM_STOPPED = 1 << 1
 SWO_CHANNEL_MAIN = 0
 SWO_CHANNEL_MULTIFD = 1
+SWO_INFO_HAS_REMAINING = 1 << 0
+SWO_INFO_STALLED = 1 << 1
+SWO_ADVICE_STALLED = 1 << 0
+SWO_ADVICE_WILL_SWITCHOVER = 1 << 1
+SWO_ADVICE_BEYOND_MAX = 1 << 2
 
 
 class SwoPending(Structure):
@@ -143,6 +163,38 @@ class SwoStep(Structure):
         ("pending", SwoPending),
         ("threshold_bytes", c_uint64),
         ("pass_", c_uint64),
+    ]
+
+
+class SwoInfo(Structure):
+    """``SwoInfo``: the numeric snapshot of ``swo_get_info`` (``pass`` spelled ``pass_``)."""
+
+    _fields_ = [
+        ("status", c_uint32),
+        ("flags", c_uint32),
+        ("remaining_bytes", c_uint64),
+        ("last_sync_bytes", c_uint64),
+        ("threshold_bytes", c_uint64),
+        ("pass_", c_uint64),
+        ("transferred_bytes", c_uint64),
+        ("mbps", c_double),
+        ("switchover_bw", c_double),
+        ("expected_downtime_ms", c_int64),
+        ("total_time_ms", c_uint64),
+        ("setup_time_ms", c_uint64),
+        ("downtime_ms", c_uint64),
+    ]
+
+
+class SwoAdvice(Structure):
+    """``SwoAdvice``: the stall state and downtime advice of ``swo_get_advice``."""
+
+    _fields_ = [
+        ("flags", c_uint32),
+        ("passes_since_progress", c_uint32),
+        ("best_remaining_bytes", c_uint64),
+        ("expected_downtime_ms", c_int64),
+        ("recommended_downtime_ms", c_uint64),
     ]
 
 
@@ -248,14 +300,14 @@ FUNCTIONS = {
     "swo_query_capabilities_json": (c_uint32, [SessionP, _buf, c_size_t, _size_p]),
     "swo_size_to_str": (c_size_t, [c_uint64, _buf, c_size_t]),
     "swo_parse_size": (c_uint32, [c_char_p, c_char, POINTER(c_uint64)]),
-    # ram.rs (declared here; no Python wrapper class yet)
+    # ram.rs
     "swo_ram_new": (c_uint32, [SessionP, c_uint64, c_uint64, POINTER(SwoRamOps), c_void_p,
                                POINTER(RamP)]),
     "swo_ram_set_dirty_pages": (c_uint32, [RamP, c_uint64]),
     "swo_ram_record_sent": (c_uint32, [RamP, c_uint64, c_uint64]),
     "swo_ram_get_figures": (c_uint32, [RamP, POINTER(SwoRamFigures)]),
     "swo_ram_free": (None, [RamP]),
-    # vfio.rs (declared here; no Python wrapper class yet)
+    # vfio.rs
     "swo_vfio_new": (c_uint32, [SessionP, c_char_p, POINTER(SwoVfioOps), c_void_p,
                                 POINTER(VfioP)]),
     "swo_vfio_new_fd": (c_uint32, [SessionP, c_char_p, c_int, POINTER(VfioP)]),
@@ -282,10 +334,8 @@ FUNCTIONS = {
     "swo_set_switchover_acked": (c_uint32, [SessionP, c_bool]),
     "swo_set_vm_running": (c_uint32, [SessionP, c_bool]),
     "swo_get_status": (c_uint32, [SessionP]),
-    # SwoInfo / SwoAdvice are still settling on the engine branch: passed as raw pointers
-    # until they are mirrored here.
-    "swo_get_info": (c_uint32, [SessionP, c_uint64, c_void_p]),
-    "swo_get_advice": (c_uint32, [SessionP, c_uint64, c_void_p]),
+    "swo_get_info": (c_uint32, [SessionP, c_uint64, POINTER(SwoInfo)]),
+    "swo_get_advice": (c_uint32, [SessionP, c_uint64, POINTER(SwoAdvice)]),
     # report/
     "swo_query_migrate_json": (c_uint32, [SessionP, c_uint64, _buf, c_size_t, _size_p]),
     "swo_info_migrate_text": (c_uint32, [SessionP, c_uint64, _buf, c_size_t, _size_p]),

@@ -1,48 +1,25 @@
-"""Sessions, handlers and pending figures."""
+"""Sessions, handlers, the VMM's hooks and the events the library delivers."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import logging
 import operator
 import threading
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import _native
-from ._native import UINT32_MAX, UINT64_MAX, HandlerFlag, SwoHandlerOps, SwoPending
+from ._native import (INT_MAX, INT_MIN, UINT32_MAX, UINT64_MAX, HandlerFlag, SwoHandlerOps,
+                      SwoPending, SwoVmmOps)
+from .engine import EngineCalls
 from .errors import check
+from .figures import Pending, _saturating_sum
 
 log = logging.getLogger("switchover")
 
 __all__ = ["Pending", "Handler", "Session"]
-
-
-def _saturating_sum(*values: int) -> int:
-    return min(sum(values), UINT64_MAX)
-
-
-@dataclass(frozen=True)
-class Pending:
-    """Bytes still to send, by when they can move (QEMU 11.1's three buckets).
-
-    ``total`` is the saturating sum of the three unless given.
-    """
-
-    precopy: int = 0
-    stopcopy: int = 0
-    postcopy: int = 0
-    total: Optional[int] = None
-
-    def __post_init__(self) -> None:
-        if self.total is None:
-            object.__setattr__(self, "total",
-                               _saturating_sum(self.precopy, self.stopcopy, self.postcopy))
-
-    @classmethod
-    def _from_c(cls, p: SwoPending) -> "Pending":
-        return cls(p.precopy_bytes, p.stopcopy_bytes, p.postcopy_bytes, p.total_bytes)
 
 
 #: What a handler may return: a Pending, a (precopy, stopcopy, postcopy) tuple, a dict with
@@ -152,11 +129,91 @@ class Handler:
                 f"id {self.id} {state}>")
 
 
-class Session:
-    """One outgoing migration: its handlers, parameters and capabilities.
+def _errno_result(value: Any, what: str) -> int:
+    """A VMM hook's result as the C int it returns: 0 (None counts as 0) or -errno."""
+    if value is None:
+        return 0
+    value = operator.index(value)
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError(f"{what} returned {value}, which is no C int")
+    return value
+
+
+class _Vmm:
+    """The VMM hooks of one session and the events delivered to it. The C trampolines are
+    made once and live as long as the session; they call whatever Python callables are
+    installed at the time. They hold no reference to the Session (no cycle)."""
+
+    def __init__(self, session_key: int):
+        self.key = session_key
+        self.lock = threading.Lock()
+        self.vm_stop: Optional[Callable[[], Optional[int]]] = None
+        self.vm_resume: Optional[Callable[[], Optional[int]]] = None
+        self.event: Optional[Callable[[dict], Any]] = None
+        self.events: List[dict] = []
+        self.c_vm_stop = _native.SwoVmOpFn(self._c_vm_stop)
+        self.c_vm_resume = _native.SwoVmOpFn(self._c_vm_resume)
+        self.c_event = _native.SwoEventFn(self._c_event)
+
+    def ops(self) -> SwoVmmOps:
+        """The C ops for the callables installed now: NULL where none is (without vm_stop
+        the library never stops the guest itself). The event hook is always installed, so
+        every event is kept in :attr:`events`."""
+        ops = SwoVmmOps(ctypes.sizeof(SwoVmmOps), 0)
+        if self.vm_stop is not None:
+            ops.vm_stop = self.c_vm_stop
+        if self.vm_resume is not None:
+            ops.vm_resume = self.c_vm_resume
+        ops.event = self.c_event
+        return ops
+
+    def _vm_op(self, fn: Optional[Callable[[], Optional[int]]], what: str) -> int:
+        if fn is None:  # uninstalled while the library was calling it
+            return 0
+        _enter(self.key)
+        try:
+            return _errno_result(fn(), what)
+        except Exception:
+            log.exception("%s raised; reported to the library as -EIO", what)
+            return -errno.EIO
+        finally:
+            _leave(self.key)
+
+    def _c_vm_stop(self, _opaque) -> int:
+        return self._vm_op(self.vm_stop, "vm_stop")
+
+    def _c_vm_resume(self, _opaque) -> int:
+        return self._vm_op(self.vm_resume, "vm_resume")
+
+    def _c_event(self, _opaque, text) -> None:
+        _enter(self.key)
+        try:
+            raw = text.decode("utf-8", errors="replace") if text is not None else ""
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                log.error("the library delivered an event that is not JSON: %r", raw)
+                event = {"event": None, "raw": raw}
+            with self.lock:
+                self.events.append(event)
+            callback = self.event
+            if callback is not None:
+                callback(event)
+        except Exception:
+            log.exception("the event callback raised; event kept in Session.events")
+        finally:
+            _leave(self.key)
+
+
+class Session(EngineCalls):
+    """One outgoing migration: its handlers, parameters, capabilities, the VMM's hooks, the
+    migration lifecycle and its reports (the lifecycle calls come from
+    :class:`~switchover.engine.EngineCalls`).
 
     Use it as a context manager, or call :meth:`close`. Its methods may be called from any
-    thread; :meth:`close` waits until calls running on other threads are done.
+    thread; :meth:`close` waits until calls running on other threads are done. RAM and VFIO
+    models created on it (:class:`~switchover.Ram`, :class:`~switchover.Vfio`) are kept
+    alive by it and closed by :meth:`close` before the session is freed.
     """
 
     def __init__(self) -> None:
@@ -164,10 +221,17 @@ class Session:
         self._idle = threading.Condition(self._lock)
         self._inflight = 0
         self._handlers: Dict[int, Handler] = {}
+        self._models: List[Any] = []
         self._handle = None
+        self._vmm = _Vmm(id(self))
         handle = _native.SessionP()
         check(_native.lib.swo_session_new(ctypes.byref(handle)))
         self._handle = handle
+        try:
+            self._install_vmm_ops()
+        except BaseException:
+            self.close()
+            raise
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -191,6 +255,9 @@ class Session:
                 self._idle.wait()
             handlers = list(self._handlers.values())
             self._handlers.clear()
+            models, self._models = self._models, []
+        for model in reversed(models):  # each waits for its own calls and callbacks
+            model.close()
         _native.lib.swo_session_free(handle)  # unregisters, waiting for running callbacks
         for h in handlers:
             h._release()
@@ -211,6 +278,68 @@ class Session:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._handlers)} handler(s)"
         return f"<switchover.Session {state}>"
+
+    # -- RAM and VFIO models (they attach themselves) ----------------------------------------
+
+    def _attach(self, model: Any) -> None:
+        with self._lock:
+            self._models.append(model)
+
+    def _detach(self, model: Any) -> None:
+        with self._lock:
+            if model in self._models:
+                self._models.remove(model)
+
+    @property
+    def models(self) -> list:
+        """The open :class:`~switchover.Ram` and :class:`~switchover.Vfio` models of this
+        session, in creation order."""
+        with self._lock:
+            return list(self._models)
+
+    # -- VMM hooks and events ----------------------------------------------------------------
+
+    def _install_vmm_ops(self) -> None:
+        ops = self._vmm.ops()
+        with self._use() as h:
+            check(_native.lib.swo_session_set_vmm_ops(h, ctypes.byref(ops), None))
+
+    def set_vmm_ops(self, vm_stop: Optional[Callable[[], Optional[int]]] = None,
+                    vm_resume: Optional[Callable[[], Optional[int]]] = None,
+                    event: Optional[Callable[[dict], Any]] = None) -> None:
+        """Installs the VMM's hooks, replacing earlier ones (``None`` removes one).
+
+        ``vm_stop()`` / ``vm_resume()`` return 0 (or None) once done, or ``-errno``; without
+        them the library never stops the guest itself. ``event(dict)`` receives each event
+        parsed from its QMP JSON. They may be called from any thread that calls into the
+        session. An exception inside a hook is logged (logger ``switchover``): ``vm_stop`` and
+        ``vm_resume`` then return ``-EIO``; the event stays in :attr:`events`.
+        """
+        for name, fn in (("vm_stop", vm_stop), ("vm_resume", vm_resume), ("event", event)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable or None")
+        vmm = self._vmm
+        # Install the Python callables first: a hook the library calls from now on finds
+        # them. A hook being removed answers 0 if the library still calls it meanwhile.
+        vmm.vm_stop, vmm.vm_resume, vmm.event = vm_stop, vm_resume, event
+        self._install_vmm_ops()
+
+    @property
+    def events(self) -> List[dict]:
+        """Every event the library delivered so far, in order, parsed from JSON
+        (``{"timestamp": ..., "event": "MIGRATION", "data": {...}}``); also kept when an
+        event callback is set. A copy: later events do not change it."""
+        with self._vmm.lock:
+            return list(self._vmm.events)
+
+    def clear_events(self) -> None:
+        """Forgets the events kept so far."""
+        with self._vmm.lock:
+            self._vmm.events.clear()
+
+    def events_named(self, name: str) -> List[dict]:
+        """The ``data`` of every kept event called ``name``, in order."""
+        return [e.get("data", {}) for e in self.events if e.get("event") == name]
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -369,18 +498,20 @@ def _c_text(text: str, what: str) -> bytes:
 
 
 class _InUse:
-    """Counts a call in flight so close() waits for it; refuses calls on a closed session."""
+    """Counts a call in flight so close() waits for it; refuses calls on a closed session (or
+    a closed model: anything with ``_lock``, ``_idle``, ``_inflight`` and ``_handle``)."""
 
     __slots__ = ("session",)
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Any):
         self.session = session
 
     def __enter__(self):
         s = self.session
         with s._lock:
             if s._handle is None:
-                raise ValueError("I/O operation on a closed switchover.Session")
+                raise ValueError(f"I/O operation on a closed switchover."
+                                 f"{type(s).__name__}")
             s._inflight += 1
             return s._handle
 
