@@ -4,14 +4,12 @@ These call functions added by the parameters work; until it is in the loaded lib
 tests are skipped with the reason "params not merged yet"."""
 import pytest
 
-from conftest import needs_caps, needs_params
 from switchover import SwitchoverError, Status
 
 DOWNTIME_MESSAGE = ("Parameter 'downtime_limit' expects an integer in the range of 0 to "
                     "(2000 * 1000) ms")
 
 
-@needs_params
 def test_defaults_are_qemus(session):
     p = session.parameters
     assert p["downtime-limit"] == 300
@@ -20,7 +18,6 @@ def test_defaults_are_qemus(session):
     assert p["max-postcopy-bandwidth"] == 0
 
 
-@needs_params
 def test_hmp_sizes_default_to_mib(session):
     session.set_parameter("max-bandwidth", "100")
     assert session.parameters["max-bandwidth"] == 104857600
@@ -30,7 +27,6 @@ def test_hmp_sizes_default_to_mib(session):
     assert session.parameters["max-bandwidth"] == 100
 
 
-@needs_params
 def test_int_values_are_exact_bytes_and_milliseconds(session):
     session.set_parameter("max-bandwidth", 1000)
     session.set_parameter("downtime-limit", 2000)
@@ -38,7 +34,6 @@ def test_int_values_are_exact_bytes_and_milliseconds(session):
     assert (p["max-bandwidth"], p["downtime-limit"]) == (1000, 2000)
 
 
-@needs_params
 @pytest.mark.parametrize("value", ["2000001", 2000001])
 def test_downtime_limit_above_2000000_is_rejected_with_qemus_message(session, value):
     with pytest.raises(SwitchoverError) as info:
@@ -50,14 +45,12 @@ def test_downtime_limit_above_2000000_is_rejected_with_qemus_message(session, va
     assert session.parameters["downtime-limit"] == 2000000
 
 
-@needs_params
 def test_hmp_size_with_trailing_characters_is_rejected(session):
     with pytest.raises(SwitchoverError):
         session.set_parameter("max-bandwidth", "10MB")
     assert session.parameters["max-bandwidth"] == 134217728
 
 
-@needs_params
 def test_qmp_set_merges_and_applies_all_or_nothing(session):
     session.set_parameters({"downtime-limit": 500, "max-bandwidth": 1 << 30})
     assert session.parameters["downtime-limit"] == 500
@@ -71,14 +64,12 @@ def test_qmp_set_merges_and_applies_all_or_nothing(session):
         assert session.parameters == before, bad
 
 
-@needs_params
 def test_unknown_parameter_names_are_errors(session):
     with pytest.raises(SwitchoverError) as info:
         session.set_parameter("no-such-parameter", "1")
     assert "no-such-parameter" in info.value.message
 
 
-@needs_params
 def test_parameters_are_a_fresh_dict_each_time(session):
     p = session.parameters
     p["downtime-limit"] = 1
@@ -92,7 +83,6 @@ def test_parameter_values_must_be_str_or_int(session):
         session.set_parameter("downtime-limit", None)
 
 
-@needs_caps
 def test_capabilities_are_off_by_default_and_can_be_turned_on(session):
     caps = session.capabilities
     for name in ("events", "pause-before-switchover", "switchover-ack", "postcopy-ram"):
@@ -106,7 +96,6 @@ def test_capabilities_are_off_by_default_and_can_be_turned_on(session):
     assert session.capabilities["events"] is False
 
 
-@needs_caps
 def test_unknown_capabilities_are_errors(session):
     with pytest.raises(SwitchoverError) as info:
         session.set_capability("warp-drive", True)

@@ -14,10 +14,6 @@ from switchover.sim import sweep
 from switchover.sim.output import dumps, to_json_obj
 from switchover.sim.run import Simulation, engine_available
 
-# engine_available() is true once switchover.Session has iteration_step, or, until then,
-# when the loaded library has the engine and the simulator's stopgap can drive it.
-pytestmark = pytest.mark.skipif(not engine_available(),
-                                reason="engine bindings not merged yet")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"

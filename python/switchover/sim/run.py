@@ -75,8 +75,7 @@ class Result:
 
 
 def engine_available(so: Any | None = None) -> bool:
-    """True when ``so`` (default: the ``switchover`` package, else the stopgap over its
-    C declarations) has what this loop drives."""
+    """True when ``so`` (default: the ``switchover`` package) has what this loop drives."""
     if so is None:
         return default_bindings() is not None
     session = getattr(so, "Session", None)
@@ -85,20 +84,12 @@ def engine_available(so: Any | None = None) -> bool:
 
 
 def default_bindings() -> Any | None:
-    """The ``switchover`` package once it has the engine, RAM and VFIO bindings; until then
-    the simulator's own stopgap over the package's C declarations (``_shim``); None when
-    the library itself lacks the engine."""
+    """The ``switchover`` package, when it loads and has the engine, RAM and VFIO bindings."""
     try:
         import switchover
-    except ImportError:
+    except (ImportError, OSError):
         return None
-    if engine_available(switchover):
-        return switchover
-    try:
-        from . import _shim
-    except (ImportError, AttributeError):
-        return None
-    return _shim.module() if _shim.available() else None
+    return switchover if engine_available(switchover) else None
 
 
 class Simulation:
