@@ -157,3 +157,69 @@ fn a_failed_resume_after_exact_sizing_is_retried_by_cancel() {
     assert_eq!(sess.status(), MigrationStatus::Cancelled);
     assert_eq!(vmm.resumes.load(Ordering::SeqCst), 2, "cancel did not retry the resume");
 }
+
+/// QEMU-BEHAVIOUR.md §One loop pass, step 3: "`can_switchover` = true unless the
+/// `switchover-ack` capability is on, the guest is running, and the destination has not
+/// acked." When the step itself stopped the guest for exact sizing
+/// (`SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`), the guest is not running at the decision, yet the
+/// engine only looks at the VMM's `set_vm_running` flag: it waits for an ack it does not need
+/// and resumes the guest.
+#[test]
+fn a_guest_the_step_stopped_does_not_wait_for_the_switchover_ack() {
+    let mut rig = Rig::new(HandlerFlags::EXACT_NEEDS_STOPPED_VM);
+    rig.caps(|c| c.switchover_ack = true);
+    rig.start();
+    rig.window(1_000_000); // threshold 3,000,000 B
+    rig.dev.set(pending(0, 1_000_000, 0));
+    let step = rig.step();
+    assert!(step.exact);
+    assert_eq!(rig.vmm.stops(), 1, "the exact query ran with the guest stopped");
+    assert_eq!(step.action, Action::Switchover, "the guest was stopped: no ack needed");
+    assert!(step.vm_stopped);
+    assert_eq!(rig.vmm.resumes(), 0);
+}
+
+/// A VMM whose `vm_resume` lets another thread cancel the migration while the step is still
+/// in flight (the migration thread holds the engine's serial lock).
+struct CancelDuringResume {
+    sess: std::sync::Mutex<Option<std::sync::Weak<Session>>>,
+}
+
+impl VmmHooks for CancelDuringResume {
+    fn vm_stop(&self) -> i32 {
+        0
+    }
+    fn vm_resume(&self) -> i32 {
+        if let Some(s) = self.sess.lock().unwrap().take().and_then(|w| w.upgrade()) {
+            std::thread::spawn(move || s.cancel(150).unwrap()).join().unwrap();
+        }
+        0
+    }
+    fn can_stop_vm(&self) -> bool {
+        true
+    }
+    fn event(&self, _event_json: &str) {}
+}
+
+/// src/engine/mod.rs module docs and `swo_cancel`'s doc comment: a cancel during a
+/// migration-thread call finishes "when it returns (it then fails with `SWO_ERR_BAD_STATE`:
+/// the migration is no longer active)". A cancel that lands while the step resumes the guest
+/// is finished by that step's `migration_call`, yet the step returns `Ok` with an action.
+#[test]
+fn a_step_during_which_the_migration_was_cancelled_fails_with_bad_state() {
+    let sess = Arc::new(Session::new());
+    let vmm = Arc::new(CancelDuringResume { sess: std::sync::Mutex::new(Some(Arc::downgrade(&sess))) });
+    sess.set_vmm(Some(vmm));
+    let dev = Device::default();
+    dev.set(pending(0, 1 << 30, 0));
+    sess.registry()
+        .register("gpu", 0, HandlerFlags::EXACT_NEEDS_STOPPED_VM, Box::new(dev))
+        .unwrap();
+    sess.migration_start(0).unwrap();
+    sess.setup_done(10).unwrap();
+    sess.record_transferred(Channel::Main, 1_000_000);
+    assert!(sess.update_counters(100).unwrap());
+    let r = sess.iteration_step(100);
+    assert_eq!(sess.status(), MigrationStatus::Cancelled);
+    assert_eq!(code(r), Code::BadState, "the step returned an action for a cancelled migration");
+}
