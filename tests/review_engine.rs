@@ -223,3 +223,22 @@ fn a_step_during_which_the_migration_was_cancelled_fails_with_bad_state() {
     assert_eq!(sess.status(), MigrationStatus::Cancelled);
     assert_eq!(code(r), Code::BadState, "the step returned an action for a cancelled migration");
 }
+
+/// Finding 2, for `cancel`: rejected calls with a far-future clock change nothing, and
+/// `cancel` freezes `total-time` at its own `now_ms` (700 ms after a start at 0).
+#[test]
+fn cancel_freezes_total_time_at_its_own_clock_after_rejected_calls() {
+    let mut rig = Rig::new(HandlerFlags::empty());
+    rig.start();
+    assert_eq!(code(rig.sess.migration_start(9_000_000)), Code::BadState);
+    assert_eq!(code(rig.sess.complete(9_000_000)), Code::BadState);
+    rig.sess.cancel(700).unwrap();
+    assert_eq!(rig.sess.status(), MigrationStatus::Cancelled);
+    assert_eq!(rig.sess.snapshot(800).total_time_ms, 700);
+    let events = rig.vmm.events.lock().unwrap().clone();
+    let cancelled = events
+        .iter()
+        .find(|e| e["event"] == "MIGRATION" && e["data"]["status"] == "cancelled")
+        .expect("a MIGRATION cancelled event");
+    assert_eq!(cancelled["timestamp"]["microseconds"], 700_000, "{cancelled}");
+}

@@ -30,7 +30,6 @@ impl Session {
     /// state stays as the VMM set it; the destination's ack is cleared.
     pub fn migration_start(&self, now_ms: u64) -> Result<()> {
         self.migration_call("swo_migration_start", || {
-            self.observe_clock(now_ms);
             let status = self.status.get();
             if !status.can_start() {
                 return Err(Error::bad_state(format!(
@@ -38,6 +37,7 @@ impl Session {
                     status.name()
                 )));
             }
+            self.observe_clock(now_ms);
             // Other areas' resets run with no engine lock held.
             self.ram.reset();
             self.vfio.reset();
@@ -53,12 +53,12 @@ impl Session {
     /// `setup → active`; `setup-time` = `now_ms` − start.
     pub fn setup_done(&self, now_ms: u64) -> Result<()> {
         self.migration_call("swo_setup_done", || {
-            self.observe_clock(now_ms);
             let mut st = self.engine_state();
             let status = self.status.get();
             if status != Setup {
                 return Err(bad_state("swo_setup_done", status, "'setup'"));
             }
+            self.observe_clock(now_ms);
             st.setup_time_ms = Some(now_ms.saturating_sub(st.start_ms));
             self.move_to(&mut st, "swo_setup_done", Active)
         })
@@ -97,7 +97,6 @@ impl Session {
     /// `MIGRATION_SWITCHOVER_ROLLBACK`, and returns `proceed == false`.
     pub fn switchover_begin(&self, now_ms: u64) -> Result<SwitchoverOutcome> {
         self.migration_call("swo_switchover_begin", || {
-            self.observe_clock(now_ms);
             if !self.enter_switchover(now_ms)? {
                 return Ok(SwitchoverOutcome::default());
             }
@@ -115,6 +114,7 @@ impl Session {
             match status {
                 PreSwitchover => return Ok(false),
                 Device if st.awaiting_final => {
+                    self.observe_clock(now_ms);
                     st.awaiting_final = false;
                     return Ok(true);
                 }
@@ -129,6 +129,7 @@ impl Session {
             }
         };
         debug_assert_eq!(status, Active);
+        self.observe_clock(now_ms);
         let stopped_now = match already_stopped {
             Some(_) => None,
             None => match self.call_vm_stop() {
@@ -276,7 +277,6 @@ impl Session {
     pub fn postcopy_start(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_postcopy_start";
         self.migration_call(CALL, || {
-            self.observe_clock(now_ms);
             let already_stopped = {
                 let st = self.engine_state();
                 let status = self.status.get();
@@ -291,6 +291,7 @@ impl Session {
                 st.stopped_by_library
             };
             self.refuse_postcopy_devices()?;
+            self.observe_clock(now_ms);
             let stopped_now = match already_stopped {
                 Some(_) => None,
                 None => match self.call_vm_stop() {
@@ -328,7 +329,6 @@ impl Session {
     pub fn complete(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_complete";
         self.migration_call(CALL, || {
-            self.observe_clock(now_ms);
             let mut st = self.engine_state();
             let status = self.status.get();
             match status {
@@ -345,6 +345,7 @@ impl Session {
                     ))
                 }
             }
+            self.observe_clock(now_ms);
             let total = now_ms.saturating_sub(st.start_ms);
             st.total_time_ms = Some(total);
             let transfer_time = total.saturating_sub(st.setup_time_ms.unwrap_or(0));
@@ -359,11 +360,11 @@ impl Session {
     }
 
     /// Any live status → `cancelling`, then `cancelled` (at once when no migration-thread
-    /// call is in flight, else when it returns; see the module docs). Cancelling twice is
-    /// fine. Resumes a guest the library stopped.
+    /// call is in flight, else when it returns; see the module docs). `total-time` freezes at
+    /// this call's `now_ms` (the first cancel's). Cancelling twice is fine. Resumes a guest
+    /// the library stopped.
     pub fn cancel(&self, now_ms: u64) -> Result<()> {
         reentrancy::check(self.id, "swo_cancel")?;
-        self.observe_clock(now_ms);
         let result = (|| {
             {
                 let mut st = self.engine_state();
@@ -371,7 +372,9 @@ impl Session {
                 if !status.is_live() {
                     return Err(bad_state("swo_cancel", status, "a migration under way"));
                 }
+                self.observe_clock(now_ms);
                 if status != Cancelling {
+                    st.cancel_ms = Some(now_ms);
                     self.move_to(&mut st, "swo_cancel", Cancelling)?;
                 }
             }
@@ -381,11 +384,11 @@ impl Session {
         result
     }
 
-    /// Any live status → `failed`, keeping `error_desc` for reports. Resumes a guest the
-    /// library stopped (not in `postcopy-active`: the destination runs it).
+    /// Any live status → `failed`, keeping `error_desc` for reports; `total-time` freezes at
+    /// this call's `now_ms`. Resumes a guest the library stopped (not in `postcopy-active`:
+    /// the destination runs it).
     pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
         reentrancy::check(self.id, "swo_fail")?;
-        self.observe_clock(now_ms);
         let result = (|| {
             let resume = {
                 let mut st = self.engine_state();
@@ -393,9 +396,10 @@ impl Session {
                 if !status.is_live() {
                     return Err(bad_state("swo_fail", status, "a migration under way"));
                 }
+                self.observe_clock(now_ms);
                 self.move_to(&mut st, "swo_fail", Failed)?;
                 st.error_desc = error_desc.map(str::to_owned);
-                self.finish_times(&mut st);
+                Self::finish_times(&mut st, now_ms);
                 st.stopped_by_library.take().is_some() && status != PostcopyActive
             };
             if resume {

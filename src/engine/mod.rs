@@ -95,6 +95,9 @@ pub(crate) struct EngineState {
     pub(crate) stopped_by_library: Option<u64>,
     /// In `device` after `migrate_continue`: the next `switchover_begin` runs the final query.
     pub(crate) awaiting_final: bool,
+    /// `now_ms` of the `cancel` that moved the migration to `cancelling`: `total-time`
+    /// freezes there.
+    pub(crate) cancel_ms: Option<u64>,
     /// `switchover_begin` returned `proceed`: `complete` may follow.
     pub(crate) final_done: bool,
     pub(crate) rate_limit_lifted: bool,
@@ -120,6 +123,7 @@ impl Default for EngineState {
             vm_running: true,
             stopped_by_library: None,
             awaiting_final: false,
+            cancel_ms: None,
             final_done: false,
             rate_limit_lifted: false,
             error_desc: None,
@@ -197,7 +201,8 @@ impl Session {
             }
             let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
             self.move_to(&mut st, "swo_cancel", MigrationStatus::Cancelled)?;
-            self.finish_times(&mut st);
+            let at = st.cancel_ms.unwrap_or_else(|| self.clock_ms.load(std::sync::atomic::Ordering::Acquire));
+            Self::finish_times(&mut st, at);
             st.stopped_by_library.take().is_some()
         };
         if resume {
@@ -206,10 +211,9 @@ impl Session {
         Ok(())
     }
 
-    /// Freezes `total-time` when the migration ends.
-    pub(crate) fn finish_times(&self, st: &mut EngineState) {
-        let now = self.clock_ms.load(std::sync::atomic::Ordering::Acquire);
-        st.total_time_ms.get_or_insert(now.saturating_sub(st.start_ms));
+    /// Freezes `total-time` at `now_ms` when the migration ends (saturating against the start).
+    pub(crate) fn finish_times(st: &mut EngineState, now_ms: u64) {
+        st.total_time_ms.get_or_insert(now_ms.saturating_sub(st.start_ms));
     }
 
     /// Calls the VMM's `vm_stop` (marked as a callback, so it cannot re-enter the engine).

@@ -90,7 +90,6 @@ impl Session {
     }
 
     fn step_locked(&self, now_ms: u64) -> Result<Step> {
-        self.observe_clock(now_ms);
         let caps = self.capabilities();
         let (status, pass, postcopy_requested, already_stopped) = {
             let st = self.engine_state();
@@ -100,6 +99,7 @@ impl Session {
             }
             (status, st.pass, st.postcopy_requested, st.stopped_by_library.is_some())
         };
+        self.observe_clock(now_ms);
         let threshold = self.counters.window().threshold;
         let fast = self.query_pending(QueryKind::Fast)?;
         if status == PostcopyActive {

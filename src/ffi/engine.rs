@@ -140,7 +140,8 @@ impl From<Step> for SwoStep {
 
 /// Starts a migration: `none`, `completed`, `cancelled` or `failed` → `setup`. Resets every
 /// statistic and opens the first 100 ms bandwidth window at `now_ms` (the caller's monotonic
-/// clock, in ms, as for every call taking `now_ms`). Migration thread.
+/// clock, in ms, as for every call taking `now_ms`; a call refused for its state does not
+/// look at it). Migration thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress), or
 /// `SWO_ERR_REENTRANT` from a callback of this session.
 #[no_mangle]
@@ -299,8 +300,10 @@ pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoSta
 
 /// Cancels a live migration: → `cancelling`, then → `cancelled` at once when no
 /// migration-thread call is in flight, else when that call returns (it fails with
-/// `SWO_ERR_BAD_STATE`) or at the migration thread's next call. A guest the library stopped
-/// is resumed (not in postcopy). Cancelling again while `cancelling` is fine. Any thread.
+/// `SWO_ERR_BAD_STATE`) or at the migration thread's next call. `total-time` freezes at
+/// `now_ms` (of the first cancel). A guest the library stopped is resumed (not in postcopy).
+/// Cancelling again while `cancelling` is fine. A call in the wrong state changes nothing
+/// (not even the session clock). Any thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way),
 /// `SWO_ERR_IO` (`vm_resume` failed; the status did change), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
@@ -310,7 +313,8 @@ pub unsafe extern "C" fn swo_cancel(s: *mut SwoSession, now_ms: u64) -> SwoStatu
 }
 
 /// Fails a live migration (→ `failed`), keeping `error_desc` (copied; may be NULL) for
-/// reports. A guest the library stopped is resumed (not in postcopy). Any thread.
+/// reports; `total-time` freezes at `now_ms`. A guest the library stopped is resumed (not in
+/// postcopy). A call in the wrong state changes nothing. Any thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`error_desc` not UTF-8),
 /// `SWO_ERR_BAD_STATE` (no migration under way), `SWO_ERR_IO` (`vm_resume` failed; the status
 /// did change), or `SWO_ERR_REENTRANT`.
