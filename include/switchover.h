@@ -611,7 +611,9 @@ SwoStatus swo_update_counters(struct SwoSession *s, uint64_t now_ms);
  * total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
  * meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
  * `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
- * drained) or `_WAIT` (switchover-ack holds a due switchover). Handler callbacks, `vm_stop`,
+ * drained) or `_WAIT` (switchover-ack holds a due switchover: the capability is on, the
+ * guest runs — per `swo_set_vm_running` and not stopped by this step's exact sizing — and
+ * the destination has not acked). Handler callbacks, `vm_stop`,
  * `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
  * `postcopy-active`. Migration thread. `*out` is written only on success.
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
@@ -705,7 +707,8 @@ SwoStatus swo_fail(struct SwoSession *s, uint64_t now_ms, const char *error_desc
 SwoStatus swo_set_switchover_acked(struct SwoSession *s, bool acked);
 
 /**
- * Records whether the guest runs (default: running); only the `switchover-ack` rule uses it.
+ * Records whether the guest runs (default: running); only the `switchover-ack` rule uses it
+ * (a guest the library stopped through `vm_stop` counts as not running either way).
  * Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
  */
 SwoStatus swo_set_vm_running(struct SwoSession *s, bool running);

@@ -76,8 +76,9 @@ impl Session {
     /// 2. when `total <= threshold` or `precopy == 0`: exact query (with the guest stopped
     ///    through `vm_stop` when an active handler has `EXACT_NEEDS_STOPPED_VM`), then
     ///    last-sync bytes, `pass += 1`, `MIGRATION_PASS`, stall tracking;
-    /// 3. `switchover-ack`: the switchover waits while the guest runs and the destination has
-    ///    not acked;
+    /// 3. `switchover-ack`: the switchover waits while the guest runs (the VMM's
+    ///    `set_vm_running`, and not stopped by the library for sizing) and the destination
+    ///    has not acked;
     /// 4. postcopy first: requested and `precopy + stopcopy <= threshold`;
     /// 5. switchover when `total <= threshold` on exact figures;
     /// 6. else iterate.
@@ -132,8 +133,10 @@ impl Session {
                 self.give_back_guest(&stop)?;
                 return Err(bad_state("swo_iteration_step", status, "'active'"));
             }
-            let can_switchover =
-                !(caps.switchover_ack && st.vm_running && !st.switchover_acked);
+            // The guest runs unless the VMM said otherwise or the library stopped it (exact
+            // sizing with `vm_stop`, in this step or an earlier one).
+            let guest_running = st.vm_running && st.stopped_by_library.is_none();
+            let can_switchover = !(caps.switchover_ack && guest_running && !st.switchover_acked);
             let action = decide(&pending, threshold, exact, can_switchover, postcopy_requested);
             if exact {
                 st.pass = st.pass.saturating_add(1);

@@ -193,7 +193,9 @@ pub unsafe extern "C" fn swo_update_counters(s: *mut SwoSession, now_ms: u64) ->
 /// total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
 /// meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
 /// `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
-/// drained) or `_WAIT` (switchover-ack holds a due switchover). Handler callbacks, `vm_stop`,
+/// drained) or `_WAIT` (switchover-ack holds a due switchover: the capability is on, the
+/// guest runs — per `swo_set_vm_running` and not stopped by this step's exact sizing — and
+/// the destination has not acked). Handler callbacks, `vm_stop`,
 /// `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
 /// `postcopy-active`. Migration thread. `*out` is written only on success.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
@@ -347,7 +349,8 @@ pub unsafe extern "C" fn swo_set_switchover_acked(s: *mut SwoSession, acked: boo
     }
 }
 
-/// Records whether the guest runs (default: running); only the `switchover-ack` rule uses it.
+/// Records whether the guest runs (default: running); only the `switchover-ack` rule uses it
+/// (a guest the library stopped through `vm_stop` counts as not running either way).
 /// Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_set_vm_running(s: *mut SwoSession, running: bool) -> SwoStatus {
