@@ -242,3 +242,26 @@ fn cancel_freezes_total_time_at_its_own_clock_after_rejected_calls() {
         .expect("a MIGRATION cancelled event");
     assert_eq!(cancelled["timestamp"]["microseconds"], 700_000, "{cancelled}");
 }
+
+/// Finding 7: the `vm-stop-failed` warning, like `no-vmm-ops`, is emitted once per migration
+/// (not at every pass whose `vm_stop` fails), and again in the next migration.
+#[test]
+fn vm_stop_failed_is_warned_once_per_migration() {
+    let mut rig = Rig::new(HandlerFlags::EXACT_NEEDS_STOPPED_VM);
+    rig.vmm.stop_rc.store(-16, Ordering::SeqCst);
+    rig.start();
+    rig.window(1_000_000);
+    rig.dev.set(pending(0, 5_000_000, 0)); // precopy 0: an exact query every pass
+    for _ in 0..3 {
+        assert!(rig.step().exact);
+    }
+    assert_eq!(rig.vmm.stops(), 3, "vm_stop is still tried at every exact query");
+    assert_eq!(rig.vmm.events("DEVICE_SIZE_WARNING").len(), 1);
+    rig.sess.cancel(rig.now).unwrap();
+    rig.start();
+    rig.window(1_000_000);
+    assert!(rig.step().exact);
+    let w = rig.vmm.events("DEVICE_SIZE_WARNING");
+    assert_eq!(w.len(), 2, "a new migration warns again: {w:?}");
+    assert_eq!((w[1]["kind"].as_str(), w[1]["errno"].as_i64()), (Some("vm-stop-failed"), Some(-16)));
+}

@@ -40,7 +40,8 @@
 //! - `DEVICE_SIZE_WARNING` (always): `kind` — `"no-vmm-ops"` (a handler wants its exact query
 //!   with the guest stopped but the VMM gave no `vm_stop`/`vm_resume`: queried with the guest
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
-//!   with the guest running; adds `errno`); `devices` — the handlers' idstrs.
+//!   with the guest running; adds `errno` of the first failure; once per migration);
+//!   `devices` — the handlers' idstrs.
 mod lifecycle;
 mod snapshot;
 mod step;
@@ -105,6 +106,7 @@ pub(crate) struct EngineState {
     /// `mbps` frozen at completion with QEMU's completion formula.
     pub(crate) completion_mbps: Option<f64>,
     pub(crate) warned_no_vmm: bool,
+    pub(crate) warned_vm_stop_failed: bool,
 }
 
 impl Default for EngineState {
@@ -129,6 +131,7 @@ impl Default for EngineState {
             error_desc: None,
             completion_mbps: None,
             warned_no_vmm: false,
+            warned_vm_stop_failed: false,
         }
     }
 }

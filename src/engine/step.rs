@@ -185,7 +185,7 @@ impl Session {
 
     /// Stops the guest for the exact query when an active handler needs it. Without VMM ops
     /// (or when `vm_stop` fails) the query runs with the guest running, and
-    /// `DEVICE_SIZE_WARNING` says so.
+    /// `DEVICE_SIZE_WARNING` says so, once per migration for each kind.
     fn stop_for_exact_sizing(&self, now_ms: u64, stop: &mut StopState) -> Result<()> {
         let needing = self.registry.active_with(HandlerFlags::EXACT_NEEDS_STOPPED_VM)?;
         if needing.is_empty() || stop.stopped {
@@ -212,10 +212,15 @@ impl Session {
                 st.stopped_by_library = Some(now_ms);
                 stop.stopped = true;
             }
-            Some(rc) => self.emit(
-                "DEVICE_SIZE_WARNING",
-                json!({"kind": "vm-stop-failed", "errno": rc, "devices": devices}),
-            ),
+            Some(rc) => {
+                let mut st = self.engine_state();
+                if !std::mem::replace(&mut st.warned_vm_stop_failed, true) {
+                    self.emit(
+                        "DEVICE_SIZE_WARNING",
+                        json!({"kind": "vm-stop-failed", "errno": rc, "devices": devices}),
+                    );
+                }
+            }
         }
         Ok(())
     }
