@@ -265,3 +265,33 @@ fn vm_stop_failed_is_warned_once_per_migration() {
     assert_eq!(w.len(), 2, "a new migration warns again: {w:?}");
     assert_eq!((w[1]["kind"].as_str(), w[1]["errno"].as_i64()), (Some("vm-stop-failed"), Some(-16)));
 }
+
+/// Finding 8: a `NO_POSTCOPY` handler registered after `postcopy_request` makes
+/// `postcopy_start` refuse, so the step must not answer `START_POSTCOPY` while it is there: it
+/// keeps iterating, and switches over as precopy would when the total fits.
+#[test]
+fn a_no_postcopy_handler_registered_after_the_request_keeps_the_step_in_precopy() {
+    let mut rig = Rig::new(HandlerFlags::empty());
+    rig.caps(|c| c.postcopy_ram = true);
+    rig.start();
+    rig.window(1_000_000); // threshold 3,000,000 B
+    rig.sess.postcopy_request().unwrap();
+    let vfio = rig
+        .sess
+        .registry()
+        .register("vfio", 0, HandlerFlags::NO_POSTCOPY, Box::new(Device::default()))
+        .unwrap();
+    // precopy + stopcopy = 100 fits the threshold; the 1 GiB postcopy bucket does not.
+    rig.dev.set(pending(100, 0, 1 << 30));
+    assert_eq!(rig.step().action, Action::Iterate);
+    assert_eq!(code(rig.sess.postcopy_start(rig.now)), Code::Unsupported);
+    // Without the postcopy bucket the total fits: a precopy switchover.
+    rig.dev.set(pending(100, 0, 0));
+    assert_eq!(rig.step().action, Action::Switchover);
+    // Once the handler is gone, postcopy is possible again.
+    rig.sess.registry().unregister(vfio).unwrap();
+    rig.dev.set(pending(100, 0, 1 << 30));
+    assert_eq!(rig.step().action, Action::StartPostcopy);
+    rig.sess.postcopy_start(rig.now).unwrap();
+    assert_eq!(rig.sess.status(), MigrationStatus::PostcopyActive);
+}

@@ -230,7 +230,7 @@ impl Session {
     }
 
     /// The first handler that refuses postcopy, as an `SWO_ERR_UNSUPPORTED` error.
-    fn refuse_postcopy_devices(&self) -> Result<()> {
+    pub(super) fn refuse_postcopy_devices(&self) -> Result<()> {
         match self.registry.handlers().into_iter().find(|h| h.flags.contains(HandlerFlags::NO_POSTCOPY)) {
             Some(h) => Err(Error::unsupported(format!(
                 "Postcopy is not supported: device '{}' (instance {}) cannot take part in postcopy",

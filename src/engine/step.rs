@@ -79,7 +79,9 @@ impl Session {
     /// 3. `switchover-ack`: the switchover waits while the guest runs (the VMM's
     ///    `set_vm_running`, and not stopped by the library for sizing) and the destination
     ///    has not acked;
-    /// 4. postcopy first: requested and `precopy + stopcopy <= threshold`;
+    /// 4. postcopy first: requested, no handler flagged `NO_POSTCOPY` (which
+    ///    `postcopy_start` would refuse; the step then decides as precopy), and
+    ///    `precopy + stopcopy <= threshold`;
     /// 5. switchover when `total <= threshold` on exact figures;
     /// 6. else iterate.
     ///
@@ -122,6 +124,9 @@ impl Session {
         } else {
             fast
         };
+        // A handler that refuses postcopy (registered after the request) makes
+        // `postcopy_start` fail: decide as precopy while one is registered.
+        let postcopy_possible = postcopy_requested && self.refuse_postcopy_devices().is_ok();
 
         let params = self.params();
         let (action, pass, resume) = {
@@ -137,7 +142,7 @@ impl Session {
             // sizing with `vm_stop`, in this step or an earlier one).
             let guest_running = st.vm_running && st.stopped_by_library.is_none();
             let can_switchover = !(caps.switchover_ack && guest_running && !st.switchover_acked);
-            let action = decide(&pending, threshold, exact, can_switchover, postcopy_requested);
+            let action = decide(&pending, threshold, exact, can_switchover, postcopy_possible);
             if exact {
                 st.pass = st.pass.saturating_add(1);
                 st.last_sync_bytes = pending.total();

@@ -193,7 +193,9 @@ pub unsafe extern "C" fn swo_update_counters(s: *mut SwoSession, now_ms: u64) ->
 /// total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
 /// meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
 /// `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
-/// drained) or `_WAIT` (switchover-ack holds a due switchover: the capability is on, the
+/// drained; `_START_POSTCOPY` never while a `SWO_HANDLER_NO_POSTCOPY` handler is registered:
+/// the step then decides as precopy) or `_WAIT` (switchover-ack holds a due switchover: the
+/// capability is on, the
 /// guest runs — per `swo_set_vm_running` and not stopped by this step's exact sizing — and
 /// the destination has not acked). Handler callbacks, `vm_stop`,
 /// `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
