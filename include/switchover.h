@@ -610,17 +610,18 @@ SwoStatus swo_update_counters(struct SwoSession *s, uint64_t now_ms);
  * One pass of the migration loop (QEMU's decision): a fast query; an exact one when the
  * total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
  * meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
- * `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
- * drained; `_START_POSTCOPY` never while a `SWO_HANDLER_NO_POSTCOPY` handler is registered:
- * the step then decides as precopy) or `_WAIT` (switchover-ack holds a due switchover: the
- * capability is on, the
- * guest runs — per `swo_set_vm_running` and not stopped by this step's exact sizing — and
- * the destination has not acked). Handler callbacks, `vm_stop`,
- * `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
+ * `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY` (never while a
+ * `SWO_HANDLER_NO_POSTCOPY` handler is registered: the step then decides as precopy),
+ * `_COMPLETE` (postcopy drained) or `_WAIT` (switchover-ack holds a due switchover: the
+ * capability is on, the guest runs — per `swo_set_vm_running`, and not stopped by the
+ * library — and the destination has not acked). Handler callbacks, `vm_stop`, `vm_resume`
+ * and events run with no lock held that reports need. Allowed in `active` and
  * `postcopy-active`. Migration thread. `*out` is written only on success.
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
  * cancelled or failed during the step), `SWO_ERR_IO` (`vm_resume` failed: the guest is
- * still stopped), or `SWO_ERR_REENTRANT` from a callback of this session.
+ * still stopped; the library keeps it marked as stopped by itself and resumes it at the next
+ * step that gives it back, at `swo_cancel` or at `swo_fail`), or `SWO_ERR_REENTRANT` from a
+ * callback of this session.
  */
 SwoStatus swo_iteration_step(struct SwoSession *s, uint64_t now_ms, struct SwoStep *out);
 
@@ -635,8 +636,10 @@ SwoStatus swo_iteration_step(struct SwoSession *s, uint64_t now_ms, struct SwoSt
  * total above the threshold by more than `rollback-tolerance` percent returns to `active`,
  * resumes a guest the library stopped (else the VMM must resume it), and gives `*proceed`
  * false. Migration thread. Outputs written only on success.
- * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, `SWO_ERR_IO` (`vm_stop` or
- * `vm_resume` failed), or `SWO_ERR_REENTRANT`.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, `SWO_ERR_IO` (`vm_stop` failed:
+ * still `active`; or the rollback's `vm_resume` failed: `active`, the guest still stopped and
+ * resumed by the next step that gives it back, `swo_cancel` or `swo_fail`), or
+ * `SWO_ERR_REENTRANT`.
  */
 SwoStatus swo_switchover_begin(struct SwoSession *s,
                                uint64_t now_ms,
@@ -687,7 +690,8 @@ SwoStatus swo_complete(struct SwoSession *s, uint64_t now_ms);
  * Cancelling again while `cancelling` is fine. A call in the wrong state changes nothing
  * (not even the session clock). Any thread.
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way),
- * `SWO_ERR_IO` (`vm_resume` failed; the status did change), or `SWO_ERR_REENTRANT`.
+ * `SWO_ERR_IO` (`vm_resume` failed; the status did change, the guest is still stopped), or
+ * `SWO_ERR_REENTRANT`.
  */
 SwoStatus swo_cancel(struct SwoSession *s, uint64_t now_ms);
 
@@ -697,7 +701,7 @@ SwoStatus swo_cancel(struct SwoSession *s, uint64_t now_ms);
  * postcopy). A call in the wrong state changes nothing. Any thread.
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`error_desc` not UTF-8),
  * `SWO_ERR_BAD_STATE` (no migration under way), `SWO_ERR_IO` (`vm_resume` failed; the status
- * did change), or `SWO_ERR_REENTRANT`.
+ * did change, the guest is still stopped), or `SWO_ERR_REENTRANT`.
  */
 SwoStatus swo_fail(struct SwoSession *s, uint64_t now_ms, const char *error_desc);
 

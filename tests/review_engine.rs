@@ -295,3 +295,49 @@ fn a_no_postcopy_handler_registered_after_the_request_keeps_the_step_in_precopy(
     rig.sess.postcopy_start(rig.now).unwrap();
     assert_eq!(rig.sess.status(), MigrationStatus::PostcopyActive);
 }
+
+/// Finding 5, in the step and in rollback: after a failed `vm_resume` the library still knows
+/// it stopped the guest, so the next step that gives the guest back tries again, and a
+/// rollback whose resume failed is retried by `fail`.
+#[test]
+fn a_failed_resume_is_retried_by_the_next_step_and_after_a_rollback_by_fail() {
+    let sess = Arc::new(Session::new());
+    let vmm = Arc::new(FlakyResumeVmm::default());
+    sess.set_vmm(Some(vmm.clone()));
+    let mut caps = sess.capabilities();
+    caps.switchover_rollback = true;
+    sess.set_capabilities(caps).unwrap();
+    let dev = Device::default();
+    dev.set(pending(0, 1 << 30, 0)); // precopy 0: exact query; far above any threshold
+    sess.registry()
+        .register("gpu", 0, HandlerFlags::EXACT_NEEDS_STOPPED_VM, Box::new(dev.clone()))
+        .unwrap();
+    sess.migration_start(0).unwrap();
+    sess.setup_done(10).unwrap();
+    sess.record_transferred(Channel::Main, 1_000_000);
+    assert!(sess.update_counters(100).unwrap()); // threshold 3,000,000 B
+    let counts = || (vmm.stops.load(Ordering::SeqCst), vmm.resumes.load(Ordering::SeqCst));
+
+    vmm.fail_next_resume.store(true, Ordering::SeqCst);
+    assert_eq!(code(sess.iteration_step(100)), Code::Io);
+    assert_eq!(counts(), (1, 1));
+    // The guest is still stopped: the next step sizes it without a second vm_stop and gives
+    // it back again.
+    let step = sess.iteration_step(110).unwrap();
+    assert_eq!((step.action, step.vm_stopped), (Action::Iterate, false));
+    assert_eq!(counts(), (1, 2));
+
+    // Rollback: the step stops the guest and keeps it stopped for the switchover; the final
+    // query overshoots, the rollback's resume fails.
+    dev.set_exact(pending(0, 1_000_000, 0));
+    let step = sess.iteration_step(120).unwrap();
+    assert_eq!((step.action, step.vm_stopped), (Action::Switchover, true));
+    assert_eq!(counts(), (2, 2));
+    dev.set_exact(pending(0, 1 << 30, 0));
+    vmm.fail_next_resume.store(true, Ordering::SeqCst);
+    assert_eq!(code(sess.switchover_begin(130)), Code::Io);
+    assert_eq!(sess.status(), MigrationStatus::Active);
+    assert_eq!(counts(), (2, 3));
+    sess.fail(140, Some("gave up")).unwrap();
+    assert_eq!(counts(), (2, 4), "fail did not retry the rollback's resume");
+}

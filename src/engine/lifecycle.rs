@@ -146,11 +146,11 @@ impl Session {
         if self.status.get() != Active {
             // Cancelled or failed while the guest was stopping.
             let status = self.status.get();
-            let resume = stopped_now.is_some();
-            drop(st);
-            if resume {
-                self.resume_guest("a switchover interrupted by a status change")?;
+            if let Some(at) = stopped_now {
+                st.stopped_by_library.get_or_insert(at);
             }
+            drop(st);
+            self.release_guest("a switchover interrupted by a status change")?;
             return Err(bad_state(CALL, status, "'active'"));
         }
         st.stopped_by_library = already_stopped.or(stopped_now);
@@ -185,7 +185,7 @@ impl Session {
         self.move_to(&mut st, "swo_switchover_begin", Active)?;
         st.downtime_start_ms = None;
         st.rate_limit_lifted = false;
-        let resume = st.stopped_by_library.take().is_some();
+        let taken = st.stopped_by_library.take();
         self.emit(
             "MIGRATION_SWITCHOVER_ROLLBACK",
             json!({
@@ -200,9 +200,7 @@ impl Session {
             }),
         );
         drop(st);
-        if resume {
-            self.resume_guest("a switchover rollback")?;
-        }
+        self.resume_taken(taken, "a switchover rollback")?;
         Ok(SwitchoverOutcome { final_pending, proceed: false })
     }
 
@@ -307,10 +305,11 @@ impl Session {
             let mut st = self.engine_state();
             let status = self.status.get();
             if status != Active {
-                drop(st);
-                if stopped_now.is_some() {
-                    self.resume_guest("a postcopy start interrupted by a status change")?;
+                if let Some(at) = stopped_now {
+                    st.stopped_by_library.get_or_insert(at);
                 }
+                drop(st);
+                self.release_guest("a postcopy start interrupted by a status change")?;
                 return Err(bad_state(CALL, status, "'active'"));
             }
             let stop = already_stopped.unwrap_or(now_ms);
@@ -390,7 +389,7 @@ impl Session {
     pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
         reentrancy::check(self.id, "swo_fail")?;
         let result = (|| {
-            let resume = {
+            let taken = {
                 let mut st = self.engine_state();
                 let status = self.status.get();
                 if !status.is_live() {
@@ -400,12 +399,9 @@ impl Session {
                 self.move_to(&mut st, "swo_fail", Failed)?;
                 st.error_desc = error_desc.map(str::to_owned);
                 Self::finish_times(&mut st, now_ms);
-                st.stopped_by_library.take().is_some() && status != PostcopyActive
+                st.stopped_by_library.take().filter(|_| status != PostcopyActive)
             };
-            if resume {
-                self.resume_guest("the migration failed")?;
-            }
-            Ok(())
+            self.resume_taken(taken, "the migration failed")
         })();
         self.deliver_events();
         result

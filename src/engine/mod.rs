@@ -19,9 +19,14 @@
 //! `cancel` moves a live migration to `cancelling`. When no migration-thread call is in flight
 //! it moves on to `cancelled` at once; otherwise the call in flight finishes the cancel when it
 //! returns (it then fails with `SWO_ERR_BAD_STATE`: the migration is no longer active), or, if
-//! it was already returning, the migration thread's next call does. A guest the library
-//! stopped (`vm_stop`) is resumed on `cancelled` and `failed`, except in `postcopy-active`,
-//! where the destination runs it.
+//! it was already returning, the migration thread's next call does.
+//!
+//! # The guest the library stopped
+//! A guest the library stopped (`vm_stop`) is resumed when the step gives it back, on a
+//! rollback, on `cancelled` and on `failed`, except in `postcopy-active`, where the
+//! destination runs it. The library keeps its record of that stop until a `vm_resume`
+//! succeeds: a failed resume (`SWO_ERR_IO`, "the guest is still stopped") is tried again by
+//! the next step that gives the guest back, a `cancel` or a `fail`.
 //!
 //! # Events
 //! Delivered through the VMM's `event` hook after every lock is released, in QMP form
@@ -197,26 +202,41 @@ impl Session {
     /// `cancelling → cancelled` when no migration-thread call is in flight; resumes a guest
     /// the library stopped.
     pub(crate) fn finish_cancel_if_idle(&self) -> Result<()> {
-        let resume = {
-            let mut st = self.engine_state();
-            if self.status.get() != MigrationStatus::Cancelling {
-                return Ok(());
-            }
-            let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
-            self.move_to(&mut st, "swo_cancel", MigrationStatus::Cancelled)?;
-            let at = st.cancel_ms.unwrap_or_else(|| self.clock_ms.load(std::sync::atomic::Ordering::Acquire));
-            Self::finish_times(&mut st, at);
-            st.stopped_by_library.take().is_some()
-        };
-        if resume {
-            self.resume_guest("the migration was cancelled")?;
+        let mut st = self.engine_state();
+        if self.status.get() != MigrationStatus::Cancelling {
+            return Ok(());
         }
-        Ok(())
+        // Held across the resume, so no migration-thread call starts meanwhile.
+        let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
+        self.move_to(&mut st, "swo_cancel", MigrationStatus::Cancelled)?;
+        let at = st.cancel_ms.unwrap_or_else(|| self.clock_ms.load(std::sync::atomic::Ordering::Acquire));
+        Self::finish_times(&mut st, at);
+        let taken = st.stopped_by_library.take();
+        drop(st);
+        self.resume_taken(taken, "the migration was cancelled")
     }
 
     /// Freezes `total-time` at `now_ms` when the migration ends (saturating against the start).
     pub(crate) fn finish_times(st: &mut EngineState, now_ms: u64) {
         st.total_time_ms.get_or_insert(now_ms.saturating_sub(st.start_ms));
+    }
+
+    /// Resumes the guest the library stopped, if it did: takes the record, and puts it back
+    /// when `vm_resume` fails (so a later step, cancel or fail tries again).
+    pub(crate) fn release_guest(&self, why: &str) -> Result<()> {
+        let taken = self.engine_state().stopped_by_library.take();
+        self.resume_taken(taken, why)
+    }
+
+    /// Resumes a guest whose stop record (`taken`, the stop time) the caller took out of the
+    /// state; on failure the record goes back.
+    pub(crate) fn resume_taken(&self, taken: Option<u64>, why: &str) -> Result<()> {
+        let Some(stopped_at) = taken else { return Ok(()) };
+        let result = self.resume_guest(why);
+        if result.is_err() {
+            self.engine_state().stopped_by_library.get_or_insert(stopped_at);
+        }
+        result
     }
 
     /// Calls the VMM's `vm_stop` (marked as a callback, so it cannot re-enter the engine).
@@ -229,7 +249,7 @@ impl Session {
 
     /// Resumes a guest the library stopped; a failure is `SWO_ERR_IO` saying why it was
     /// resumed and that the guest is still stopped.
-    pub(crate) fn resume_guest(&self, why: &str) -> Result<()> {
+    fn resume_guest(&self, why: &str) -> Result<()> {
         let Some(vmm) = self.vmm().filter(|v| v.can_stop_vm()) else { return Ok(()) };
         let rc = {
             let _scope = CallbackScope::enter(self.id);

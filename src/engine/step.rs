@@ -117,7 +117,9 @@ impl Session {
             match self.query_pending(QueryKind::Exact) {
                 Ok(p) => p,
                 Err(e) => {
-                    self.give_back_guest(&stop)?;
+                    if stop.stopped_here {
+                        self.release_guest("an interrupted exact query")?;
+                    }
                     return Err(e);
                 }
             }
@@ -135,7 +137,9 @@ impl Session {
             if status != Active {
                 // Cancelled or failed while the handlers ran.
                 drop(st);
-                self.give_back_guest(&stop)?;
+                if stop.stopped_here {
+                    self.release_guest("an interrupted exact query")?;
+                }
                 return Err(bad_state("swo_iteration_step", status, "'active'"));
             }
             // The guest runs unless the VMM said otherwise or the library stopped it (exact
@@ -166,14 +170,12 @@ impl Session {
                 }
             }
             let keep_stopped = matches!(action, Action::Switchover | Action::StartPostcopy);
+            // The record stays until the resume succeeds (see `release_guest`).
             let resume = st.stopped_by_library.is_some() && !keep_stopped;
-            if resume {
-                st.stopped_by_library = None;
-            }
             (action, st.pass, resume)
         };
         if resume {
-            self.resume_guest("an exact query with the guest stopped")?;
+            self.release_guest("an exact query with the guest stopped")?;
         }
         if exact {
             self.auto_adjust_downtime();
@@ -208,13 +210,13 @@ impl Session {
             Some(0) => {
                 stop.stopped_here = true;
                 let mut st = self.engine_state();
+                st.stopped_by_library = Some(now_ms);
                 let status = self.status.get();
                 if status != Active {
                     drop(st);
-                    self.resume_guest("a status change during exact sizing")?;
+                    self.release_guest("a status change during exact sizing")?;
                     return Err(bad_state("swo_iteration_step", status, "'active'"));
                 }
-                st.stopped_by_library = Some(now_ms);
                 stop.stopped = true;
             }
             Some(rc) => {
@@ -226,21 +228,6 @@ impl Session {
                     );
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Resumes the guest this step stopped, when the step gives up.
-    fn give_back_guest(&self, stop: &StopState) -> Result<()> {
-        if !stop.stopped_here {
-            return Ok(());
-        }
-        let took = {
-            let mut st = self.engine_state();
-            st.stopped_by_library.take().is_some()
-        };
-        if took {
-            self.resume_guest("an interrupted exact query")?;
         }
         Ok(())
     }
