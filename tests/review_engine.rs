@@ -222,6 +222,63 @@ fn a_step_during_which_the_migration_was_cancelled_fails_with_bad_state() {
     let r = sess.iteration_step(100);
     assert_eq!(sess.status(), MigrationStatus::Cancelled);
     assert_eq!(code(r), Code::BadState, "the step returned an action for a cancelled migration");
+    assert_eq!(sess.snapshot(300).total_time_ms, 150, "frozen at the cancel's now_ms");
+}
+
+/// A VMM whose first `vm_resume` lets another thread `fail` the migration while the step is
+/// in flight, and then reports that the resume failed.
+struct FailDuringFailedResume {
+    sess: std::sync::Mutex<Option<std::sync::Weak<Session>>>,
+    resumes: AtomicU64,
+}
+
+impl VmmHooks for FailDuringFailedResume {
+    fn vm_stop(&self) -> i32 {
+        0
+    }
+    fn vm_resume(&self) -> i32 {
+        self.resumes.fetch_add(1, Ordering::SeqCst);
+        match self.sess.lock().unwrap().take().and_then(|w| w.upgrade()) {
+            Some(s) => {
+                std::thread::spawn(move || s.fail(150, Some("link down")).unwrap()).join().unwrap();
+                -5
+            }
+            None => 0,
+        }
+    }
+    fn can_stop_vm(&self) -> bool {
+        true
+    }
+    fn event(&self, _event_json: &str) {}
+}
+
+/// Finding 6 for `fail`, and finding 5 across the race: the step holds the stop record while
+/// it resumes the guest, so the concurrent `fail` finds nothing to resume; the step's resume
+/// fails. The step must still fail with BAD_STATE (the migration failed under it), and the
+/// guest must not stay stopped: the end of the step tries the resume again.
+#[test]
+fn a_fail_during_a_failing_resume_still_gives_the_guest_back() {
+    let sess = Arc::new(Session::new());
+    let vmm = Arc::new(FailDuringFailedResume {
+        sess: std::sync::Mutex::new(Some(Arc::downgrade(&sess))),
+        resumes: AtomicU64::new(0),
+    });
+    sess.set_vmm(Some(vmm.clone()));
+    let dev = Device::default();
+    dev.set(pending(0, 1 << 30, 0));
+    sess.registry()
+        .register("gpu", 0, HandlerFlags::EXACT_NEEDS_STOPPED_VM, Box::new(dev))
+        .unwrap();
+    sess.migration_start(0).unwrap();
+    sess.setup_done(10).unwrap();
+    sess.record_transferred(Channel::Main, 1_000_000);
+    assert!(sess.update_counters(100).unwrap());
+    let e = sess.iteration_step(100).unwrap_err();
+    assert_eq!(e.code, Code::BadState, "{}", e.message);
+    assert!(e.message.contains("failed"), "{}", e.message);
+    assert_eq!(sess.status(), MigrationStatus::Failed);
+    assert_eq!(vmm.resumes.load(Ordering::SeqCst), 2, "the guest was not given back");
+    assert_eq!(sess.snapshot(300).total_time_ms, 150);
 }
 
 /// Finding 2, for `cancel`: rejected calls with a far-future clock change nothing, and

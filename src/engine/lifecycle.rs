@@ -144,13 +144,12 @@ impl Session {
         };
         let mut st = self.engine_state();
         if self.status.get() != Active {
-            // Cancelled or failed while the guest was stopping.
+            // Cancelled or failed while the guest was stopping: the stop is recorded, and the
+            // end of the call resumes the guest.
             let status = self.status.get();
             if let Some(at) = stopped_now {
                 st.stopped_by_library.get_or_insert(at);
             }
-            drop(st);
-            self.release_guest("a switchover interrupted by a status change")?;
             return Err(bad_state(CALL, status, "'active'"));
         }
         st.stopped_by_library = already_stopped.or(stopped_now);
@@ -305,11 +304,10 @@ impl Session {
             let mut st = self.engine_state();
             let status = self.status.get();
             if status != Active {
+                // As in `enter_switchover`: the end of the call resumes the guest.
                 if let Some(at) = stopped_now {
                     st.stopped_by_library.get_or_insert(at);
                 }
-                drop(st);
-                self.release_guest("a postcopy start interrupted by a status change")?;
                 return Err(bad_state(CALL, status, "'active'"));
             }
             let stop = already_stopped.unwrap_or(now_ms);
@@ -359,7 +357,8 @@ impl Session {
     }
 
     /// Any live status → `cancelling`, then `cancelled` (at once when no migration-thread
-    /// call is in flight, else when it returns; see the module docs). `total-time` freezes at
+    /// call is in flight, else when it returns; that call fails with `SWO_ERR_BAD_STATE`; see
+    /// the module docs). `total-time` freezes at
     /// this call's `now_ms` (the first cancel's). Cancelling twice is fine. Resumes a guest
     /// the library stopped.
     pub fn cancel(&self, now_ms: u64) -> Result<()> {
@@ -374,6 +373,7 @@ impl Session {
                 self.observe_clock(now_ms);
                 if status != Cancelling {
                     st.cancel_ms = Some(now_ms);
+                    self.note_interrupt(&mut st);
                     self.move_to(&mut st, "swo_cancel", Cancelling)?;
                 }
             }
@@ -384,7 +384,8 @@ impl Session {
     }
 
     /// Any live status → `failed`, keeping `error_desc` for reports; `total-time` freezes at
-    /// this call's `now_ms`. Resumes a guest the library stopped (not in `postcopy-active`:
+    /// this call's `now_ms`. A migration-thread call in flight fails with
+    /// `SWO_ERR_BAD_STATE`. Resumes a guest the library stopped (not in `postcopy-active`:
     /// the destination runs it).
     pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
         reentrancy::check(self.id, "swo_fail")?;
@@ -396,6 +397,7 @@ impl Session {
                     return Err(bad_state("swo_fail", status, "a migration under way"));
                 }
                 self.observe_clock(now_ms);
+                self.note_interrupt(&mut st);
                 self.move_to(&mut st, "swo_fail", Failed)?;
                 st.error_desc = error_desc.map(str::to_owned);
                 Self::finish_times(&mut st, now_ms);

@@ -15,11 +15,13 @@
 //! - A lifecycle call from inside a handler callback (or `vm_stop` / `vm_resume`) of the same
 //!   session gets `SWO_ERR_REENTRANT`.
 //!
-//! # Cancelling
+//! # Cancelling and failing
 //! `cancel` moves a live migration to `cancelling`. When no migration-thread call is in flight
 //! it moves on to `cancelled` at once; otherwise the call in flight finishes the cancel when it
-//! returns (it then fails with `SWO_ERR_BAD_STATE`: the migration is no longer active), or, if
-//! it was already returning, the migration thread's next call does.
+//! returns, or, if it was already returning, the migration thread's next call does. Every
+//! migration-thread call in flight at a `cancel` or `fail` fails with `SWO_ERR_BAD_STATE`
+//! (the migration is no longer active), whatever it had done. `total-time` freezes at the
+//! `now_ms` of the `cancel` (the first one) or `fail`.
 //!
 //! # The guest the library stopped
 //! A guest the library stopped (`vm_stop`) is resumed when the step gives it back, on a
@@ -61,6 +63,7 @@ use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
 use crate::Session;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +77,9 @@ pub struct Engine {
     serial: Mutex<()>,
     /// The figures; held only for short copies and updates, never across a callback.
     state: Mutex<EngineState>,
+    /// Counts accepted `cancel` and `fail` calls (changed under `state`): a migration-thread
+    /// call that sees it change while it runs was interrupted.
+    interrupts: AtomicU64,
 }
 
 /// Per-migration figures. Reset by `migration_start` except the guest's running state and
@@ -175,18 +181,35 @@ impl Session {
         Ok(())
     }
 
-    /// Runs a migration-thread call: re-entrancy check, `serial` held across `f`, then a
-    /// cancel that waited for this call is finished and the queued events are delivered.
+    /// Runs a migration-thread call: re-entrancy check, `serial` held across `f`, then (still
+    /// under `serial`) a cancel that waited for this call is finished and a guest the library
+    /// stopped is given back after a cancel or fail that interrupted it; the queued events are
+    /// delivered last. A call that a `cancel` or `fail` interrupted fails with
+    /// `SWO_ERR_BAD_STATE`, whatever `f` returned.
     pub(crate) fn migration_call<T>(&self, call: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         reentrancy::check(self.id, call)?;
-        let result = {
+        let (result, interrupted, settled) = {
             let _serial = lock(&self.engine.serial);
-            f()
+            let before = self.engine.interrupts.load(Ordering::Acquire);
+            let result = f();
+            let interrupted = self.engine.interrupts.load(Ordering::Acquire) != before;
+            (result, interrupted, self.settle_after_call(interrupted))
         };
-        let resume_error = self.finish_cancel_if_idle().err();
         self.deliver_events();
-        match (result, resume_error) {
-            (Ok(_), Some(e)) => Err(e),
+        if interrupted {
+            let status = self.status.get();
+            let mut message = format!(
+                "{call}: the migration was {} while this call ran (state '{}')",
+                if status == MigrationStatus::Failed { "failed" } else { "cancelled" },
+                status.name()
+            );
+            if let Err(e) = settled {
+                message = format!("{message}; {}", e.message);
+            }
+            return Err(Error::bad_state(message));
+        }
+        match (result, settled) {
+            (Ok(_), Err(e)) => Err(e),
             (r, _) => r,
         }
     }
@@ -199,6 +222,23 @@ impl Session {
         }
     }
 
+    /// The end of a migration-thread call (the caller holds `serial`): `cancelling →
+    /// cancelled`, and after an interrupting `cancel`/`fail` the guest the library stopped is
+    /// resumed (the call may have held the record while the monitor looked for it).
+    fn settle_after_call(&self, interrupted: bool) -> Result<()> {
+        let taken = {
+            let mut st = self.engine_state();
+            match self.status.get() {
+                MigrationStatus::Cancelling => self.finish_cancel(&mut st)?,
+                MigrationStatus::Cancelled | MigrationStatus::Failed if interrupted => {
+                    st.stopped_by_library.take()
+                }
+                _ => None,
+            }
+        };
+        self.resume_taken(taken, "the migration ended")
+    }
+
     /// `cancelling → cancelled` when no migration-thread call is in flight; resumes a guest
     /// the library stopped.
     pub(crate) fn finish_cancel_if_idle(&self) -> Result<()> {
@@ -208,12 +248,23 @@ impl Session {
         }
         // Held across the resume, so no migration-thread call starts meanwhile.
         let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
-        self.move_to(&mut st, "swo_cancel", MigrationStatus::Cancelled)?;
-        let at = st.cancel_ms.unwrap_or_else(|| self.clock_ms.load(std::sync::atomic::Ordering::Acquire));
-        Self::finish_times(&mut st, at);
-        let taken = st.stopped_by_library.take();
+        let taken = self.finish_cancel(&mut st)?;
         drop(st);
         self.resume_taken(taken, "the migration was cancelled")
+    }
+
+    /// `cancelling → cancelled` (the caller holds `state` and `serial`); freezes `total-time`
+    /// at the cancel's clock and hands over the library's stop record for resuming.
+    fn finish_cancel(&self, st: &mut EngineState) -> Result<Option<u64>> {
+        self.move_to(st, "swo_cancel", MigrationStatus::Cancelled)?;
+        let at = st.cancel_ms.unwrap_or_else(|| self.clock_ms.load(Ordering::Acquire));
+        Self::finish_times(st, at);
+        Ok(st.stopped_by_library.take())
+    }
+
+    /// Counts an accepted `cancel` / `fail` (the caller holds `state`).
+    pub(crate) fn note_interrupt(&self, _state: &mut EngineState) {
+        self.engine.interrupts.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Freezes `total-time` at `now_ms` when the migration ends (saturating against the start).

@@ -135,11 +135,8 @@ impl Session {
             let mut st = self.engine_state();
             let status = self.status.get();
             if status != Active {
-                // Cancelled or failed while the handlers ran.
-                drop(st);
-                if stop.stopped_here {
-                    self.release_guest("an interrupted exact query")?;
-                }
+                // Cancelled or failed while the handlers ran: the end of the call resumes a
+                // guest this step stopped.
                 return Err(bad_state("swo_iteration_step", status, "'active'"));
             }
             // The guest runs unless the VMM said otherwise or the library stopped it (exact
@@ -210,11 +207,11 @@ impl Session {
             Some(0) => {
                 stop.stopped_here = true;
                 let mut st = self.engine_state();
+                // Recorded even when a cancel or fail came meanwhile: the end of the call then
+                // resumes the guest.
                 st.stopped_by_library = Some(now_ms);
                 let status = self.status.get();
                 if status != Active {
-                    drop(st);
-                    self.release_guest("a status change during exact sizing")?;
                     return Err(bad_state("swo_iteration_step", status, "'active'"));
                 }
                 stop.stopped = true;

@@ -142,7 +142,8 @@ impl From<Step> for SwoStep {
 /// statistic and opens the first 100 ms bandwidth window at `now_ms` (the caller's monotonic
 /// clock, in ms, as for every call taking `now_ms`; a call refused for its state does not
 /// look at it). Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress), or
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress; or,
+/// as for every migration-thread call, a `swo_cancel` or `swo_fail` came while it ran), or
 /// `SWO_ERR_REENTRANT` from a callback of this session.
 #[no_mangle]
 pub unsafe extern "C" fn swo_migration_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
@@ -151,7 +152,8 @@ pub unsafe extern "C" fn swo_migration_start(s: *mut SwoSession, now_ms: u64) ->
 }
 
 /// `setup` → `active`; `setup-time` = `now_ms` − start. Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not `setup`, or a `swo_cancel` /
+/// `swo_fail` came while it ran), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_setup_done(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.
@@ -230,7 +232,8 @@ pub unsafe extern "C" fn swo_iteration_step(
 /// total above the threshold by more than `rollback-tolerance` percent returns to `active`,
 /// resumes a guest the library stopped (else the VMM must resume it), and gives `*proceed`
 /// false. Migration thread. Outputs written only on success.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, `SWO_ERR_IO` (`vm_stop` failed:
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when a `swo_cancel` /
+/// `swo_fail` came while it ran: a guest it stopped is resumed), `SWO_ERR_IO` (`vm_stop` failed:
 /// still `active`; or the rollback's `vm_resume` failed: `active`, the guest still stopped and
 /// resumed by the next step that gives it back, `swo_cancel` or `swo_fail`), or
 /// `SWO_ERR_REENTRANT`.
@@ -287,8 +290,8 @@ pub unsafe extern "C" fn swo_postcopy_request(s: *mut SwoSession) -> SwoStatus {
 /// `active` → `device` → `postcopy-active` after `SWO_ACTION_START_POSTCOPY`: stops the guest
 /// through `vm_stop` unless the step already did (the destination runs it from now on);
 /// `downtime` = `now_ms` − the stop. Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, or postcopy not
-/// requested), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, postcopy not
+/// requested, or a `swo_cancel` / `swo_fail` came while it ran), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
 /// (`vm_stop` failed), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
@@ -298,7 +301,8 @@ pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> 
 
 /// `device` (after `swo_switchover_begin` gave `*proceed` true) or `postcopy-active` →
 /// `completed`; freezes total time, downtime and the throughput. Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when a `swo_cancel` /
+/// `swo_fail` came while it ran), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.
@@ -321,8 +325,9 @@ pub unsafe extern "C" fn swo_cancel(s: *mut SwoSession, now_ms: u64) -> SwoStatu
 }
 
 /// Fails a live migration (→ `failed`), keeping `error_desc` (copied; may be NULL) for
-/// reports; `total-time` freezes at `now_ms`. A guest the library stopped is resumed (not in
-/// postcopy). A call in the wrong state changes nothing. Any thread.
+/// reports; `total-time` freezes at `now_ms`. A migration-thread call in flight fails with
+/// `SWO_ERR_BAD_STATE`. A guest the library stopped is resumed (not in postcopy). A call in
+/// the wrong state changes nothing. Any thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`error_desc` not UTF-8),
 /// `SWO_ERR_BAD_STATE` (no migration under way), `SWO_ERR_IO` (`vm_resume` failed; the status
 /// did change, the guest is still stopped), or `SWO_ERR_REENTRANT`.
