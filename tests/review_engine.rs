@@ -36,6 +36,58 @@ fn postcopy_start_with_pause_before_switchover_waits_in_pre_switchover() {
         "postcopy started without waiting for migrate-continue: {:?}",
         rig.vmm.statuses()
     );
+    // The guest stopped as for switchover_begin; the downtime clock runs from that stop.
+    assert_eq!((rig.vmm.stops(), rig.vmm.resumes()), (1, 0));
+    assert_eq!(rig.sess.snapshot(rig.now + 20).downtime_ms, 20);
+    // Still paused: calling again changes nothing; the precopy switchover may not take over.
+    rig.sess.postcopy_start(rig.now + 5).unwrap();
+    assert_eq!(code(rig.sess.switchover_begin(rig.now + 5)), Code::BadState);
+    assert_eq!(rig.sess.status(), MigrationStatus::PreSwitchover);
+    assert_eq!(rig.vmm.stops(), 1);
+    // The monitor continues: `device`; the migration thread's next postcopy_start goes on.
+    rig.sess.migrate_continue(MigrationStatus::PreSwitchover).unwrap();
+    assert_eq!(rig.sess.status(), MigrationStatus::Device);
+    assert_eq!(code(rig.sess.switchover_begin(rig.now + 10)), Code::BadState);
+    rig.sess.postcopy_start(rig.now + 30).unwrap();
+    assert_eq!(rig.sess.status(), MigrationStatus::PostcopyActive);
+    assert_eq!(
+        rig.vmm.statuses(),
+        ["setup", "active", "pre-switchover", "device", "postcopy-active"]
+    );
+    assert_eq!((rig.vmm.stops(), rig.vmm.resumes()), (1, 0), "the destination runs the guest");
+    assert_eq!(rig.sess.snapshot(rig.now + 40).downtime_ms, 30, "frozen at the start of postcopy");
+}
+
+/// Finding 1, continued: a postcopy start paused in `pre-switchover` that is cancelled gives
+/// the guest back, and a pause begun by `switchover_begin` cannot be turned into postcopy.
+#[test]
+fn a_paused_postcopy_start_is_cancelled_like_a_paused_switchover() {
+    let mut rig = Rig::new(HandlerFlags::empty());
+    rig.caps(|c| {
+        c.postcopy_ram = true;
+        c.pause_before_switchover = true;
+    });
+    rig.start();
+    rig.window(1_000_000);
+    rig.dev.set(pending(100, 0, 1 << 30));
+    rig.sess.postcopy_request().unwrap();
+    assert_eq!(rig.step().action, Action::StartPostcopy);
+    rig.sess.postcopy_start(rig.now).unwrap();
+    assert_eq!(rig.sess.status(), MigrationStatus::PreSwitchover);
+    rig.sess.cancel(rig.now + 1).unwrap();
+    assert_eq!(rig.sess.status(), MigrationStatus::Cancelled);
+    assert_eq!((rig.vmm.stops(), rig.vmm.resumes()), (1, 1));
+
+    // A precopy switchover's pause: postcopy_start refuses it, before and after continue.
+    rig.start();
+    rig.window(1_000_000);
+    rig.dev.set(pending(100, 0, 0));
+    assert!(!rig.sess.switchover_begin(rig.now).unwrap().proceed);
+    assert_eq!(code(rig.sess.postcopy_start(rig.now)), Code::BadState);
+    rig.sess.migrate_continue(MigrationStatus::PreSwitchover).unwrap();
+    assert_eq!(code(rig.sess.postcopy_start(rig.now)), Code::BadState);
+    assert!(rig.sess.switchover_begin(rig.now).unwrap().proceed);
+    rig.sess.complete(rig.now + 1).unwrap();
 }
 
 /// Issue 3: "A call in the wrong state returns SWO_ERR_BAD_STATE ... and changes nothing."

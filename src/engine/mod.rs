@@ -105,8 +105,12 @@ pub(crate) struct EngineState {
     pub(crate) vm_running: bool,
     /// When the library stopped the guest through `vm_stop` and has not resumed it yet.
     pub(crate) stopped_by_library: Option<u64>,
-    /// In `device` after `migrate_continue`: the next `switchover_begin` runs the final query.
+    /// In `device` after `migrate_continue`: the next `switchover_begin` runs the final query
+    /// (or, for a postcopy switchover, the next `postcopy_start` starts postcopy).
     pub(crate) awaiting_final: bool,
+    /// The switchover under way (`pre-switchover` / `device`) was begun by `postcopy_start`
+    /// with `pause-before-switchover`: only `postcopy_start` may go on with it.
+    pub(crate) postcopy_switchover: bool,
     /// `now_ms` of the `cancel` that moved the migration to `cancelling`: `total-time`
     /// freezes there.
     pub(crate) cancel_ms: Option<u64>,
@@ -136,6 +140,7 @@ impl Default for EngineState {
             vm_running: true,
             stopped_by_library: None,
             awaiting_final: false,
+            postcopy_switchover: false,
             cancel_ms: None,
             final_done: false,
             rate_limit_lifted: false,

@@ -228,7 +228,8 @@ pub unsafe extern "C" fn swo_iteration_step(
 /// into `*final_out`, then `*proceed` = true: send the rest, then `swo_complete`.
 /// With `pause-before-switchover` it stops at `pre-switchover` instead (`*proceed` false,
 /// `*final_out` zeroed); call again after the monitor's `swo_migrate_continue` (calls while
-/// still paused change nothing and give `*proceed` false). With `switchover-rollback`, a final
+/// still paused change nothing and give `*proceed` false; a pause begun by
+/// `swo_postcopy_start` is `SWO_ERR_BAD_STATE` here). With `switchover-rollback`, a final
 /// total above the threshold by more than `rollback-tolerance` percent returns to `active`,
 /// resumes a guest the library stopped (else the VMM must resume it), and gives `*proceed`
 /// false. Migration thread. Outputs written only on success.
@@ -258,7 +259,8 @@ pub unsafe extern "C" fn swo_switchover_begin(
 }
 
 /// `migrate-continue`: `pre-switchover` → `device` when `expected_status` (`SWO_STATUS_*`)
-/// is the current status; otherwise `SWO_ERR_BAD_STATE` with QEMU's
+/// is the current status (the migration thread then calls `swo_switchover_begin` or, for a
+/// pause begun by `swo_postcopy_start`, `swo_postcopy_start` again); otherwise `SWO_ERR_BAD_STATE` with QEMU's
 /// `Migration not in expected state: <current state>`. Any thread (the monitor's).
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not a status number),
 /// `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
@@ -287,12 +289,20 @@ pub unsafe extern "C" fn swo_postcopy_request(s: *mut SwoSession) -> SwoStatus {
     unsafe { session_call(s, |sess| sess.postcopy_request()) }
 }
 
-/// `active` → `device` → `postcopy-active` after `SWO_ACTION_START_POSTCOPY`: stops the guest
-/// through `vm_stop` unless the step already did (the destination runs it from now on);
-/// `downtime` = `now_ms` − the stop. Migration thread.
+/// Starts postcopy after `SWO_ACTION_START_POSTCOPY`:
+/// `active` → [`pre-switchover` →] `device` → `postcopy-active`. From `active` (postcopy
+/// requested): stops the guest through `vm_stop` unless the step already did (without VMM ops
+/// the VMM stops it before this call), starts the downtime clock, lifts the rate limit and
+/// moves through `device` to `postcopy-active`. With `pause-before-switchover` it stops in
+/// `pre-switchover` instead and returns `SWO_OK` (read the status: `swo_get_status`); the guest
+/// stays stopped. Calls while still paused change nothing and return `SWO_OK`. After the
+/// monitor's `swo_migrate_continue(SWO_STATUS_PRE_SWITCHOVER)` moved it to `device`, call it
+/// again: → `postcopy-active`. From then on the destination runs the guest (never resumed by
+/// the library); `downtime` = `now_ms` − the stop. Migration thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, postcopy not
-/// requested, or a `swo_cancel` / `swo_fail` came while it ran), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
-/// (`vm_stop` failed), or `SWO_ERR_REENTRANT`.
+/// requested, a pause begun by `swo_switchover_begin`, or a `swo_cancel` / `swo_fail` came
+/// while it ran), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
+/// (`vm_stop` failed: still `active`), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.
