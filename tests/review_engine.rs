@@ -1,5 +1,5 @@
-//! Review findings against QEMU-BEHAVIOUR.md, DESIGN.md and issues 3-5: each test shows one
-//! deviation of the merged core. They are expected to FAIL until the code is fixed.
+//! Review findings against QEMU-BEHAVIOUR.md, DESIGN.md and issues 3-5: each test pins one
+//! behaviour the merged core got wrong (findings 1-8 of the engine review), so it stays fixed.
 mod engine_support;
 use engine_support::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
