@@ -157,7 +157,7 @@ static void start(SwoSession *s, uint64_t bytes)
 
 /* ---- the vGPU story ---------------------------------------------------------------------
  * A vGPU with 2,050,000,000 B (~1.91 GiB) of stop-copy state, idle RAM, avail-switchover-
- * bandwidth 1 GiB/s (1,073,741,824 B/s): expected downtime trunc(2.05e9 * 1000 / 2^30) =
+ * bandwidth 1 GiB/s (1,073,741,824 B/s): expected downtime trunc(2.05e9 / 2^30 * 1000) =
  * 1909 ms. */
 #define VGPU_STOPCOPY 2050000000ull
 
@@ -399,6 +399,52 @@ static void test_pause_before_switchover(void)
     swo_session_free(s);
 }
 
+/* ---- pause-before-switchover on the way to postcopy ------------------------------------
+ * active -> pre-switchover -> device -> postcopy-active: the first swo_postcopy_start stops
+ * the guest and waits in pre-switchover; after migrate-continue the second one starts
+ * postcopy. */
+
+static void test_pause_before_postcopy(void)
+{
+    Device dev;
+    Vmm vmm;
+    SwoStep step;
+    SwoPending fin;
+    bool proceed = true;
+    memset(&dev, 0, sizeof dev);
+    SwoSession *s = rig(&dev, 0, &vmm, true);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    OK(swo_set_capability(s, "pause-before-switchover", true));
+    OK(swo_set_capability(s, "postcopy-ram", true));
+    device_set(&dev, 100, 0);
+    dev.fast.postcopy_bytes = dev.exact.postcopy_bytes = 1ull << 30;
+    start(s, 1000000); /* threshold 3,000,000 B */
+    OK(swo_postcopy_request(s));
+    OK(swo_iteration_step(s, 100, &step));
+    CHECK(step.action == SWO_ACTION_START_POSTCOPY);
+
+    OK(swo_postcopy_start(s, 110));
+    CHECK(swo_get_status(s) == SWO_STATUS_PRE_SWITCHOVER);
+    CHECK(vmm.stops == 1 && vmm.resumes == 0);
+    OK(swo_postcopy_start(s, 115)); /* still paused: nothing changes */
+    CHECK(swo_get_status(s) == SWO_STATUS_PRE_SWITCHOVER);
+    CHECK_STATUS(swo_switchover_begin(s, 115, &fin, &proceed), SWO_ERR_BAD_STATE);
+    OK(swo_migrate_continue(s, SWO_STATUS_PRE_SWITCHOVER));
+    CHECK(swo_get_status(s) == SWO_STATUS_DEVICE);
+    OK(swo_postcopy_start(s, 140));
+    CHECK(swo_get_status(s) == SWO_STATUS_POSTCOPY_ACTIVE);
+    {
+        SwoInfo info;
+        OK(swo_get_info(s, 9999, &info));
+        CHECK(info.downtime_ms == 30); /* stopped at 110, postcopy from 140 */
+    }
+    CHECK(strcmp(vmm.statuses, "setup,active,pre-switchover,device,postcopy-active") == 0);
+    CHECK(vmm.stops == 1 && vmm.resumes == 0);
+    swo_session_free(s);
+}
+
 /* ---- exact sizing with the guest stopped ---------------------------------------------- */
 
 static void test_stopped_vm_sizing(void)
@@ -539,6 +585,7 @@ int main(void)
     test_vgpu_story();
     test_invalid_transitions();
     test_pause_before_switchover();
+    test_pause_before_postcopy();
     test_stopped_vm_sizing();
     test_rollback();
     test_threshold_and_counters();

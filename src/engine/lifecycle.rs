@@ -30,7 +30,6 @@ impl Session {
     /// state stays as the VMM set it; the destination's ack is cleared.
     pub fn migration_start(&self, now_ms: u64) -> Result<()> {
         self.migration_call("swo_migration_start", || {
-            self.observe_clock(now_ms);
             let status = self.status.get();
             if !status.can_start() {
                 return Err(Error::bad_state(format!(
@@ -38,6 +37,7 @@ impl Session {
                     status.name()
                 )));
             }
+            self.observe_clock(now_ms);
             // Other areas' resets run with no engine lock held.
             self.ram.reset();
             self.vfio.reset();
@@ -53,12 +53,12 @@ impl Session {
     /// `setup → active`; `setup-time` = `now_ms` − start.
     pub fn setup_done(&self, now_ms: u64) -> Result<()> {
         self.migration_call("swo_setup_done", || {
-            self.observe_clock(now_ms);
             let mut st = self.engine_state();
             let status = self.status.get();
             if status != Setup {
                 return Err(bad_state("swo_setup_done", status, "'setup'"));
             }
+            self.observe_clock(now_ms);
             st.setup_time_ms = Some(now_ms.saturating_sub(st.start_ms));
             self.move_to(&mut st, "swo_setup_done", Active)
         })
@@ -91,13 +91,14 @@ impl Session {
     /// - In `pre-switchover`: still paused, `proceed == false`, nothing changes.
     /// - In `device` after `migrate_continue`: goes on.
     ///
+    /// A pause begun by `postcopy_start` belongs to postcopy: `SWO_ERR_BAD_STATE` here.
+    ///
     /// Then runs the final query (exact and final). With `switchover-rollback`, a total above
     /// the threshold by more than `rollback-tolerance` percent steps back to `active`, resumes
     /// a guest the library stopped (else the VMM resumes it), emits
     /// `MIGRATION_SWITCHOVER_ROLLBACK`, and returns `proceed == false`.
     pub fn switchover_begin(&self, now_ms: u64) -> Result<SwitchoverOutcome> {
         self.migration_call("swo_switchover_begin", || {
-            self.observe_clock(now_ms);
             if !self.enter_switchover(now_ms)? {
                 return Ok(SwitchoverOutcome::default());
             }
@@ -109,16 +110,23 @@ impl Session {
     /// The status part of `switchover_begin`; false while paused in `pre-switchover`.
     fn enter_switchover(&self, now_ms: u64) -> Result<bool> {
         const CALL: &str = "swo_switchover_begin";
-        let (status, already_stopped) = {
+        let already_stopped = {
             let mut st = self.engine_state();
             let status = self.status.get();
             match status {
+                PreSwitchover | Device if st.postcopy_switchover => {
+                    return Err(Error::bad_state(format!(
+                        "{CALL}: the switchover in migration state '{}' was begun by swo_postcopy_start (call it again after swo_migrate_continue)",
+                        status.name()
+                    )))
+                }
                 PreSwitchover => return Ok(false),
                 Device if st.awaiting_final => {
+                    self.observe_clock(now_ms);
                     st.awaiting_final = false;
                     return Ok(true);
                 }
-                Active => (status, st.stopped_by_library),
+                Active => st.stopped_by_library,
                 _ => {
                     return Err(bad_state(
                         CALL,
@@ -128,28 +136,10 @@ impl Session {
                 }
             }
         };
-        debug_assert_eq!(status, Active);
-        let stopped_now = match already_stopped {
-            Some(_) => None,
-            None => match self.call_vm_stop() {
-                None => None,
-                Some(0) => Some(now_ms),
-                Some(rc) => {
-                    return Err(Error::io(format!(
-                        "vm_stop returned {rc}: the switchover did not begin, the migration stays active"
-                    )))
-                }
-            },
-        };
+        self.observe_clock(now_ms);
+        let stopped_now = self.stop_for_switchover(now_ms, already_stopped, "the switchover did not begin")?;
         let mut st = self.engine_state();
-        if self.status.get() != Active {
-            // Cancelled or failed while the guest was stopping.
-            let status = self.status.get();
-            let resume = stopped_now.is_some();
-            drop(st);
-            if resume {
-                self.resume_guest("a switchover interrupted by a status change")?;
-            }
+        if let Some(status) = self.left_active(&mut st, stopped_now) {
             return Err(bad_state(CALL, status, "'active'"));
         }
         st.stopped_by_library = already_stopped.or(stopped_now);
@@ -162,6 +152,35 @@ impl Session {
         }
         self.move_to(&mut st, CALL, Device)?;
         Ok(true)
+    }
+
+    /// Stops the guest through `vm_stop` for a switchover unless the step already did
+    /// (`already_stopped`) or the VMM gave no `vm_stop`. `Some(now_ms)` when it stopped it
+    /// now; a failed `vm_stop` is `SWO_ERR_IO` (`what` says what did not happen).
+    fn stop_for_switchover(&self, now_ms: u64, already_stopped: Option<u64>, what: &str) -> Result<Option<u64>> {
+        if already_stopped.is_some() {
+            return Ok(None);
+        }
+        match self.call_vm_stop() {
+            None => Ok(None),
+            Some(0) => Ok(Some(now_ms)),
+            Some(rc) => Err(Error::io(format!(
+                "vm_stop returned {rc}: {what}, the migration stays active"
+            ))),
+        }
+    }
+
+    /// After stopping the guest for a switchover: the status a `cancel` / `fail` moved to
+    /// meanwhile, if any. The stop is then recorded, so the end of the call resumes the guest.
+    fn left_active(&self, st: &mut EngineState, stopped_now: Option<u64>) -> Option<MigrationStatus> {
+        let status = self.status.get();
+        if status == Active {
+            return None;
+        }
+        if let Some(at) = stopped_now {
+            st.stopped_by_library.get_or_insert(at);
+        }
+        Some(status)
     }
 
     /// Decides on the final query: proceed, or step back with `switchover-rollback`.
@@ -184,7 +203,7 @@ impl Session {
         self.move_to(&mut st, "swo_switchover_begin", Active)?;
         st.downtime_start_ms = None;
         st.rate_limit_lifted = false;
-        let resume = st.stopped_by_library.take().is_some();
+        let taken = st.stopped_by_library.take();
         self.emit(
             "MIGRATION_SWITCHOVER_ROLLBACK",
             json!({
@@ -199,9 +218,7 @@ impl Session {
             }),
         );
         drop(st);
-        if resume {
-            self.resume_guest("a switchover rollback")?;
-        }
+        self.resume_taken(taken, "a switchover rollback")?;
         Ok(SwitchoverOutcome { final_pending, proceed: false })
     }
 
@@ -229,7 +246,7 @@ impl Session {
     }
 
     /// The first handler that refuses postcopy, as an `SWO_ERR_UNSUPPORTED` error.
-    fn refuse_postcopy_devices(&self) -> Result<()> {
+    pub(super) fn refuse_postcopy_devices(&self) -> Result<()> {
         match self.registry.handlers().into_iter().find(|h| h.flags.contains(HandlerFlags::NO_POSTCOPY)) {
             Some(h) => Err(Error::unsupported(format!(
                 "Postcopy is not supported: device '{}' (instance {}) cannot take part in postcopy",
@@ -270,56 +287,88 @@ impl Session {
         Ok(())
     }
 
-    /// `active → device → postcopy-active` once the step said `START_POSTCOPY`: stops the
-    /// guest through `vm_stop` unless the step already did (the destination runs it from
-    /// now on, so the library never resumes it); `downtime` = `now_ms` − the stop.
+    /// Starts postcopy once the step said `START_POSTCOPY`:
+    /// `active → [pre-switchover →] device → postcopy-active`.
+    /// - From `active` (postcopy requested, no `NO_POSTCOPY` handler): stops the guest through
+    ///   `vm_stop` unless the step already did (the VMM stops it itself when it gave no
+    ///   `vm_stop`), starts the downtime clock and lifts the rate limit, then moves through
+    ///   `device` to `postcopy-active`. With `pause-before-switchover` it stops in
+    ///   `pre-switchover` instead (the guest stays stopped; `Ok`: the caller sees the status)
+    ///   until the monitor's `migrate_continue` moves it to `device`.
+    /// - In `pre-switchover` after such a pause: still paused, nothing changes.
+    /// - In `device` after `migrate_continue`: moves to `postcopy-active`.
+    ///
+    /// From `postcopy-active` the destination runs the guest, so the library never resumes
+    /// it; `downtime` = `now_ms` − the stop.
     pub fn postcopy_start(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_postcopy_start";
         self.migration_call(CALL, || {
-            self.observe_clock(now_ms);
-            let already_stopped = {
+            let (status, already_stopped) = {
                 let st = self.engine_state();
                 let status = self.status.get();
-                if status != Active {
-                    return Err(bad_state(CALL, status, "'active'"));
+                match status {
+                    PreSwitchover if st.postcopy_switchover => return Ok(()),
+                    Device if st.postcopy_switchover && st.awaiting_final => {}
+                    Active => {
+                        if !st.postcopy_requested {
+                            return Err(Error::bad_state(
+                                "swo_postcopy_start: postcopy was not requested (swo_postcopy_request)",
+                            ));
+                        }
+                    }
+                    _ => {
+                        return Err(bad_state(
+                            CALL,
+                            status,
+                            "'active', or 'device' after swo_migrate_continue of a pause begun by swo_postcopy_start",
+                        ))
+                    }
                 }
-                if !st.postcopy_requested {
-                    return Err(Error::bad_state(
-                        "swo_postcopy_start: postcopy was not requested (swo_postcopy_request)",
-                    ));
-                }
-                st.stopped_by_library
+                (status, st.stopped_by_library)
             };
             self.refuse_postcopy_devices()?;
-            let stopped_now = match already_stopped {
-                Some(_) => None,
-                None => match self.call_vm_stop() {
-                    None => None,
-                    Some(0) => Some(now_ms),
-                    Some(rc) => {
-                        return Err(Error::io(format!(
-                            "vm_stop returned {rc}: postcopy did not start, the migration stays active"
-                        )))
-                    }
-                },
-            };
+            if status == Device {
+                return self.continue_postcopy(now_ms);
+            }
+            self.observe_clock(now_ms);
+            let stopped_now = self.stop_for_switchover(now_ms, already_stopped, "postcopy did not start")?;
             let mut st = self.engine_state();
-            let status = self.status.get();
-            if status != Active {
-                drop(st);
-                if stopped_now.is_some() {
-                    self.resume_guest("a postcopy start interrupted by a status change")?;
-                }
+            if let Some(status) = self.left_active(&mut st, stopped_now) {
                 return Err(bad_state(CALL, status, "'active'"));
             }
-            let stop = already_stopped.unwrap_or(now_ms);
-            st.downtime_start_ms = Some(stop);
-            st.downtime_ms = Some(now_ms.saturating_sub(stop));
-            st.stopped_by_library = None;
+            st.stopped_by_library = already_stopped.or(stopped_now);
+            st.downtime_start_ms = Some(already_stopped.unwrap_or(now_ms));
             st.rate_limit_lifted = true;
+            st.final_done = false;
+            if self.capabilities().pause_before_switchover {
+                st.postcopy_switchover = true;
+                return self.move_to(&mut st, CALL, PreSwitchover);
+            }
             self.move_to(&mut st, CALL, Device)?;
-            self.move_to(&mut st, CALL, PostcopyActive)
+            self.enter_postcopy(&mut st, now_ms)
         })
+    }
+
+    /// `postcopy_start` in `device` after `migrate_continue` (the status is re-checked: the
+    /// monitor may have cancelled meanwhile).
+    fn continue_postcopy(&self, now_ms: u64) -> Result<()> {
+        let mut st = self.engine_state();
+        let status = self.status.get();
+        if !(status == Device && st.postcopy_switchover && st.awaiting_final) {
+            return Err(bad_state("swo_postcopy_start", status, "'device'"));
+        }
+        self.observe_clock(now_ms);
+        st.awaiting_final = false;
+        self.enter_postcopy(&mut st, now_ms)
+    }
+
+    /// `device → postcopy-active`: freezes `downtime`; the destination runs the guest now.
+    fn enter_postcopy(&self, st: &mut EngineState, now_ms: u64) -> Result<()> {
+        let stop = st.downtime_start_ms.unwrap_or(now_ms);
+        st.downtime_ms = Some(now_ms.saturating_sub(stop));
+        st.stopped_by_library = None;
+        st.postcopy_switchover = false;
+        self.move_to(st, "swo_postcopy_start", PostcopyActive)
     }
 
     /// `device` (after `switchover_begin` said proceed) or `postcopy-active` → `completed`.
@@ -328,7 +377,6 @@ impl Session {
     pub fn complete(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_complete";
         self.migration_call(CALL, || {
-            self.observe_clock(now_ms);
             let mut st = self.engine_state();
             let status = self.status.get();
             match status {
@@ -345,6 +393,7 @@ impl Session {
                     ))
                 }
             }
+            self.observe_clock(now_ms);
             let total = now_ms.saturating_sub(st.start_ms);
             st.total_time_ms = Some(total);
             let transfer_time = total.saturating_sub(st.setup_time_ms.unwrap_or(0));
@@ -359,11 +408,12 @@ impl Session {
     }
 
     /// Any live status → `cancelling`, then `cancelled` (at once when no migration-thread
-    /// call is in flight, else when it returns; see the module docs). Cancelling twice is
-    /// fine. Resumes a guest the library stopped.
+    /// call is in flight, else when it returns; that call fails with `SWO_ERR_BAD_STATE`; see
+    /// the module docs). `total-time` freezes at this call's `now_ms` (the first cancel's).
+    /// Cancelling twice is fine. Resumes a guest the library stopped; a failed `vm_resume`
+    /// is `SWO_ERR_IO` (the status did change).
     pub fn cancel(&self, now_ms: u64) -> Result<()> {
         reentrancy::check(self.id, "swo_cancel")?;
-        self.observe_clock(now_ms);
         let result = (|| {
             {
                 let mut st = self.engine_state();
@@ -371,7 +421,10 @@ impl Session {
                 if !status.is_live() {
                     return Err(bad_state("swo_cancel", status, "a migration under way"));
                 }
+                self.observe_clock(now_ms);
                 if status != Cancelling {
+                    st.cancel_ms = Some(now_ms);
+                    self.note_interrupt(&mut st);
                     self.move_to(&mut st, "swo_cancel", Cancelling)?;
                 }
             }
@@ -381,27 +434,27 @@ impl Session {
         result
     }
 
-    /// Any live status → `failed`, keeping `error_desc` for reports. Resumes a guest the
-    /// library stopped (not in `postcopy-active`: the destination runs it).
+    /// Any live status → `failed`, keeping `error_desc` for reports; `total-time` freezes at
+    /// this call's `now_ms`. A migration-thread call in flight fails with
+    /// `SWO_ERR_BAD_STATE`. Resumes a guest the library stopped (not in `postcopy-active`:
+    /// the destination runs it); a failed `vm_resume` is `SWO_ERR_IO` (the status did change).
     pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
         reentrancy::check(self.id, "swo_fail")?;
-        self.observe_clock(now_ms);
         let result = (|| {
-            let resume = {
+            let taken = {
                 let mut st = self.engine_state();
                 let status = self.status.get();
                 if !status.is_live() {
                     return Err(bad_state("swo_fail", status, "a migration under way"));
                 }
+                self.observe_clock(now_ms);
+                self.note_interrupt(&mut st);
                 self.move_to(&mut st, "swo_fail", Failed)?;
                 st.error_desc = error_desc.map(str::to_owned);
-                self.finish_times(&mut st);
-                st.stopped_by_library.take().is_some() && status != PostcopyActive
+                Self::finish_times(&mut st, now_ms);
+                st.stopped_by_library.take().filter(|_| status != PostcopyActive)
             };
-            if resume {
-                self.resume_guest("the migration failed")?;
-            }
-            Ok(())
+            self.resume_taken(taken, "the migration failed")
         })();
         self.deliver_events();
         result

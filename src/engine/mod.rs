@@ -15,13 +15,20 @@
 //! - A lifecycle call from inside a handler callback (or `vm_stop` / `vm_resume`) of the same
 //!   session gets `SWO_ERR_REENTRANT`.
 //!
-//! # Cancelling
+//! # Cancelling and failing
 //! `cancel` moves a live migration to `cancelling`. When no migration-thread call is in flight
 //! it moves on to `cancelled` at once; otherwise the call in flight finishes the cancel when it
-//! returns (it then fails with `SWO_ERR_BAD_STATE`: the migration is no longer active), or, if
-//! it was already returning, the migration thread's next call does. A guest the library
-//! stopped (`vm_stop`) is resumed on `cancelled` and `failed`, except in `postcopy-active`,
-//! where the destination runs it.
+//! returns, or, if it was already returning, the migration thread's next call does. Every
+//! migration-thread call in flight at a `cancel` or `fail` fails with `SWO_ERR_BAD_STATE`
+//! (the migration is no longer active), whatever it had done. `total-time` freezes at the
+//! `now_ms` of the `cancel` (the first one) or `fail`.
+//!
+//! # The guest the library stopped
+//! A guest the library stopped (`vm_stop`) is resumed when the step gives it back, on a
+//! rollback, on `cancelled` and on `failed`, except in `postcopy-active`, where the
+//! destination runs it. The library keeps its record of that stop until a `vm_resume`
+//! succeeds: a failed resume (`SWO_ERR_IO`, "the guest is still stopped") is tried again by
+//! the next step that gives the guest back, a `cancel` or a `fail`.
 //!
 //! # Events
 //! Delivered through the VMM's `event` hook after every lock is released, in QMP form
@@ -40,7 +47,8 @@
 //! - `DEVICE_SIZE_WARNING` (always): `kind` — `"no-vmm-ops"` (a handler wants its exact query
 //!   with the guest stopped but the VMM gave no `vm_stop`/`vm_resume`: queried with the guest
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
-//!   with the guest running; adds `errno`); `devices` — the handlers' idstrs.
+//!   with the guest running; adds `errno` of the first failure; once per migration);
+//!   `devices` — the handlers' idstrs.
 mod lifecycle;
 mod snapshot;
 mod step;
@@ -55,6 +63,7 @@ use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
 use crate::Session;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,6 +77,9 @@ pub struct Engine {
     serial: Mutex<()>,
     /// The figures; held only for short copies and updates, never across a callback.
     state: Mutex<EngineState>,
+    /// Counts accepted `cancel` and `fail` calls (changed under `state`): a migration-thread
+    /// call that sees it change while it runs was interrupted.
+    interrupts: AtomicU64,
 }
 
 /// Per-migration figures. Reset by `migration_start` except the guest's running state and
@@ -93,8 +105,15 @@ pub(crate) struct EngineState {
     pub(crate) vm_running: bool,
     /// When the library stopped the guest through `vm_stop` and has not resumed it yet.
     pub(crate) stopped_by_library: Option<u64>,
-    /// In `device` after `migrate_continue`: the next `switchover_begin` runs the final query.
+    /// In `device` after `migrate_continue`: the next `switchover_begin` runs the final query
+    /// (or, for a postcopy switchover, the next `postcopy_start` starts postcopy).
     pub(crate) awaiting_final: bool,
+    /// The switchover under way (`pre-switchover` / `device`) was begun by `postcopy_start`
+    /// with `pause-before-switchover`: only `postcopy_start` may go on with it.
+    pub(crate) postcopy_switchover: bool,
+    /// `now_ms` of the `cancel` that moved the migration to `cancelling`: `total-time`
+    /// freezes there.
+    pub(crate) cancel_ms: Option<u64>,
     /// `switchover_begin` returned `proceed`: `complete` may follow.
     pub(crate) final_done: bool,
     pub(crate) rate_limit_lifted: bool,
@@ -102,6 +121,7 @@ pub(crate) struct EngineState {
     /// `mbps` frozen at completion with QEMU's completion formula.
     pub(crate) completion_mbps: Option<f64>,
     pub(crate) warned_no_vmm: bool,
+    pub(crate) warned_vm_stop_failed: bool,
 }
 
 impl Default for EngineState {
@@ -120,11 +140,14 @@ impl Default for EngineState {
             vm_running: true,
             stopped_by_library: None,
             awaiting_final: false,
+            postcopy_switchover: false,
+            cancel_ms: None,
             final_done: false,
             rate_limit_lifted: false,
             error_desc: None,
             completion_mbps: None,
             warned_no_vmm: false,
+            warned_vm_stop_failed: false,
         }
     }
 }
@@ -163,18 +186,35 @@ impl Session {
         Ok(())
     }
 
-    /// Runs a migration-thread call: re-entrancy check, `serial` held across `f`, then a
-    /// cancel that waited for this call is finished and the queued events are delivered.
+    /// Runs a migration-thread call: re-entrancy check, `serial` held across `f`, then (still
+    /// under `serial`) a cancel that waited for this call is finished and a guest the library
+    /// stopped is given back after a cancel or fail that interrupted it; the queued events are
+    /// delivered last. A call that a `cancel` or `fail` interrupted fails with
+    /// `SWO_ERR_BAD_STATE`, whatever `f` returned.
     pub(crate) fn migration_call<T>(&self, call: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         reentrancy::check(self.id, call)?;
-        let result = {
+        let (result, interrupted, settled) = {
             let _serial = lock(&self.engine.serial);
-            f()
+            let before = self.engine.interrupts.load(Ordering::Acquire);
+            let result = f();
+            let interrupted = self.engine.interrupts.load(Ordering::Acquire) != before;
+            (result, interrupted, self.settle_after_call(interrupted))
         };
-        let resume_error = self.finish_cancel_if_idle().err();
         self.deliver_events();
-        match (result, resume_error) {
-            (Ok(_), Some(e)) => Err(e),
+        if interrupted {
+            let status = self.status.get();
+            let mut message = format!(
+                "{call}: the migration was {} while this call ran (state '{}')",
+                if status == MigrationStatus::Failed { "failed" } else { "cancelled" },
+                status.name()
+            );
+            if let Err(e) = settled {
+                message = format!("{message}; {}", e.message);
+            }
+            return Err(Error::bad_state(message));
+        }
+        match (result, settled) {
+            (Ok(_), Err(e)) => Err(e),
             (r, _) => r,
         }
     }
@@ -187,29 +227,72 @@ impl Session {
         }
     }
 
+    /// The end of a migration-thread call (the caller holds `serial`): `cancelling →
+    /// cancelled`, and after an interrupting `cancel`/`fail` the guest the library stopped is
+    /// resumed (the call may have held the record while the monitor looked for it).
+    fn settle_after_call(&self, interrupted: bool) -> Result<()> {
+        let taken = {
+            let mut st = self.engine_state();
+            match self.status.get() {
+                MigrationStatus::Cancelling => self.finish_cancel(&mut st)?,
+                MigrationStatus::Cancelled | MigrationStatus::Failed if interrupted => {
+                    st.stopped_by_library.take()
+                }
+                _ => None,
+            }
+        };
+        self.resume_taken(taken, "the migration ended")
+    }
+
     /// `cancelling → cancelled` when no migration-thread call is in flight; resumes a guest
     /// the library stopped.
     pub(crate) fn finish_cancel_if_idle(&self) -> Result<()> {
-        let resume = {
-            let mut st = self.engine_state();
-            if self.status.get() != MigrationStatus::Cancelling {
-                return Ok(());
-            }
-            let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
-            self.move_to(&mut st, "swo_cancel", MigrationStatus::Cancelled)?;
-            self.finish_times(&mut st);
-            st.stopped_by_library.take().is_some()
-        };
-        if resume {
-            self.resume_guest("the migration was cancelled")?;
+        let mut st = self.engine_state();
+        if self.status.get() != MigrationStatus::Cancelling {
+            return Ok(());
         }
-        Ok(())
+        // Held across the resume, so no migration-thread call starts meanwhile.
+        let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
+        let taken = self.finish_cancel(&mut st)?;
+        drop(st);
+        self.resume_taken(taken, "the migration was cancelled")
     }
 
-    /// Freezes `total-time` when the migration ends.
-    pub(crate) fn finish_times(&self, st: &mut EngineState) {
-        let now = self.clock_ms.load(std::sync::atomic::Ordering::Acquire);
-        st.total_time_ms.get_or_insert(now.saturating_sub(st.start_ms));
+    /// `cancelling → cancelled` (the caller holds `state` and `serial`); freezes `total-time`
+    /// at the cancel's clock and hands over the library's stop record for resuming.
+    fn finish_cancel(&self, st: &mut EngineState) -> Result<Option<u64>> {
+        self.move_to(st, "swo_cancel", MigrationStatus::Cancelled)?;
+        let at = st.cancel_ms.unwrap_or_else(|| self.clock_ms.load(Ordering::Acquire));
+        Self::finish_times(st, at);
+        Ok(st.stopped_by_library.take())
+    }
+
+    /// Counts an accepted `cancel` / `fail` (the caller holds `state`).
+    pub(crate) fn note_interrupt(&self, _state: &mut EngineState) {
+        self.engine.interrupts.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Freezes `total-time` at `now_ms` when the migration ends (saturating against the start).
+    pub(crate) fn finish_times(st: &mut EngineState, now_ms: u64) {
+        st.total_time_ms.get_or_insert(now_ms.saturating_sub(st.start_ms));
+    }
+
+    /// Resumes the guest the library stopped, if it did: takes the record, and puts it back
+    /// when `vm_resume` fails (so a later step, cancel or fail tries again).
+    pub(crate) fn release_guest(&self, why: &str) -> Result<()> {
+        let taken = self.engine_state().stopped_by_library.take();
+        self.resume_taken(taken, why)
+    }
+
+    /// Resumes a guest whose stop record (`taken`, the stop time) the caller took out of the
+    /// state; on failure the record goes back.
+    pub(crate) fn resume_taken(&self, taken: Option<u64>, why: &str) -> Result<()> {
+        let Some(stopped_at) = taken else { return Ok(()) };
+        let result = self.resume_guest(why);
+        if result.is_err() {
+            self.engine_state().stopped_by_library.get_or_insert(stopped_at);
+        }
+        result
     }
 
     /// Calls the VMM's `vm_stop` (marked as a callback, so it cannot re-enter the engine).
@@ -222,7 +305,7 @@ impl Session {
 
     /// Resumes a guest the library stopped; a failure is `SWO_ERR_IO` saying why it was
     /// resumed and that the guest is still stopped.
-    pub(crate) fn resume_guest(&self, why: &str) -> Result<()> {
+    fn resume_guest(&self, why: &str) -> Result<()> {
         let Some(vmm) = self.vmm().filter(|v| v.can_stop_vm()) else { return Ok(()) };
         let rc = {
             let _scope = CallbackScope::enter(self.id);

@@ -15,9 +15,9 @@ pub fn expected_downtime_ms(pass: u64, last_sync_bytes: u64, switchover_bw: f64,
     if pass <= 1 {
         return i64::try_from(limit_ms).unwrap_or(i64::MAX);
     }
-    // bytes * 1000 / bw rather than bytes / bw * 1000: one rounding fewer (1e6 B at 1e7 B/s
-    // gives exactly 100).
-    let ms = last_sync_bytes as f64 * 1000.0 / switchover_bw;
+    // Literally QEMU's order of operations (seconds first, then ms), so the truncation lands
+    // where QEMU's does: 70,000 B at 3,333,333.33 B/s is 20.999... ms → 20, not 21.
+    let ms = last_sync_bytes as f64 / switchover_bw * 1000.0;
     if ms.is_nan() || ms >= 9_223_372_036_854_775_808.0 {
         return i64::MAX;
     }
@@ -191,5 +191,9 @@ mod tests {
         assert_eq!(expected_downtime_ms(2, 1_000_000, 0.0, 300), i64::MAX);
         assert_eq!(expected_downtime_ms(2, 0, 0.0, 300), i64::MAX);
         assert_eq!(expected_downtime_ms(2, u64::MAX, 1e-3, 300), i64::MAX);
+        // 0 / 0 is NaN.
+        assert_eq!(expected_downtime_ms(2, 0, 0.0, 300), i64::MAX);
+        // Seconds first, then ms: 70,000 / (1e7 / 3) = 0.020999999999999998 s → 20 ms.
+        assert_eq!(expected_downtime_ms(2, 70_000, 1e7 / 3.0, 300), 20);
     }
 }

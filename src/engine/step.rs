@@ -76,9 +76,12 @@ impl Session {
     /// 2. when `total <= threshold` or `precopy == 0`: exact query (with the guest stopped
     ///    through `vm_stop` when an active handler has `EXACT_NEEDS_STOPPED_VM`), then
     ///    last-sync bytes, `pass += 1`, `MIGRATION_PASS`, stall tracking;
-    /// 3. `switchover-ack`: the switchover waits while the guest runs and the destination has
-    ///    not acked;
-    /// 4. postcopy first: requested and `precopy + stopcopy <= threshold`;
+    /// 3. `switchover-ack`: the switchover waits while the guest runs (the VMM's
+    ///    `set_vm_running`, and not stopped by the library for sizing) and the destination
+    ///    has not acked;
+    /// 4. postcopy first: requested, no handler flagged `NO_POSTCOPY` (which
+    ///    `postcopy_start` would refuse; the step then decides as precopy), and
+    ///    `precopy + stopcopy <= threshold`;
     /// 5. switchover when `total <= threshold` on exact figures;
     /// 6. else iterate.
     ///
@@ -90,7 +93,6 @@ impl Session {
     }
 
     fn step_locked(&self, now_ms: u64) -> Result<Step> {
-        self.observe_clock(now_ms);
         let caps = self.capabilities();
         let (status, pass, postcopy_requested, already_stopped) = {
             let st = self.engine_state();
@@ -100,6 +102,7 @@ impl Session {
             }
             (status, st.pass, st.postcopy_requested, st.stopped_by_library.is_some())
         };
+        self.observe_clock(now_ms);
         let threshold = self.counters.window().threshold;
         let fast = self.query_pending(QueryKind::Fast)?;
         if status == PostcopyActive {
@@ -114,27 +117,33 @@ impl Session {
             match self.query_pending(QueryKind::Exact) {
                 Ok(p) => p,
                 Err(e) => {
-                    self.give_back_guest(&stop)?;
+                    if stop.stopped_here {
+                        self.release_guest("an interrupted exact query")?;
+                    }
                     return Err(e);
                 }
             }
         } else {
             fast
         };
+        // A handler that refuses postcopy (registered after the request) makes
+        // `postcopy_start` fail: decide as precopy while one is registered.
+        let postcopy_possible = postcopy_requested && self.refuse_postcopy_devices().is_ok();
 
         let params = self.params();
         let (action, pass, resume) = {
             let mut st = self.engine_state();
             let status = self.status.get();
             if status != Active {
-                // Cancelled or failed while the handlers ran.
-                drop(st);
-                self.give_back_guest(&stop)?;
+                // Cancelled or failed while the handlers ran: the end of the call resumes a
+                // guest this step stopped.
                 return Err(bad_state("swo_iteration_step", status, "'active'"));
             }
-            let can_switchover =
-                !(caps.switchover_ack && st.vm_running && !st.switchover_acked);
-            let action = decide(&pending, threshold, exact, can_switchover, postcopy_requested);
+            // The guest runs unless the VMM said otherwise or the library stopped it (exact
+            // sizing with `vm_stop`, in this step or an earlier one).
+            let guest_running = st.vm_running && st.stopped_by_library.is_none();
+            let can_switchover = !(caps.switchover_ack && guest_running && !st.switchover_acked);
+            let action = decide(&pending, threshold, exact, can_switchover, postcopy_possible);
             if exact {
                 st.pass = st.pass.saturating_add(1);
                 st.last_sync_bytes = pending.total();
@@ -158,14 +167,12 @@ impl Session {
                 }
             }
             let keep_stopped = matches!(action, Action::Switchover | Action::StartPostcopy);
+            // The record stays until the resume succeeds (see `release_guest`).
             let resume = st.stopped_by_library.is_some() && !keep_stopped;
-            if resume {
-                st.stopped_by_library = None;
-            }
             (action, st.pass, resume)
         };
         if resume {
-            self.resume_guest("an exact query with the guest stopped")?;
+            self.release_guest("an exact query with the guest stopped")?;
         }
         if exact {
             self.auto_adjust_downtime();
@@ -182,7 +189,7 @@ impl Session {
 
     /// Stops the guest for the exact query when an active handler needs it. Without VMM ops
     /// (or when `vm_stop` fails) the query runs with the guest running, and
-    /// `DEVICE_SIZE_WARNING` says so.
+    /// `DEVICE_SIZE_WARNING` says so, once per migration for each kind.
     fn stop_for_exact_sizing(&self, now_ms: u64, stop: &mut StopState) -> Result<()> {
         let needing = self.registry.active_with(HandlerFlags::EXACT_NEEDS_STOPPED_VM)?;
         if needing.is_empty() || stop.stopped {
@@ -200,34 +207,24 @@ impl Session {
             Some(0) => {
                 stop.stopped_here = true;
                 let mut st = self.engine_state();
+                // Recorded even when a cancel or fail came meanwhile: the end of the call then
+                // resumes the guest.
+                st.stopped_by_library = Some(now_ms);
                 let status = self.status.get();
                 if status != Active {
-                    drop(st);
-                    self.resume_guest("a status change during exact sizing")?;
                     return Err(bad_state("swo_iteration_step", status, "'active'"));
                 }
-                st.stopped_by_library = Some(now_ms);
                 stop.stopped = true;
             }
-            Some(rc) => self.emit(
-                "DEVICE_SIZE_WARNING",
-                json!({"kind": "vm-stop-failed", "errno": rc, "devices": devices}),
-            ),
-        }
-        Ok(())
-    }
-
-    /// Resumes the guest this step stopped, when the step gives up.
-    fn give_back_guest(&self, stop: &StopState) -> Result<()> {
-        if !stop.stopped_here {
-            return Ok(());
-        }
-        let took = {
-            let mut st = self.engine_state();
-            st.stopped_by_library.take().is_some()
-        };
-        if took {
-            self.resume_guest("an interrupted exact query")?;
+            Some(rc) => {
+                let mut st = self.engine_state();
+                if !std::mem::replace(&mut st.warned_vm_stop_failed, true) {
+                    self.emit(
+                        "DEVICE_SIZE_WARNING",
+                        json!({"kind": "vm-stop-failed", "errno": rc, "devices": devices}),
+                    );
+                }
+            }
         }
         Ok(())
     }

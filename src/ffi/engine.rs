@@ -140,8 +140,10 @@ impl From<Step> for SwoStep {
 
 /// Starts a migration: `none`, `completed`, `cancelled` or `failed` → `setup`. Resets every
 /// statistic and opens the first 100 ms bandwidth window at `now_ms` (the caller's monotonic
-/// clock, in ms, as for every call taking `now_ms`). Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress), or
+/// clock, in ms, as for every call taking `now_ms`; a call refused for its state does not
+/// look at it). Migration thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (a migration is in progress; or,
+/// as for every migration-thread call, a `swo_cancel` or `swo_fail` came while it ran), or
 /// `SWO_ERR_REENTRANT` from a callback of this session.
 #[no_mangle]
 pub unsafe extern "C" fn swo_migration_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
@@ -150,7 +152,8 @@ pub unsafe extern "C" fn swo_migration_start(s: *mut SwoSession, now_ms: u64) ->
 }
 
 /// `setup` → `active`; `setup-time` = `now_ms` − start. Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not `setup`, or a `swo_cancel` /
+/// `swo_fail` came while it ran), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_setup_done(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.
@@ -191,13 +194,18 @@ pub unsafe extern "C" fn swo_update_counters(s: *mut SwoSession, now_ms: u64) ->
 /// One pass of the migration loop (QEMU's decision): a fast query; an exact one when the
 /// total is at or below the threshold or precopy is 0 (the guest stopped through `vm_stop`
 /// meanwhile when a handler has `SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`); then the action into
-/// `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY`, `_COMPLETE` (postcopy
-/// drained) or `_WAIT` (switchover-ack holds a due switchover). Handler callbacks, `vm_stop`,
-/// `vm_resume` and events run with no lock held that reports need. Allowed in `active` and
+/// `*out`: `SWO_ACTION_ITERATE`, `_SWITCHOVER`, `_START_POSTCOPY` (never while a
+/// `SWO_HANDLER_NO_POSTCOPY` handler is registered: the step then decides as precopy),
+/// `_COMPLETE` (postcopy drained) or `_WAIT` (switchover-ack holds a due switchover: the
+/// capability is on, the guest runs — per `swo_set_vm_running`, and not stopped by the
+/// library — and the destination has not acked). Handler callbacks, `vm_stop`, `vm_resume`
+/// and events run with no lock held that reports need. Allowed in `active` and
 /// `postcopy-active`. Migration thread. `*out` is written only on success.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
 /// cancelled or failed during the step), `SWO_ERR_IO` (`vm_resume` failed: the guest is
-/// still stopped), or `SWO_ERR_REENTRANT` from a callback of this session.
+/// still stopped; the library keeps it marked as stopped by itself and resumes it at the next
+/// step that gives it back, at `swo_cancel` or at `swo_fail`), or `SWO_ERR_REENTRANT` from a
+/// callback of this session.
 #[no_mangle]
 pub unsafe extern "C" fn swo_iteration_step(
     s: *mut SwoSession,
@@ -220,12 +228,16 @@ pub unsafe extern "C" fn swo_iteration_step(
 /// into `*final_out`, then `*proceed` = true: send the rest, then `swo_complete`.
 /// With `pause-before-switchover` it stops at `pre-switchover` instead (`*proceed` false,
 /// `*final_out` zeroed); call again after the monitor's `swo_migrate_continue` (calls while
-/// still paused change nothing and give `*proceed` false). With `switchover-rollback`, a final
+/// still paused change nothing and give `*proceed` false; a pause begun by
+/// `swo_postcopy_start` is `SWO_ERR_BAD_STATE` here). With `switchover-rollback`, a final
 /// total above the threshold by more than `rollback-tolerance` percent returns to `active`,
 /// resumes a guest the library stopped (else the VMM must resume it), and gives `*proceed`
 /// false. Migration thread. Outputs written only on success.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, `SWO_ERR_IO` (`vm_stop` or
-/// `vm_resume` failed), or `SWO_ERR_REENTRANT`.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when a `swo_cancel` /
+/// `swo_fail` came while it ran: a guest it stopped is resumed), `SWO_ERR_IO` (`vm_stop` failed:
+/// still `active`; or the rollback's `vm_resume` failed: `active`, the guest still stopped and
+/// resumed by the next step that gives it back, `swo_cancel` or `swo_fail`), or
+/// `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_switchover_begin(
     s: *mut SwoSession,
@@ -247,7 +259,8 @@ pub unsafe extern "C" fn swo_switchover_begin(
 }
 
 /// `migrate-continue`: `pre-switchover` → `device` when `expected_status` (`SWO_STATUS_*`)
-/// is the current status; otherwise `SWO_ERR_BAD_STATE` with QEMU's
+/// is the current status (the migration thread then calls `swo_switchover_begin` or, for a
+/// pause begun by `swo_postcopy_start`, `swo_postcopy_start` again); otherwise `SWO_ERR_BAD_STATE` with QEMU's
 /// `Migration not in expected state: <current state>`. Any thread (the monitor's).
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not a status number),
 /// `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
@@ -276,12 +289,20 @@ pub unsafe extern "C" fn swo_postcopy_request(s: *mut SwoSession) -> SwoStatus {
     unsafe { session_call(s, |sess| sess.postcopy_request()) }
 }
 
-/// `active` → `device` → `postcopy-active` after `SWO_ACTION_START_POSTCOPY`: stops the guest
-/// through `vm_stop` unless the step already did (the destination runs it from now on);
-/// `downtime` = `now_ms` − the stop. Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, or postcopy not
-/// requested), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
-/// (`vm_stop` failed), or `SWO_ERR_REENTRANT`.
+/// Starts postcopy after `SWO_ACTION_START_POSTCOPY`:
+/// `active` → [`pre-switchover` →] `device` → `postcopy-active`. From `active` (postcopy
+/// requested): stops the guest through `vm_stop` unless the step already did (without VMM ops
+/// the VMM stops it before this call), starts the downtime clock, lifts the rate limit and
+/// moves through `device` to `postcopy-active`. With `pause-before-switchover` it stops in
+/// `pre-switchover` instead and returns `SWO_OK` (read the status: `swo_get_status`); the guest
+/// stays stopped. Calls while still paused change nothing and return `SWO_OK`. After the
+/// monitor's `swo_migrate_continue(SWO_STATUS_PRE_SWITCHOVER)` moved it to `device`, call it
+/// again: → `postcopy-active`. From then on the destination runs the guest (never resumed by
+/// the library); `downtime` = `now_ms` − the stop. Migration thread.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, postcopy not
+/// requested, a pause begun by `swo_switchover_begin`, or a `swo_cancel` / `swo_fail` came
+/// while it ran), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
+/// (`vm_stop` failed: still `active`), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.
@@ -290,7 +311,8 @@ pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> 
 
 /// `device` (after `swo_switchover_begin` gave `*proceed` true) or `postcopy-active` →
 /// `completed`; freezes total time, downtime and the throughput. Migration thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when a `swo_cancel` /
+/// `swo_fail` came while it ran), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.
@@ -299,10 +321,13 @@ pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoSta
 
 /// Cancels a live migration: → `cancelling`, then → `cancelled` at once when no
 /// migration-thread call is in flight, else when that call returns (it fails with
-/// `SWO_ERR_BAD_STATE`) or at the migration thread's next call. A guest the library stopped
-/// is resumed (not in postcopy). Cancelling again while `cancelling` is fine. Any thread.
+/// `SWO_ERR_BAD_STATE`) or at the migration thread's next call. `total-time` freezes at
+/// `now_ms` (of the first cancel). A guest the library stopped is resumed (not in postcopy).
+/// Cancelling again while `cancelling` is fine. A call in the wrong state changes nothing
+/// (not even the session clock). Any thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way),
-/// `SWO_ERR_IO` (`vm_resume` failed; the status did change), or `SWO_ERR_REENTRANT`.
+/// `SWO_ERR_IO` (`vm_resume` failed; the status did change, the guest is still stopped), or
+/// `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_cancel(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.
@@ -310,10 +335,12 @@ pub unsafe extern "C" fn swo_cancel(s: *mut SwoSession, now_ms: u64) -> SwoStatu
 }
 
 /// Fails a live migration (→ `failed`), keeping `error_desc` (copied; may be NULL) for
-/// reports. A guest the library stopped is resumed (not in postcopy). Any thread.
+/// reports; `total-time` freezes at `now_ms`. A migration-thread call in flight fails with
+/// `SWO_ERR_BAD_STATE`. A guest the library stopped is resumed (not in postcopy). A call in
+/// the wrong state changes nothing. Any thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (`error_desc` not UTF-8),
 /// `SWO_ERR_BAD_STATE` (no migration under way), `SWO_ERR_IO` (`vm_resume` failed; the status
-/// did change), or `SWO_ERR_REENTRANT`.
+/// did change, the guest is still stopped), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_fail(
     s: *mut SwoSession,
@@ -343,7 +370,8 @@ pub unsafe extern "C" fn swo_set_switchover_acked(s: *mut SwoSession, acked: boo
     }
 }
 
-/// Records whether the guest runs (default: running); only the `switchover-ack` rule uses it.
+/// Records whether the guest runs (default: running); only the `switchover-ack` rule uses it
+/// (a guest the library stopped through `vm_stop` counts as not running either way).
 /// Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_set_vm_running(s: *mut SwoSession, running: bool) -> SwoStatus {
