@@ -7,57 +7,15 @@
 #include <string.h>
 #include <switchover.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__,     \
-                    __func__, #cond);                                                \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 /* Checks a status code and, on a mismatch, prints both names and the thread's message. */
-#define CHECK_ST(call, want)                                                         \
-    do {                                                                             \
-        SwoStatus got_ = (call);                                                     \
-        if (got_ != (SwoStatus)(want)) {                                             \
-            char msg_[512];                                                          \
-            size_t n_;                                                               \
-            if (swo_last_error_message(msg_, sizeof msg_, &n_) != SWO_OK)            \
-                strcpy(msg_, "(message does not fit)");                              \
-            fprintf(stderr, "%s:%d: %s: %s returned %s, expected %s (%s)\n",         \
-                    __FILE__, __LINE__, __func__, #call, swo_status_name(got_),      \
-                    swo_status_name(want), msg_);                                    \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
-#define CHECK_U64(got, want)                                                         \
-    do {                                                                             \
-        uint64_t g_ = (got), w_ = (want);                                            \
-        if (g_ != w_) {                                                              \
-            fprintf(stderr, "%s:%d: %s: %s is %" PRIu64 ", expected %" PRIu64 "\n",  \
-                    __FILE__, __LINE__, __func__, #got, g_, w_);                     \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-
-/* The calling thread's last error message (static buffer; test use only). */
-static const char *last_message(void)
-{
-    static char msg[1024];
-    size_t n = 0;
-    if (swo_last_error_message(msg, sizeof msg, &n) != SWO_OK)
-        return "(message does not fit)";
-    return msg;
-}
 
 static SwoSession *new_session(void)
 {
     SwoSession *s = NULL;
-    CHECK_ST(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
     CHECK(s != NULL);
     if (s == NULL)
         exit(1);
@@ -102,21 +60,21 @@ static uint64_t register_device(SwoSession *s, const char *idstr, uint32_t insta
                                 struct device *d)
 {
     uint64_t id = 0;
-    CHECK_ST(swo_register_handler(s, idstr, instance, &device_ops, d, &id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(s, idstr, instance, &device_ops, d, &id), SWO_OK);
     CHECK(id != 0);
     return id;
 }
 
 static void unregister(SwoSession *s, uint64_t id)
 {
-    CHECK_ST(swo_unregister_handler(s, id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(s, id), SWO_OK);
 }
 
 static SwoPending query(SwoSession *s, bool exact)
 {
     SwoPending p;
     memset(&p, 0xa5, sizeof p);
-    CHECK_ST(swo_query_pending(s, exact, &p), SWO_OK);
+    CHECK_STATUS(swo_query_pending(s, exact, &p), SWO_OK);
     return p;
 }
 
@@ -166,12 +124,12 @@ static void test_empty_session_has_nothing_pending(void)
 {
     SwoSession *s = new_session();
     SwoPending p = query(s, false);
-    CHECK_U64(p.precopy_bytes, 0);
-    CHECK_U64(p.stopcopy_bytes, 0);
-    CHECK_U64(p.postcopy_bytes, 0);
-    CHECK_U64(p.total_bytes, 0);
+    CHECK_EQ(p.precopy_bytes, 0);
+    CHECK_EQ(p.stopcopy_bytes, 0);
+    CHECK_EQ(p.postcopy_bytes, 0);
+    CHECK_EQ(p.total_bytes, 0);
     p = query(s, true);
-    CHECK_U64(p.total_bytes, 0);
+    CHECK_EQ(p.total_bytes, 0);
     swo_session_free(s);
 }
 
@@ -181,38 +139,38 @@ static void test_error_message_buffer_convention(void)
     char buf[256];
     size_t len = 12345;
     /* Make a failure with a known message. */
-    CHECK_ST(swo_unregister_handler(s, 987654321), SWO_ERR_NOT_FOUND);
+    CHECK_STATUS(swo_unregister_handler(s, 987654321), SWO_ERR_NOT_FOUND);
     const size_t n = strlen(last_message());
     CHECK(n > 0);
     CHECK(strstr(last_message(), "987654321") != NULL); /* names the id it did not find */
 
     /* NULL buffer with len 0 asks the size. */
-    CHECK_ST(swo_last_error_message(NULL, 0, &len), SWO_OK);
-    CHECK_U64(len, n);
+    CHECK_STATUS(swo_last_error_message(NULL, 0, &len), SWO_OK);
+    CHECK_EQ(len, n);
 
     /* Too small (no room for the NUL): untouched buffer, out_len still set. */
     memset(buf, 'X', sizeof buf);
     len = 0;
-    CHECK_ST(swo_last_error_message(buf, n, &len), SWO_ERR_BUFFER_TOO_SMALL);
-    CHECK_U64(len, n);
+    CHECK_STATUS(swo_last_error_message(buf, n, &len), SWO_ERR_BUFFER_TOO_SMALL);
+    CHECK_EQ(len, n);
     for (size_t i = 0; i < sizeof buf; i++)
         CHECK(buf[i] == 'X');
     len = 0;
-    CHECK_ST(swo_last_error_message(buf, 1, &len), SWO_ERR_BUFFER_TOO_SMALL);
-    CHECK_U64(len, n);
+    CHECK_STATUS(swo_last_error_message(buf, 1, &len), SWO_ERR_BUFFER_TOO_SMALL);
+    CHECK_EQ(len, n);
     CHECK(buf[0] == 'X');
 
     /* Exactly large enough; the failed reads above did not replace the message. */
     len = 0;
-    CHECK_ST(swo_last_error_message(buf, n + 1, &len), SWO_OK);
-    CHECK_U64(len, n);
+    CHECK_STATUS(swo_last_error_message(buf, n + 1, &len), SWO_OK);
+    CHECK_EQ(len, n);
     CHECK(buf[n] == '\0' && strlen(buf) == n);
     CHECK(buf[n + 1] == 'X');
     CHECK(strstr(buf, "987654321") != NULL);
 
     /* Required out_len, and a NULL buffer that claims a length. */
-    CHECK_ST(swo_last_error_message(buf, sizeof buf, NULL), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_last_error_message(NULL, 10, &len), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_last_error_message(buf, sizeof buf, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_last_error_message(NULL, 10, &len), SWO_ERR_NULL_ARG);
     swo_session_free(s);
 }
 
@@ -228,24 +186,24 @@ static void test_buckets_add_across_handlers_and_total_is_their_sum(void)
     CHECK(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
 
     SwoPending p = query(s, false);
-    CHECK_U64(p.precopy_bytes, 1010);
-    CHECK_U64(p.stopcopy_bytes, 2000000000);
-    CHECK_U64(p.postcopy_bytes, 5);
-    CHECK_U64(p.total_bytes, 2000001015);
+    CHECK_EQ(p.precopy_bytes, 1010);
+    CHECK_EQ(p.stopcopy_bytes, 2000000000);
+    CHECK_EQ(p.postcopy_bytes, 5);
+    CHECK_EQ(p.total_bytes, 2000001015);
     CHECK(ram.calls == 1 && vfio.calls == 1 && block.calls == 1);
 
     /* The device's figures change; the next query sees them. */
     ram.precopy = 0;
     p = query(s, true);
-    CHECK_U64(p.precopy_bytes, 10);
-    CHECK_U64(p.total_bytes, 2000000015);
+    CHECK_EQ(p.precopy_bytes, 10);
+    CHECK_EQ(p.total_bytes, 2000000015);
 
     /* Unregistered handlers are no longer asked. */
     unregister(s, ids[1]);
     p = query(s, false);
-    CHECK_U64(p.precopy_bytes, 0);
-    CHECK_U64(p.stopcopy_bytes, 0);
-    CHECK_U64(p.total_bytes, 5);
+    CHECK_EQ(p.precopy_bytes, 0);
+    CHECK_EQ(p.stopcopy_bytes, 0);
+    CHECK_EQ(p.total_bytes, 5);
     CHECK(vfio.calls == 2);
     unregister(s, ids[0]);
     unregister(s, ids[2]);
@@ -279,11 +237,11 @@ static void test_every_handler_gets_its_own_zeroed_pending(void)
         ids[i] = register_device(s, "dev", i, &d[i]);
     for (int round = 0; round < 3; round++) {
         SwoPending p = query(s, round == 1);
-        CHECK_U64(p.precopy_bytes, 8);
-        CHECK_U64(p.stopcopy_bytes, 9);
-        CHECK_U64(p.postcopy_bytes, 10);
+        CHECK_EQ(p.precopy_bytes, 8);
+        CHECK_EQ(p.stopcopy_bytes, 9);
+        CHECK_EQ(p.postcopy_bytes, 10);
         /* total_bytes is the library's sum, whatever the handlers wrote there */
-        CHECK_U64(p.total_bytes, 27);
+        CHECK_EQ(p.total_bytes, 27);
     }
     for (int i = 0; i < 4; i++) {
         CHECK(d[i].calls == 3);
@@ -301,10 +259,10 @@ static void test_garbage_sizes_saturate_instead_of_wrapping(void)
                         .active = true };
     uint64_t ia = register_device(s, "a", 0, &a), ib = register_device(s, "b", 0, &b);
     SwoPending p = query(s, true);
-    CHECK_U64(p.precopy_bytes, UINT64_MAX);
-    CHECK_U64(p.stopcopy_bytes, UINT64_MAX);
-    CHECK_U64(p.postcopy_bytes, UINT64_MAX);
-    CHECK_U64(p.total_bytes, UINT64_MAX);
+    CHECK_EQ(p.precopy_bytes, UINT64_MAX);
+    CHECK_EQ(p.stopcopy_bytes, UINT64_MAX);
+    CHECK_EQ(p.postcopy_bytes, UINT64_MAX);
+    CHECK_EQ(p.total_bytes, UINT64_MAX);
     unregister(s, ia);
     unregister(s, ib);
 
@@ -314,10 +272,10 @@ static void test_garbage_sizes_saturate_instead_of_wrapping(void)
     struct device d = { .stopcopy = UINT64_C(1) << 63, .postcopy = 1, .active = true };
     uint64_t ic = register_device(s, "c", 0, &c), id = register_device(s, "d", 0, &d);
     p = query(s, false);
-    CHECK_U64(p.precopy_bytes, UINT64_C(1) << 63);
-    CHECK_U64(p.stopcopy_bytes, UINT64_C(1) << 63);
-    CHECK_U64(p.postcopy_bytes, 1);
-    CHECK_U64(p.total_bytes, UINT64_MAX);
+    CHECK_EQ(p.precopy_bytes, UINT64_C(1) << 63);
+    CHECK_EQ(p.stopcopy_bytes, UINT64_C(1) << 63);
+    CHECK_EQ(p.postcopy_bytes, 1);
+    CHECK_EQ(p.total_bytes, UINT64_MAX);
     unregister(s, ic);
     unregister(s, id);
     swo_session_free(s);
@@ -330,24 +288,24 @@ static void test_inactive_handlers_are_skipped(void)
     struct device off = { .precopy = 100, .stopcopy = 100, .active = false };
     uint64_t i1 = register_device(s, "on", 0, &on), i2 = register_device(s, "off", 0, &off);
     SwoPending p = query(s, false);
-    CHECK_U64(p.precopy_bytes, 7);
-    CHECK_U64(p.stopcopy_bytes, 0);
-    CHECK_U64(p.total_bytes, 7);
+    CHECK_EQ(p.precopy_bytes, 7);
+    CHECK_EQ(p.stopcopy_bytes, 0);
+    CHECK_EQ(p.total_bytes, 7);
     CHECK(off.calls == 0);        /* save_query_pending not called */
     CHECK(off.active_calls >= 1); /* but it was asked */
 
     off.active = true;
     p = query(s, true);
-    CHECK_U64(p.total_bytes, 207);
+    CHECK_EQ(p.total_bytes, 207);
     CHECK(off.calls == 1);
 
     /* NULL is_active means always active */
     struct device plain = { .stopcopy = 3 };
     const SwoHandlerOps plain_ops = { sizeof plain_ops, 0, device_pending, NULL };
     uint64_t i3 = 0;
-    CHECK_ST(swo_register_handler(s, "plain", 0, &plain_ops, &plain, &i3), SWO_OK);
+    CHECK_STATUS(swo_register_handler(s, "plain", 0, &plain_ops, &plain, &i3), SWO_OK);
     p = query(s, false);
-    CHECK_U64(p.total_bytes, 210);
+    CHECK_EQ(p.total_bytes, 210);
     CHECK(plain.calls == 1);
     unregister(s, i1);
     unregister(s, i2);
@@ -363,17 +321,17 @@ static void test_idstr_and_instance_id_are_unique_together(void)
     uint64_t b = register_device(s, "vfio", 1, &d);   /* same idstr, other instance */
     uint64_t c = register_device(s, "vfio-2", 0, &d); /* other idstr, same instance */
     uint64_t dup = 777;
-    CHECK_ST(swo_register_handler(s, "vfio", 0, &device_ops, &d, &dup), SWO_ERR_EXISTS);
+    CHECK_STATUS(swo_register_handler(s, "vfio", 0, &device_ops, &d, &dup), SWO_ERR_EXISTS);
     CHECK(dup == 777); /* out-parameters are written only on success */
     CHECK(strstr(last_message(), "vfio") != NULL);
-    CHECK_ST(swo_register_handler(s, "vfio", 1, &device_ops, &d, &dup), SWO_ERR_EXISTS);
-    CHECK_U64(query(s, false).total_bytes, 3); /* the refused ones were not added */
+    CHECK_STATUS(swo_register_handler(s, "vfio", 1, &device_ops, &d, &dup), SWO_ERR_EXISTS);
+    CHECK_EQ(query(s, false).total_bytes, 3); /* the refused ones were not added */
 
     /* Once unregistered, the pair is free again, under a new id. */
     unregister(s, a);
     uint64_t again = register_device(s, "vfio", 0, &d);
     CHECK(again != a);
-    CHECK_U64(query(s, false).total_bytes, 3);
+    CHECK_EQ(query(s, false).total_bytes, 3);
     unregister(s, again);
     unregister(s, b);
     unregister(s, c);
@@ -390,12 +348,12 @@ static void test_bad_handler_ops_are_invalid_args(void)
     const uint32_t small_sizes[] = { 0, 1, 8, (uint32_t)sizeof(SwoHandlerOps) - 1 };
     for (size_t i = 0; i < sizeof small_sizes / sizeof small_sizes[0]; i++) {
         ops.struct_size = small_sizes[i];
-        CHECK_ST(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_ERR_INVALID_ARG);
+        CHECK_STATUS(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_ERR_INVALID_ARG);
         CHECK(strstr(last_message(), "struct_size") != NULL);
     }
     ops = device_ops;
     ops.save_query_pending = NULL;
-    CHECK_ST(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_ERR_INVALID_ARG);
     CHECK(strstr(last_message(), "save_query_pending") != NULL);
 
     const uint32_t bad_flags[] = { 1u << 2, 1u << 31, 0xffffffffu,
@@ -403,22 +361,22 @@ static void test_bad_handler_ops_are_invalid_args(void)
     for (size_t i = 0; i < sizeof bad_flags / sizeof bad_flags[0]; i++) {
         ops = device_ops;
         ops.flags = bad_flags[i];
-        CHECK_ST(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_ERR_INVALID_ARG);
+        CHECK_STATUS(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_ERR_INVALID_ARG);
     }
     /* empty idstr, and one that is not UTF-8 */
-    CHECK_ST(swo_register_handler(s, "", 0, &device_ops, &d, &id), SWO_ERR_INVALID_ARG);
-    CHECK_ST(swo_register_handler(s, "dev\xff\xfe", 0, &device_ops, &d, &id),
+    CHECK_STATUS(swo_register_handler(s, "", 0, &device_ops, &d, &id), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_register_handler(s, "dev\xff\xfe", 0, &device_ops, &d, &id),
              SWO_ERR_INVALID_ARG);
     CHECK(id == 555);
-    CHECK_U64(query(s, false).total_bytes, 0); /* nothing half-registered */
+    CHECK_EQ(query(s, false).total_bytes, 0); /* nothing half-registered */
     CHECK(d.calls == 0);
 
     /* Every known flag is accepted. */
     ops = device_ops;
     ops.flags = SWO_HANDLER_EXACT_NEEDS_STOPPED_VM | SWO_HANDLER_NO_POSTCOPY;
-    CHECK_ST(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(s, "dev", 0, &ops, &d, &id), SWO_OK);
     CHECK(id != 555 && id != 0);
-    CHECK_ST(swo_unregister_handler(s, id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(s, id), SWO_OK);
     swo_session_free(s);
 }
 
@@ -426,17 +384,17 @@ static void test_unknown_handler_id_is_not_found(void)
 {
     SwoSession *s = new_session();
     struct device d = { .active = true };
-    CHECK_ST(swo_unregister_handler(s, 0), SWO_ERR_NOT_FOUND);
-    CHECK_ST(swo_unregister_handler(s, UINT64_MAX), SWO_ERR_NOT_FOUND);
+    CHECK_STATUS(swo_unregister_handler(s, 0), SWO_ERR_NOT_FOUND);
+    CHECK_STATUS(swo_unregister_handler(s, UINT64_MAX), SWO_ERR_NOT_FOUND);
     uint64_t id = register_device(s, "dev", 0, &d);
-    CHECK_ST(swo_unregister_handler(s, id + 1), SWO_ERR_NOT_FOUND);
+    CHECK_STATUS(swo_unregister_handler(s, id + 1), SWO_ERR_NOT_FOUND);
     unregister(s, id);
-    CHECK_ST(swo_unregister_handler(s, id), SWO_ERR_NOT_FOUND); /* twice */
+    CHECK_STATUS(swo_unregister_handler(s, id), SWO_ERR_NOT_FOUND); /* twice */
 
     /* An id from one session means nothing to another. */
     SwoSession *other = new_session();
     id = register_device(s, "dev", 0, &d);
-    CHECK_ST(swo_unregister_handler(other, id), SWO_ERR_NOT_FOUND);
+    CHECK_STATUS(swo_unregister_handler(other, id), SWO_ERR_NOT_FOUND);
     unregister(s, id);
     swo_session_free(other);
     swo_session_free(s);
@@ -446,8 +404,8 @@ static void test_opaque_is_passed_through_and_may_be_null(void)
 {
     SwoSession *s = new_session();
     uint64_t id = 0;
-    CHECK_ST(swo_register_handler(s, "null-opaque", 0, &device_ops, NULL, &id), SWO_OK);
-    CHECK_ST(swo_unregister_handler(s, id), SWO_OK); /* never queried: no callback ran */
+    CHECK_STATUS(swo_register_handler(s, "null-opaque", 0, &device_ops, NULL, &id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(s, id), SWO_OK); /* never queried: no callback ran */
     swo_session_free(s);
 }
 
@@ -463,7 +421,7 @@ static void test_freeing_a_session_with_handlers_unregisters_them(void)
     d->precopy = 1;
     d->active = true;
     (void)register_device(s, "dev", 0, d);
-    CHECK_U64(query(s, false).total_bytes, 1);
+    CHECK_EQ(query(s, false).total_bytes, 1);
     swo_session_free(s); /* handlers go with it; ASan sees any leak */
     CHECK(d->calls == 1);
     free(d);
@@ -477,16 +435,16 @@ static void test_vmm_ops_are_checked(void)
 {
     SwoSession *s = new_session();
     SwoVmmOps ops = { sizeof ops, 0, vmm_stop, vmm_resume, vmm_event };
-    CHECK_ST(swo_session_set_vmm_ops(s, &ops, NULL), SWO_OK);
+    CHECK_STATUS(swo_session_set_vmm_ops(s, &ops, NULL), SWO_OK);
     SwoVmmOps none = { sizeof none, 0, NULL, NULL, NULL };
-    CHECK_ST(swo_session_set_vmm_ops(s, &none, NULL), SWO_OK);
+    CHECK_STATUS(swo_session_set_vmm_ops(s, &none, NULL), SWO_OK);
     ops.struct_size = sizeof ops - 1;
-    CHECK_ST(swo_session_set_vmm_ops(s, &ops, NULL), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_session_set_vmm_ops(s, &ops, NULL), SWO_ERR_INVALID_ARG);
     ops.struct_size = 0;
-    CHECK_ST(swo_session_set_vmm_ops(s, &ops, NULL), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_session_set_vmm_ops(s, &ops, NULL), SWO_ERR_INVALID_ARG);
     ops.struct_size = sizeof ops;
     ops.reserved = 1;
-    CHECK_ST(swo_session_set_vmm_ops(s, &ops, NULL), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_session_set_vmm_ops(s, &ops, NULL), SWO_ERR_INVALID_ARG);
     swo_session_free(s);
 }
 
@@ -502,47 +460,47 @@ static void test_null_pointer_arguments_are_refused(void)
     char buf[64];
 
     /* swo_session_new */
-    CHECK_ST(swo_session_new(NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_session_new(NULL), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "out") != NULL);
 
     /* swo_session_free: NULL is a documented no-op */
     swo_session_free(NULL);
 
     /* swo_session_set_vmm_ops (opaque may be NULL) */
-    CHECK_ST(swo_session_set_vmm_ops(NULL, &vmm, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_session_set_vmm_ops(NULL, &vmm, NULL), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "session") != NULL);
-    CHECK_ST(swo_session_set_vmm_ops(s, NULL, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_session_set_vmm_ops(s, NULL, NULL), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "ops") != NULL);
 
     /* swo_register_handler (opaque may be NULL) */
-    CHECK_ST(swo_register_handler(NULL, "dev", 0, &device_ops, &d, &id), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_register_handler(NULL, "dev", 0, &device_ops, &d, &id), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "session") != NULL);
-    CHECK_ST(swo_register_handler(s, NULL, 0, &device_ops, &d, &id), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_register_handler(s, NULL, 0, &device_ops, &d, &id), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "idstr") != NULL);
-    CHECK_ST(swo_register_handler(s, "dev", 0, NULL, &d, &id), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_register_handler(s, "dev", 0, NULL, &d, &id), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "ops") != NULL);
-    CHECK_ST(swo_register_handler(s, "dev", 0, &device_ops, &d, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_register_handler(s, "dev", 0, &device_ops, &d, NULL), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "out_id") != NULL);
     CHECK(id == 4242);
-    CHECK_U64(query(s, false).total_bytes, 0); /* none of them registered anything */
+    CHECK_EQ(query(s, false).total_bytes, 0); /* none of them registered anything */
 
     /* swo_unregister_handler */
-    CHECK_ST(swo_unregister_handler(NULL, 1), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_unregister_handler(NULL, 1), SWO_ERR_NULL_ARG);
 
     /* swo_query_pending */
-    CHECK_ST(swo_query_pending(NULL, false, &p), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_query_pending(NULL, false, &p), SWO_ERR_NULL_ARG);
     CHECK(p.precopy_bytes == 1 && p.total_bytes == 4); /* untouched on failure */
-    CHECK_ST(swo_query_pending(s, true, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_query_pending(s, true, NULL), SWO_ERR_NULL_ARG);
     CHECK(strstr(last_message(), "out") != NULL);
 
     /* swo_last_error_message: out_len is required; buf only when len is 0 */
-    CHECK_ST(swo_last_error_message(buf, sizeof buf, NULL), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_last_error_message(NULL, sizeof buf, &len), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_last_error_message(NULL, 0, &len), SWO_OK);
+    CHECK_STATUS(swo_last_error_message(buf, sizeof buf, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_last_error_message(NULL, sizeof buf, &len), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_last_error_message(NULL, 0, &len), SWO_OK);
 
     /* swo_size_to_str: NULL buffer with len 0 asks the length (documented) */
     size_t need = swo_size_to_str(0, NULL, 0);
-    CHECK_U64(need, strlen("0 B"));
+    CHECK_EQ(need, strlen("0 B"));
     CHECK(swo_size_to_str(0, buf, sizeof buf) == need && strcmp(buf, "0 B") == 0);
 
     /* swo_version / swo_status_name take no pointers */
@@ -553,8 +511,8 @@ int main(void)
 {
     /* A fresh thread has no message yet. */
     size_t len = 99;
-    CHECK_ST(swo_last_error_message(NULL, 0, &len), SWO_OK);
-    CHECK_U64(len, 0);
+    CHECK_STATUS(swo_last_error_message(NULL, 0, &len), SWO_OK);
+    CHECK_EQ(len, 0);
 
     test_version_is_the_package_version();
     test_status_names_cover_every_code_and_an_unknown_one();

@@ -5,35 +5,7 @@
 #include <string.h>
 #include <switchover.h>
 
-static int failures;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                          \
-        }                                                                        \
-    } while (0)
-
-/* The calling thread's last error message (empty when it cannot be read). */
-static const char *last_message(void)
-{
-    static char msg[512];
-    size_t len = 0;
-    if (swo_last_error_message(msg, sizeof msg, &len) != SWO_OK)
-        msg[0] = '\0';
-    return msg;
-}
-
-static void check_status(SwoStatus got, SwoStatus want, const char *what, int line)
-{
-    if (got != want) {
-        fprintf(stderr, "test_params.c:%d: %s: got %s, want %s (%s)\n", line, what,
-                swo_status_name(got), swo_status_name(want), last_message());
-        failures++;
-    }
-}
-#define CHECK_STATUS(call, want) check_status((call), (want), #call, __LINE__)
+#include "check.h"
 
 static void check_message(const char *want, int line)
 {

@@ -9,38 +9,13 @@
 #include <string.h>
 #include <switchover.h>
 
+#include "check.h"
+
 #define GIB (1ull << 30)
 #define PAGE 4096ull
 #define PAGES_1G (GIB / PAGE) /* 262144 */
 
-static int failures;
 
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
-
-#define CHECK_ST(call, want)                                                          \
-    do {                                                                              \
-        SwoStatus st_ = (call);                                                       \
-        if (st_ != (want)) {                                                          \
-            fprintf(stderr, "%s:%d: %s gave %s, expected %s\n", __FILE__, __LINE__,   \
-                    #call, swo_status_name(st_), swo_status_name(want));              \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
-
-static const char *last_error(void)
-{
-    static char msg[512];
-    size_t len;
-    if (swo_last_error_message(msg, sizeof msg, &len) != SWO_OK)
-        msg[0] = '\0';
-    return msg;
-}
 
 /* What a VMM keeps behind the sync's opaque. */
 struct vmm {
@@ -62,7 +37,7 @@ static SwoPending query(SwoSession *s, bool exact)
 {
     SwoPending p;
     memset(&p, 0, sizeof p);
-    CHECK_ST(swo_query_pending(s, exact, &p), SWO_OK);
+    CHECK_STATUS(swo_query_pending(s, exact, &p), SWO_OK);
     return p;
 }
 
@@ -71,9 +46,9 @@ static void test_fast_query_does_not_sync_and_exact_syncs_once(void)
     SwoSession *s = NULL;
     SwoRam *ram = NULL;
     struct vmm v = { 0, 10, 0 };
-    CHECK_ST(swo_session_new(&s), SWO_OK);
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, &ram_ops, &v, &ram), SWO_OK);
-    CHECK_ST(swo_ram_set_dirty_pages(ram, 1000), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, &ram_ops, &v, &ram), SWO_OK);
+    CHECK_STATUS(swo_ram_set_dirty_pages(ram, 1000), SWO_OK);
 
     SwoPending p = query(s, false);
     CHECK(p.precopy_bytes == 4096000ull); /* 1000 dirty pages of 4 KiB */
@@ -94,12 +69,12 @@ static void test_record_sent_bookkeeping(void)
     SwoSession *s = NULL;
     SwoRam *ram = NULL;
     SwoRamFigures f;
-    CHECK_ST(swo_session_new(&s), SWO_OK);
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, NULL, NULL, &ram), SWO_OK);
-    CHECK_ST(swo_ram_set_dirty_pages(ram, 1000), SWO_OK);
-    CHECK_ST(swo_ram_record_sent(ram, 300, 100), SWO_OK);
-    CHECK_ST(swo_ram_record_sent(ram, 200, 50), SWO_OK);
-    CHECK_ST(swo_ram_get_figures(ram, &f), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, NULL, NULL, &ram), SWO_OK);
+    CHECK_STATUS(swo_ram_set_dirty_pages(ram, 1000), SWO_OK);
+    CHECK_STATUS(swo_ram_record_sent(ram, 300, 100), SWO_OK);
+    CHECK_STATUS(swo_ram_record_sent(ram, 200, 50), SWO_OK);
+    CHECK_STATUS(swo_ram_get_figures(ram, &f), SWO_OK);
     CHECK(f.total_bytes == GIB);
     CHECK(f.page_size == 4096);
     CHECK(f.normal_pages == 500);
@@ -109,15 +84,15 @@ static void test_record_sent_bookkeeping(void)
     CHECK(query(s, false).precopy_bytes == 350ull * 4096);
 
     /* More sent than dirty: floor 0. Counts saturate. */
-    CHECK_ST(swo_ram_record_sent(ram, UINT64_MAX, UINT64_MAX), SWO_OK);
-    CHECK_ST(swo_ram_get_figures(ram, &f), SWO_OK);
+    CHECK_STATUS(swo_ram_record_sent(ram, UINT64_MAX, UINT64_MAX), SWO_OK);
+    CHECK_STATUS(swo_ram_get_figures(ram, &f), SWO_OK);
     CHECK(f.dirty_pages == 0);
     CHECK(f.normal_pages == UINT64_MAX && f.zero_pages == UINT64_MAX);
 
     /* Too many dirty pages: refused, nothing changes. */
-    CHECK_ST(swo_ram_set_dirty_pages(ram, PAGES_1G), SWO_OK);
-    CHECK_ST(swo_ram_set_dirty_pages(ram, PAGES_1G + 1), SWO_ERR_OUT_OF_RANGE);
-    CHECK_ST(swo_ram_get_figures(ram, &f), SWO_OK);
+    CHECK_STATUS(swo_ram_set_dirty_pages(ram, PAGES_1G), SWO_OK);
+    CHECK_STATUS(swo_ram_set_dirty_pages(ram, PAGES_1G + 1), SWO_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(swo_ram_get_figures(ram, &f), SWO_OK);
     CHECK(f.dirty_pages == PAGES_1G);
 
     swo_ram_free(ram);
@@ -144,9 +119,9 @@ static void test_garbage_sync_is_clamped_with_one_warning(void)
     struct events ev = { 0, 0 };
     struct vmm v = { 0, UINT64_MAX, UINT64_MAX };
     const SwoVmmOps vops = { sizeof vops, 0, NULL, NULL, on_event };
-    CHECK_ST(swo_session_new(&s), SWO_OK);
-    CHECK_ST(swo_session_set_vmm_ops(s, &vops, &ev), SWO_OK);
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, &ram_ops, &v, &ram), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_session_set_vmm_ops(s, &vops, &ev), SWO_OK);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, &ram_ops, &v, &ram), SWO_OK);
     for (int i = 0; i < 3; i++) {
         SwoPending p = query(s, true);
         CHECK(p.precopy_bytes == GIB); /* clamped to the whole RAM */
@@ -163,34 +138,34 @@ static void test_bad_arguments(void)
     SwoRam *ram = NULL, *other = NULL;
     SwoRamFigures f;
     SwoRamOps bad = ram_ops;
-    CHECK_ST(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
 
-    CHECK_ST(swo_ram_new(NULL, GIB, PAGE, &ram_ops, NULL, &ram), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, &ram_ops, NULL, NULL), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_ram_set_dirty_pages(NULL, 1), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_ram_record_sent(NULL, 1, 1), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_ram_get_figures(NULL, &f), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_ram_new(NULL, GIB, PAGE, &ram_ops, NULL, &ram), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, &ram_ops, NULL, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_ram_set_dirty_pages(NULL, 1), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_ram_record_sent(NULL, 1, 1), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_ram_get_figures(NULL, &f), SWO_ERR_NULL_ARG);
     swo_ram_free(NULL);
 
-    CHECK_ST(swo_ram_new(s, GIB, 3000, &ram_ops, NULL, &ram), SWO_ERR_INVALID_ARG);
-    CHECK(strstr(last_error(), "3000") != NULL);
-    CHECK_ST(swo_ram_new(s, GIB, 256, &ram_ops, NULL, &ram), SWO_ERR_OUT_OF_RANGE);
-    CHECK_ST(swo_ram_new(s, 0, PAGE, &ram_ops, NULL, &ram), SWO_ERR_INVALID_ARG);
-    CHECK_ST(swo_ram_new(s, GIB + 1, PAGE, &ram_ops, NULL, &ram), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_ram_new(s, GIB, 3000, &ram_ops, NULL, &ram), SWO_ERR_INVALID_ARG);
+    CHECK(strstr(last_message(), "3000") != NULL);
+    CHECK_STATUS(swo_ram_new(s, GIB, 256, &ram_ops, NULL, &ram), SWO_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(swo_ram_new(s, 0, PAGE, &ram_ops, NULL, &ram), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_ram_new(s, GIB + 1, PAGE, &ram_ops, NULL, &ram), SWO_ERR_INVALID_ARG);
     bad.struct_size = 4;
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, &bad, NULL, &ram), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, &bad, NULL, &ram), SWO_ERR_INVALID_ARG);
     bad = ram_ops;
     bad.reserved = 7;
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, &bad, NULL, &ram), SWO_ERR_INVALID_ARG);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, &bad, NULL, &ram), SWO_ERR_INVALID_ARG);
     CHECK(ram == NULL);
 
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, NULL, NULL, &ram), SWO_OK);
-    CHECK_ST(swo_ram_get_figures(ram, NULL), SWO_ERR_NULL_ARG);
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, NULL, NULL, &other), SWO_ERR_EXISTS);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, NULL, NULL, &ram), SWO_OK);
+    CHECK_STATUS(swo_ram_get_figures(ram, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, NULL, NULL, &other), SWO_ERR_EXISTS);
     CHECK(other == NULL);
     swo_ram_free(ram);
     /* Freed: the slot is free again. */
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, NULL, NULL, &other), SWO_OK);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, NULL, NULL, &other), SWO_OK);
     swo_ram_free(other);
     swo_session_free(s);
 }
@@ -215,9 +190,9 @@ static void test_query_from_sync_dirty_is_reentrant(void)
     SwoRam *ram = NULL;
     struct reenter r = { NULL, SWO_OK };
     const SwoRamOps ops = { sizeof ops, 0, reentering_sync };
-    CHECK_ST(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
     r.s = s;
-    CHECK_ST(swo_ram_new(s, GIB, PAGE, &ops, &r, &ram), SWO_OK);
+    CHECK_STATUS(swo_ram_new(s, GIB, PAGE, &ops, &r, &ram), SWO_OK);
     CHECK(query(s, true).precopy_bytes == 3ull * 4096);
     CHECK(r.query_status == SWO_ERR_REENTRANT);
     swo_ram_free(ram);
@@ -239,7 +214,7 @@ static void *query_loop(void *arg)
     while (!atomic_load(&r->stop)) {
         SwoPending p;
         if (swo_query_pending(r->s, (n & 1) == 0, &p) != SWO_OK) {
-            fprintf(stderr, "query failed: %s\n", last_error());
+            fprintf(stderr, "query failed: %s\n", last_message());
             abort();
         }
         n++;
@@ -253,7 +228,7 @@ static void test_free_while_another_thread_queries(void)
     SwoSession *s = NULL;
     struct racer r;
     pthread_t thread;
-    CHECK_ST(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
     r.s = s;
     atomic_init(&r.stop, false);
     atomic_init(&r.queries, 0);
@@ -275,7 +250,7 @@ static void test_free_while_another_thread_queries(void)
         SwoStatus st = swo_ram_new(s, GIB, PAGE, &ram_ops, v, &ram);
         CHECK(st == SWO_OK);
         if (st == SWO_OK) {
-            CHECK_ST(swo_ram_record_sent(ram, 1, 1), SWO_OK);
+            CHECK_STATUS(swo_ram_record_sent(ram, 1, 1), SWO_OK);
             swo_ram_free(ram);
         }
         free(v);

@@ -9,15 +9,7 @@
 #include <string.h>
 #include <switchover.h>
 
-static int failures;
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
-#define OK(call) CHECK((call) == SWO_OK)
+#include "check.h"
 
 static char *report(SwoSession *s, uint64_t now, int hmp)
 {

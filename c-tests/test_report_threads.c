@@ -8,14 +8,7 @@
 #include <string.h>
 #include <switchover.h>
 
-static int failures;
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                             \
-        }                                                                           \
-    } while (0)
+#include "check.h"
 
 static atomic_ullong clock_ms = 1000;
 static atomic_int done;

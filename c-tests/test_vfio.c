@@ -2,7 +2,9 @@
  * numbers, garbage, a two-device session, and freeing a device while another thread
  * queries. Built plain and under ASan+UBSan. */
 #define _GNU_SOURCE
-#include "switchover.h"
+#include <switchover.h>
+
+#include "check.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,25 +21,7 @@
 #define MIB (UINT64_C(1) << 20)
 #define INT64_MAX_U UINT64_C(9223372036854775807)
 
-static int failures;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                     \
-    do {                                                                                   \
-        uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                                   \
-        if (a_ != b_) {                                                                    \
-            fprintf(stderr, "%s:%d: %s == %" PRIu64 ", expected %s == %" PRIu64 "\n",      \
-                    __FILE__, __LINE__, #a, a_, #b, b_);                                   \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 /* A scripted device. */
 struct device {

@@ -2,7 +2,9 @@
  * LD_PRELOAD (meson does), which checks what the library sends and answers as scripted. */
 #define _GNU_SOURCE
 #include "ioctl_shim.h"
-#include "switchover.h"
+#include <switchover.h>
+
+#include "check.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -17,25 +19,7 @@
 #define MIB (UINT64_C(1) << 20)
 #define INT64_MAX_U UINT64_C(9223372036854775807)
 
-static int failures;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                     \
-    do {                                                                                   \
-        uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                                   \
-        if (a_ != b_) {                                                                    \
-            fprintf(stderr, "%s:%d: %s == %" PRIu64 ", expected %s == %" PRIu64 "\n",      \
-                    __FILE__, __LINE__, #a, a_, #b, b_);                                   \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 struct events {
     unsigned warnings;
