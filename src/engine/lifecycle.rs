@@ -1,6 +1,7 @@
 //! The migration lifecycle: start, setup, switchover (with pause-before-switchover and
 //! rollback), postcopy, completion, cancel and failure (QEMU-BEHAVIOUR.md §Status).
 use super::{bad_state, EngineState};
+use std::sync::MutexGuard;
 use crate::counters::Channel;
 use crate::error::{Error, Result};
 use crate::pending::{HandlerFlags, Pending, QueryKind};
@@ -136,16 +137,7 @@ impl Session {
                 }
             }
         };
-        self.observe_clock(now_ms);
-        let stopped_now = self.stop_for_switchover(now_ms, already_stopped, "the switchover did not begin")?;
-        let mut st = self.engine_state();
-        if let Some(status) = self.left_active(&mut st, stopped_now) {
-            return Err(bad_state(CALL, status, "'active'"));
-        }
-        st.stopped_by_library = already_stopped.or(stopped_now);
-        st.downtime_start_ms = Some(already_stopped.unwrap_or(now_ms));
-        st.rate_limit_lifted = true;
-        st.final_done = false;
+        let mut st = self.leave_active_for_switchover(CALL, now_ms, already_stopped, "the switchover did not begin")?;
         if self.capabilities().pause_before_switchover {
             self.move_to(&mut st, CALL, PreSwitchover)?;
             return Ok(false);
@@ -157,6 +149,29 @@ impl Session {
     /// Stops the guest through `vm_stop` for a switchover unless the step already did
     /// (`already_stopped`) or the VMM gave no `vm_stop`. `Some(now_ms)` when it stopped it
     /// now; a failed `vm_stop` is `SWO_ERR_IO` (`what` says what did not happen).
+    /// Leaves `active` for a switchover (precopy or postcopy): the guest stopped (unless it
+    /// already was, since `already_stopped`), the downtime clock started at that stop, the rate
+    /// limit lifted. Returns the state, locked, for the caller's next status.
+    fn leave_active_for_switchover(
+        &self,
+        call: &str,
+        now_ms: u64,
+        already_stopped: Option<u64>,
+        what: &str,
+    ) -> Result<MutexGuard<'_, EngineState>> {
+        self.observe_clock(now_ms);
+        let stopped_now = self.stop_for_switchover(now_ms, already_stopped, what)?;
+        let mut st = self.engine_state();
+        if let Some(status) = self.left_active(&mut st, stopped_now) {
+            return Err(bad_state(call, status, "'active'"));
+        }
+        st.stopped_by_library = already_stopped.or(stopped_now);
+        st.downtime_start_ms = Some(already_stopped.unwrap_or(now_ms));
+        st.rate_limit_lifted = true;
+        st.final_done = false;
+        Ok(st)
+    }
+
     fn stop_for_switchover(&self, now_ms: u64, already_stopped: Option<u64>, what: &str) -> Result<Option<u64>> {
         if already_stopped.is_some() {
             return Ok(None);
@@ -330,16 +345,7 @@ impl Session {
             if status == Device {
                 return self.continue_postcopy(now_ms);
             }
-            self.observe_clock(now_ms);
-            let stopped_now = self.stop_for_switchover(now_ms, already_stopped, "postcopy did not start")?;
-            let mut st = self.engine_state();
-            if let Some(status) = self.left_active(&mut st, stopped_now) {
-                return Err(bad_state(CALL, status, "'active'"));
-            }
-            st.stopped_by_library = already_stopped.or(stopped_now);
-            st.downtime_start_ms = Some(already_stopped.unwrap_or(now_ms));
-            st.rate_limit_lifted = true;
-            st.final_done = false;
+            let mut st = self.leave_active_for_switchover(CALL, now_ms, already_stopped, "postcopy did not start")?;
             if self.capabilities().pause_before_switchover {
                 st.postcopy_switchover = true;
                 return self.move_to(&mut st, CALL, PreSwitchover);
