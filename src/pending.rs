@@ -2,13 +2,75 @@
 //! the registry of handlers that report them.
 //!
 //! Concurrency contract (DESIGN.md §Threading):
-//! - queries may run on any thread, concurrently with each other and with unregistration;
+//! - queries may run on any thread, concurrently with each other and with (un)registration;
 //! - callbacks run with no registry lock held;
-//! - [`Registry::unregister`] returns only when no callback of that handler runs or can start.
+//! - [`Registry::unregister`] returns only when no callback of that handler runs or can start,
+//!   and it waits for that handler's callbacks only, not for whole queries (a VMM thread that
+//!   holds a big lock may unregister device X while the migration thread sits in device Y's
+//!   callback waiting for that lock);
+//! - a callback that calls back into the registry of its own session gets
+//!   `SWO_ERR_REENTRANT`.
+//!
+//! # How a query stays cheap (hazard slots with an asymmetric fence)
+//!
+//! A query takes no lock and makes no atomic read-modify-write per handler. It claims one
+//! *slot* of the registry for its whole run (one CAS), takes the current list of entries
+//! (an `Arc<[Arc<Entry>]>`, rebuilt under the registry mutex only after a change), and for
+//! each entry:
+//!
+//! ```text
+//!   r1  slot := entry.id                      (Release store)
+//!   F   compiler fence (asymmetric mode)  |  full SeqCst fence (fallback mode)
+//!   r2  if entry.removed (Relaxed load): skip the entry
+//!   r3  is_active() and save_query_pending()
+//! ```
+//!
+//! and at the end `slot := FREE` (Release). `unregister(X)`:
+//!
+//! ```text
+//!   w1  take X out of the list (under the registry mutex)
+//!   w2  X.removed := true                     (SeqCst store)
+//!   B   membarrier(PRIVATE_EXPEDITED)      |  full SeqCst fence (fallback mode)
+//!   w3  for every slot: wait while slot == X.id  (Acquire loads)
+//! ```
+//!
+//! This is the store-buffering (Dekker) pattern: r1→r2 on one side, w2→w3 on the other.
+//! With a full fence on both sides the fences are totally ordered: if the writer's comes
+//! first, r2 sees `removed` and the reader never calls X; if the reader's comes first, w3
+//! reads r1's store or a later one, so the writer waits for X's callback. In asymmetric mode
+//! `membarrier` makes every running thread of the process execute a full barrier at some
+//! point P of its instruction stream (a thread not running passes one when it is switched
+//! out), and the kernel orders the writer's accesses before the call before everything after
+//! P, and everything before P before the writer's accesses after the call. The compiler fence
+//! keeps r1 and r2 in program order, so P falls before r1, between them, or after r2, and the
+//! same two cases follow. Readers thus pay a plain store, a plain load and a compiler fence
+//! per handler; the writer pays one system call.
+//!
+//! Why the slot stores are Release and the claim is AcqRel: when w3 reads any value other
+//! than X.id from a slot where X was published, that value was stored after X's callback
+//! returned, either by the same query (its next id, or FREE at the end) or by a later query
+//! whose claim CAS read the earlier query's FREE. The Release store (and the Acquire of the
+//! claim, for the later query) makes X's callback happen before the writer's Acquire load,
+//! so everything the callback did with `opaque` is finished when `unregister` returns. A
+//! query does not clear its slot between handlers: the next id overwrites it, with the same
+//! effect.
+//!
+//! Slots: a fixed block of cache-padded slots in the registry, claimed by CAS; when all are
+//! taken (more concurrent queries than that), an extra slot is claimed or added under a small
+//! mutex, and the writer scans that list as well. A slot added after the writer read the list
+//! is claimed after w2 (the mutex orders them), so its query sees `removed`.
+//!
+//! A writer whose handler's callback is still running waits by spinning briefly, then
+//! yielding, then sleeping in steps of up to 1 ms (a callback may block for long: a VFIO
+//! ioctl, or a lock the VMM holds).
 use crate::error::{Error, Result};
 use crate::reentrancy::{self, CallbackScope};
+use crate::sys;
 use bitflags::bitflags;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// Bytes a device (or all devices) still has to send, by when they can move.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +119,19 @@ pub trait PendingSource: Send + Sync {
     fn is_active(&self) -> bool {
         true
     }
+
+    /// What a query asks of one source: its figures from
+    /// [`save_query_pending`](Self::save_query_pending) into a zeroed [`Pending`] when
+    /// [`is_active`](Self::is_active), else zeros. A source may override it to do exactly
+    /// that in one call (the C handlers do: a query then makes one dynamic call per handler,
+    /// and the result comes back by value, so the query's sum stays in registers).
+    fn pending_if_active(&self, exact: bool, final_: bool) -> Pending {
+        let mut own = Pending::default();
+        if self.is_active() {
+            self.save_query_pending(&mut own, exact, final_);
+        }
+        own
+    }
 }
 
 /// What kind of query to run.
@@ -79,53 +154,90 @@ impl QueryKind {
     }
 }
 
-#[derive(Default)]
-struct Gate {
-    removed: bool,
-    running: u32,
-}
-
+/// `repr(C)`: what a query reads per handler (`id`, `removed`, `source`) comes first, in one
+/// cache line.
+#[repr(C)]
 struct Entry {
+    /// Published in a query's slot while the entry's callbacks run (never 0 nor `CLAIMED`).
     id: u64,
-    idstr: String,
-    instance_id: u32,
-    flags: HandlerFlags,
+    /// Set by `unregister` (w2 above); a query that sees it skips the entry.
+    removed: AtomicBool,
     source: Box<dyn PendingSource>,
-    gate: Mutex<Gate>,
-    idle: Condvar,
-}
-
-/// Keeps `running` counted while a callback of the entry runs.
-struct Running<'a> {
-    entry: &'a Entry,
+    flags: HandlerFlags,
+    instance_id: u32,
+    idstr: String,
 }
 
 impl Entry {
-    /// Admits one more callback unless the entry was removed.
-    fn admit(&self) -> Option<Running<'_>> {
-        let mut gate = lock(&self.gate);
-        if gate.removed {
-            return None;
-        }
-        gate.running += 1;
-        Some(Running { entry: self })
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let mut gate = lock(&self.entry.gate);
-        gate.running -= 1;
-        if gate.running == 0 {
-            self.entry.idle.notify_all();
+    fn info(&self) -> HandlerInfo {
+        HandlerInfo {
+            id: self.id,
+            idstr: self.idstr.clone(),
+            instance_id: self.instance_id,
+            flags: self.flags,
         }
     }
 }
 
 /// A poisoned lock only means a panic elsewhere; the data behind our locks stays consistent
-/// (every update is a single assignment), so carry on rather than spread the panic.
+/// (every update is a single assignment or push), so carry on rather than spread the panic.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Slot value: no query owns the slot.
+const FREE: u64 = 0;
+/// Slot value: a query owns the slot and has published no entry yet.
+const CLAIMED: u64 = u64::MAX;
+/// Slots in the registry itself; more concurrent queries than this use extra slots.
+const FIXED_SLOTS: usize = 4;
+
+type Slot = CachePadded<AtomicU64>;
+
+/// One query's claim on a slot; frees it when dropped (also when a callback panics).
+enum SlotClaim<'a> {
+    Fixed(&'a Slot),
+    Extra(Arc<Slot>),
+}
+
+impl SlotClaim<'_> {
+    fn slot(&self) -> &AtomicU64 {
+        match self {
+            SlotClaim::Fixed(s) => s,
+            SlotClaim::Extra(s) => s,
+        }
+    }
+}
+
+impl Drop for SlotClaim<'_> {
+    fn drop(&mut self) {
+        // Release: the last callback of the query happens before a writer that reads this.
+        self.slot().store(FREE, Ordering::Release);
+    }
+}
+
+fn try_claim(slot: &AtomicU64) -> bool {
+    // AcqRel: a writer that later reads one of our stores also sees everything the previous
+    // owner of the slot did before it freed it (see the module comment).
+    slot.load(Ordering::Relaxed) == FREE
+        && slot.compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+}
+
+/// Waits while `slot` shows `id`: spins briefly, then sleeps, 20 µs at first, doubling up to
+/// 1 ms. No `yield`: on a loaded machine it hands the CPU to busy threads for a whole time
+/// slice, while a thread waking from a sleep is scheduled promptly.
+fn wait_while_published(slot: &AtomicU64, id: u64) {
+    let mut spins = 0u32;
+    let mut pause = Duration::from_micros(20);
+    while slot.load(Ordering::Acquire) == id {
+        if spins < 100 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
 }
 
 /// Description of a registered handler, for reports and decisions.
@@ -140,6 +252,12 @@ pub struct HandlerInfo {
 /// The handlers of one session.
 pub struct Registry {
     session_id: u64,
+    /// True: readers order r1/r2 with a compiler fence and `unregister` issues
+    /// `membarrier`; false (no membarrier here): full fences on both sides. Fixed at creation,
+    /// so the two sides always agree.
+    asymmetric: bool,
+    slots: [Slot; FIXED_SLOTS],
+    extra_slots: Mutex<Vec<Arc<Slot>>>,
     inner: Mutex<Inner>,
 }
 
@@ -147,11 +265,26 @@ pub struct Registry {
 struct Inner {
     next_id: u64,
     entries: Vec<Arc<Entry>>,
+    /// What queries iterate: `entries` as of the last change, built by the first query after
+    /// it (so registering n handlers costs O(n), not O(n²)).
+    snapshot: Option<Arc<[Arc<Entry>]>>,
 }
 
 impl Registry {
     pub fn new(session_id: u64) -> Registry {
-        Registry { session_id, inner: Mutex::new(Inner { next_id: 1, entries: Vec::new() }) }
+        Registry::with_fences(session_id, sys::process_barrier_available())
+    }
+
+    /// `asymmetric` false forces the full-fence fallback (tests use it on kernels with
+    /// membarrier, to cover the path taken without).
+    fn with_fences(session_id: u64, asymmetric: bool) -> Registry {
+        Registry {
+            session_id,
+            asymmetric,
+            slots: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(FREE))),
+            extra_slots: Mutex::new(Vec::new()),
+            inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }),
+        }
     }
 
     /// Registers a source under `idstr` + `instance_id` (unique, like QEMU's savevm ids).
@@ -177,17 +310,18 @@ impl Registry {
         inner.next_id += 1;
         inner.entries.push(Arc::new(Entry {
             id,
+            removed: AtomicBool::new(false),
+            flags,
             idstr: idstr.to_owned(),
             instance_id,
-            flags,
             source,
-            gate: Mutex::new(Gate::default()),
-            idle: Condvar::new(),
         }));
+        inner.snapshot = None;
         Ok(id)
     }
 
     /// Removes a handler and waits until none of its callbacks runs; none starts afterwards.
+    /// Waits for that handler's callbacks only, never for the rest of a query in flight.
     pub fn unregister(&self, id: u64) -> Result<()> {
         reentrancy::check(self.session_id, "swo_unregister_handler")?;
         let entry = {
@@ -197,70 +331,95 @@ impl Registry {
                 .iter()
                 .position(|e| e.id == id)
                 .ok_or_else(|| Error::not_found(format!("no handler with id {id}")))?;
+            inner.snapshot = None;
             inner.entries.remove(pos)
         };
-        let mut gate = lock(&entry.gate);
-        gate.removed = true;
-        while gate.running > 0 {
-            gate = entry.idle.wait(gate).unwrap_or_else(|e| e.into_inner());
+        // w2 + B of the module comment.
+        entry.removed.store(true, Ordering::SeqCst);
+        if self.asymmetric {
+            process_barrier();
+        }
+        fence(Ordering::SeqCst);
+        // w3. Slots added to the extra list after we read it are claimed after w2 (the list's
+        // mutex orders the two), so their queries see `removed`.
+        for slot in &self.slots {
+            wait_while_published(slot, id);
+        }
+        let extra = lock(&self.extra_slots).clone();
+        for slot in &extra {
+            wait_while_published(slot, id);
         }
         Ok(())
     }
 
-    fn snapshot(&self) -> Vec<Arc<Entry>> {
-        lock(&self.inner).entries.clone()
+    /// The entries as of now; queries iterate this without any lock.
+    fn snapshot(&self) -> Arc<[Arc<Entry>]> {
+        let mut inner = lock(&self.inner);
+        match &inner.snapshot {
+            Some(s) => s.clone(),
+            None => {
+                let s: Arc<[Arc<Entry>]> = inner.entries.as_slice().into();
+                inner.snapshot = Some(s.clone());
+                s
+            }
+        }
+    }
+
+    /// Claims a slot for one query: a fixed one if free, else an extra one.
+    fn claim(&self) -> SlotClaim<'_> {
+        if let Some(slot) = self.slots.iter().find(|s| try_claim(s)) {
+            return SlotClaim::Fixed(slot);
+        }
+        let mut extra = lock(&self.extra_slots);
+        if let Some(slot) = extra.iter().find(|s| try_claim(s)) {
+            return SlotClaim::Extra(slot.clone());
+        }
+        let slot = Arc::new(CachePadded::new(AtomicU64::new(CLAIMED)));
+        extra.push(slot.clone());
+        SlotClaim::Extra(slot)
+    }
+
+    /// Calls `f` on every entry that is not removed, in registration order, each under the
+    /// hazard protocol of the module comment, with the thread marked as inside a callback of
+    /// this session for the whole walk (so `f`'s callbacks cannot re-enter).
+    #[inline]
+    fn for_each_live(&self, f: impl FnMut(&Entry)) {
+        let entries = self.snapshot();
+        let _scope = CallbackScope::enter(self.session_id);
+        let claim = self.claim();
+        if self.asymmetric {
+            walk::<true>(&entries, claim.slot(), f);
+        } else {
+            walk::<false>(&entries, claim.slot(), f);
+        }
     }
 
     /// Asks every active handler, each into its own zeroed [`Pending`], and sums the buckets
     /// with saturation. Handlers run in registration order, with no registry lock held.
     pub fn query(&self, kind: QueryKind) -> Result<Pending> {
         reentrancy::check(self.session_id, "swo_query_pending")?;
+        let (exact, final_) = (kind.exact(), kind.is_final());
         let mut sum = Pending::default();
-        for entry in self.snapshot() {
-            let Some(_running) = entry.admit() else { continue };
-            let _scope = CallbackScope::enter(self.session_id);
-            if !entry.source.is_active() {
-                continue;
-            }
-            let mut own = Pending::default();
-            entry.source.save_query_pending(&mut own, kind.exact(), kind.is_final());
-            sum.accumulate(&own);
-        }
+        self.for_each_live(|entry| {
+            sum.accumulate(&entry.source.pending_if_active(exact, final_));
+        });
         Ok(sum)
     }
 
     /// Registered handlers, in registration order.
     pub fn handlers(&self) -> Vec<HandlerInfo> {
-        self.snapshot()
-            .iter()
-            .map(|e| HandlerInfo {
-                id: e.id,
-                idstr: e.idstr.clone(),
-                instance_id: e.instance_id,
-                flags: e.flags,
-            })
-            .collect()
+        lock(&self.inner).entries.iter().map(|e| e.info()).collect()
     }
 
     /// Active handlers carrying every bit of `flags` (calls `is_active`).
     pub fn active_with(&self, flags: HandlerFlags) -> Result<Vec<HandlerInfo>> {
         reentrancy::check(self.session_id, "a flag check of the handlers")?;
         let mut found = Vec::new();
-        for entry in self.snapshot() {
-            if !entry.flags.contains(flags) {
-                continue;
+        self.for_each_live(|entry| {
+            if entry.flags.contains(flags) && entry.source.is_active() {
+                found.push(entry.info());
             }
-            let Some(_running) = entry.admit() else { continue };
-            let _scope = CallbackScope::enter(self.session_id);
-            if entry.source.is_active() {
-                found.push(HandlerInfo {
-                    id: entry.id,
-                    idstr: entry.idstr.clone(),
-                    instance_id: entry.instance_id,
-                    flags: entry.flags,
-                });
-            }
-        }
+        });
         Ok(found)
     }
 
@@ -270,6 +429,43 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The per-handler part of [`Registry::for_each_live`] (r1, F, r2 of the module comment),
+/// with the fence kind fixed at compile time.
+#[inline]
+fn walk<const ASYMMETRIC: bool>(
+    entries: &[Arc<Entry>],
+    slot: &AtomicU64,
+    mut f: impl FnMut(&Entry),
+) {
+    for entry in entries {
+        // r1: Release, so a writer that reads this id (or any later value) also sees
+        // every callback this query finished before.
+        slot.store(entry.id, Ordering::Release);
+        // F: r1 must be visible before r2 reads, or a writer could miss both.
+        if ASYMMETRIC {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+        // r2: Relaxed is enough: the fence pair above decides what it can miss.
+        if entry.removed.load(Ordering::Relaxed) {
+            continue;
+        }
+        f(entry);
+    }
+}
+
+/// B of the module comment in asymmetric mode. `unregister` must not return before a barrier
+/// succeeded (else a reader could still call the handler), so a failure, which a registered
+/// process never sees from a working kernel, is retried rather than reported.
+fn process_barrier() {
+    let mut pause = Duration::from_micros(100);
+    while sys::process_barrier().is_err() {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 
@@ -339,8 +535,10 @@ mod tests {
         assert_eq!(r.unregister(42).unwrap_err().code, crate::Code::NotFound);
     }
 
+    /// Counts its calls, and those that start, or are still running, after the test "freed"
+    /// the handler.
     struct Slow {
-        in_callback: Arc<AtomicBool>,
+        calls: Arc<AtomicU64>,
         calls_after_free: Arc<AtomicU64>,
         freed: Arc<AtomicBool>,
     }
@@ -349,44 +547,139 @@ mod tests {
             if self.freed.load(Ordering::SeqCst) {
                 self.calls_after_free.fetch_add(1, Ordering::SeqCst);
             }
-            self.in_callback.store(true, Ordering::SeqCst);
+            self.calls.fetch_add(1, Ordering::SeqCst);
             std::thread::yield_now();
             p.precopy += 1;
+            if self.freed.load(Ordering::SeqCst) {
+                self.calls_after_free.fetch_add(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// Both fence modes: the one this machine uses (membarrier when the kernel has it) and
+    /// the full-fence fallback taken without it.
+    fn both_modes() -> Vec<Registry> {
+        let mut modes = vec![Registry::with_fences(1, false)];
+        if sys::process_barrier_available() {
+            modes.push(Registry::with_fences(1, true));
+        }
+        modes
     }
 
     #[test]
     fn no_callback_runs_after_unregister_returns() {
-        let r = Arc::new(Registry::new(1));
-        let stop = Arc::new(AtomicBool::new(false));
-        let querier = {
-            let (r, stop) = (r.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    r.query(QueryKind::Fast).unwrap();
+        for r in both_modes() {
+            let r = Arc::new(r);
+            // Steady handlers before the churned one keep the queriers mid-walk.
+            r.register("before", 0, HandlerFlags::empty(), fixed(1, 0, 0)).unwrap();
+            r.register("before", 1, HandlerFlags::empty(), fixed(2, 0, 0)).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let queriers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (r, stop) = (r.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        while !stop.load(Ordering::SeqCst) {
+                            r.query(QueryKind::Fast).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let after = Arc::new(AtomicU64::new(0));
+            for i in 0..500 {
+                let (calls, freed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+                let source =
+                    Slow { calls: calls.clone(), calls_after_free: after.clone(), freed: freed.clone() };
+                let id = r.register("slow", i, HandlerFlags::empty(), Box::new(source)).unwrap();
+                // One behind it, so the slot moves on by the next id as well as by the end.
+                let tail = r.register("tail", i, HandlerFlags::empty(), fixed(0, 4, 0)).unwrap();
+                // Unregister while the queriers are at it, not before they saw it.
+                while calls.load(Ordering::SeqCst) == 0 {
+                    std::thread::yield_now();
                 }
-            })
-        };
-        let after = Arc::new(AtomicU64::new(0));
-        for i in 0..2000 {
-            let freed = Arc::new(AtomicBool::new(false));
-            let id = r
-                .register(
-                    "slow",
-                    i,
-                    HandlerFlags::empty(),
-                    Box::new(Slow {
-                        in_callback: Arc::new(AtomicBool::new(false)),
-                        calls_after_free: after.clone(),
-                        freed: freed.clone(),
-                    }),
-                )
-                .unwrap();
-            r.unregister(id).unwrap();
-            freed.store(true, Ordering::SeqCst);
+                r.unregister(id).unwrap();
+                freed.store(true, Ordering::SeqCst);
+                r.unregister(tail).unwrap();
+            }
+            stop.store(true, Ordering::SeqCst);
+            for q in queriers {
+                q.join().unwrap();
+            }
+            assert_eq!(after.load(Ordering::SeqCst), 0, "asymmetric: {}", r.asymmetric);
+            assert_eq!(r.query(QueryKind::Fast).unwrap().precopy, 3);
         }
-        stop.store(true, Ordering::SeqCst);
-        querier.join().unwrap();
-        assert_eq!(after.load(Ordering::SeqCst), 0);
+    }
+
+    /// Blocks every caller until `open`; counts callers inside and those that were still
+    /// inside when `unregister` had returned.
+    struct Gate {
+        inside: Arc<AtomicU64>,
+        open: Arc<AtomicBool>,
+        unregistered: Arc<AtomicBool>,
+        late: Arc<AtomicU64>,
+    }
+    impl PendingSource for Gate {
+        fn save_query_pending(&self, p: &mut Pending, _e: bool, _f: bool) {
+            self.inside.fetch_add(1, Ordering::SeqCst);
+            while !self.open.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            if self.unregistered.load(Ordering::SeqCst) {
+                self.late.fetch_add(1, Ordering::SeqCst);
+            }
+            p.stopcopy += 1;
+        }
+    }
+
+    #[test]
+    fn unregister_waits_for_callbacks_in_every_slot_including_extra_ones() {
+        // More queries at once than fixed slots, all inside the same handler's callback.
+        const QUERIES: u64 = FIXED_SLOTS as u64 + 2;
+        for r in both_modes() {
+            let r = Arc::new(r);
+            let (inside, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+            let (unregistered, late) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+            let gate = Gate {
+                inside: inside.clone(),
+                open: open.clone(),
+                unregistered: unregistered.clone(),
+                late: late.clone(),
+            };
+            let id = r.register("gate", 0, HandlerFlags::empty(), Box::new(gate)).unwrap();
+            let queries: Vec<_> = (0..QUERIES)
+                .map(|_| {
+                    let r = r.clone();
+                    std::thread::spawn(move || r.query(QueryKind::Exact).unwrap())
+                })
+                .collect();
+            while inside.load(Ordering::SeqCst) < QUERIES {
+                std::thread::yield_now();
+            }
+            assert_eq!(r.extra_slots.lock().unwrap().len(), 2);
+            let unregistering = {
+                let (r, unregistered) = (r.clone(), unregistered.clone());
+                std::thread::spawn(move || {
+                    r.unregister(id).unwrap();
+                    unregistered.store(true, Ordering::SeqCst);
+                })
+            };
+            // Give a wrong unregister the chance to return early (a correct one cannot).
+            std::thread::sleep(Duration::from_millis(2));
+            open.store(true, Ordering::SeqCst);
+            for q in queries {
+                assert_eq!(q.join().unwrap().stopcopy, 1);
+            }
+            unregistering.join().unwrap();
+            assert_eq!(late.load(Ordering::SeqCst), 0, "asymmetric: {}", r.asymmetric);
+            assert_eq!(r.query(QueryKind::Fast).unwrap(), Pending::default());
+        }
+    }
+
+    #[test]
+    fn a_query_leaves_every_slot_free() {
+        for r in both_modes() {
+            r.register("a", 0, HandlerFlags::empty(), fixed(5, 6, 7)).unwrap();
+            assert_eq!(r.query(QueryKind::Fast).unwrap().total(), 18);
+            assert!(r.slots.iter().all(|s| s.load(Ordering::SeqCst) == FREE));
+        }
     }
 }
