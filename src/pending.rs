@@ -13,25 +13,27 @@
 //!
 //! # How a query stays cheap (hazard slots with an asymmetric fence)
 //!
-//! A query takes no lock and makes no atomic read-modify-write per handler. It claims one
-//! *slot* of the registry for its whole run (one CAS), takes the current list of entries
-//! (an `Arc<[Arc<Entry>]>`, rebuilt under the registry mutex only after a change), and for
-//! each entry:
+//! A query makes no atomic read-modify-write per handler and takes no lock that a writer
+//! waits for. It claims one *slot* of the registry for its whole run (a `try_lock` of the
+//! slot's `view` mutex: one CAS, never waited on by anyone). The view keeps the entry list
+//! (`Arc<[Arc<Entry>]>`) the slot's previous query used, with the registry generation it
+//! belongs to; only after a change does a query take the registry mutex to refresh it. For
+//! each entry of the list:
 //!
 //! ```text
-//!   r1  slot := entry.id                      (Release store)
+//!   r1  slot.hazard := entry.id               (Release store)
 //!   F   compiler fence (asymmetric mode)  |  full SeqCst fence (fallback mode)
 //!   r2  if entry.removed (Relaxed load): skip the entry
 //!   r3  is_active() and save_query_pending()
 //! ```
 //!
-//! and at the end `slot := FREE` (Release). `unregister(X)`:
+//! and at the end `hazard := FREE` (Release), then the view is unlocked. `unregister(X)`:
 //!
 //! ```text
-//!   w1  take X out of the list (under the registry mutex)
+//!   w1  take X out of the list (under the registry mutex; new generation)
 //!   w2  X.removed := true                     (SeqCst store)
 //!   B   membarrier(PRIVATE_EXPEDITED)      |  full SeqCst fence (fallback mode)
-//!   w3  for every slot: wait while slot == X.id  (Acquire loads)
+//!   w3  for every slot: wait while hazard == X.id  (Acquire loads)
 //! ```
 //!
 //! This is the store-buffering (Dekker) pattern: r1→r2 on one side, w2→w3 on the other.
@@ -44,32 +46,31 @@
 //! P, and everything before P before the writer's accesses after the call. The compiler fence
 //! keeps r1 and r2 in program order, so P falls before r1, between them, or after r2, and the
 //! same two cases follow. Readers thus pay a plain store, a plain load and a compiler fence
-//! per handler; the writer pays one system call.
+//! per handler; the writer pays one system call. (QEMU's RCU pairs `smp_mb_placeholder` with
+//! `membarrier` the same way.)
 //!
-//! Why the slot stores are Release and the claim is AcqRel: when w3 reads any value other
+//! Why the hazard stores are Release and the claim Acquire: when w3 reads any value other
 //! than X.id from a slot where X was published, that value was stored after X's callback
-//! returned, either by the same query (its next id, or FREE at the end) or by a later query
-//! whose claim CAS read the earlier query's FREE. The Release store (and the Acquire of the
-//! claim, for the later query) makes X's callback happen before the writer's Acquire load,
-//! so everything the callback did with `opaque` is finished when `unregister` returns. A
-//! query does not clear its slot between handlers: the next id overwrites it, with the same
-//! effect.
+//! returned, either by the same query (its next id, or FREE at the end) or by a later query,
+//! whose `try_lock` acquired the earlier query's unlock. Release stores and the mutex make X's
+//! callback happen before the writer's Acquire load, so everything the callback did with
+//! `opaque` is finished when `unregister` returns. A query does not clear its hazard between
+//! handlers: the next id overwrites it, with the same effect.
 //!
-//! Slots: a fixed block of cache-padded slots in the registry, claimed by CAS; when all are
-//! taken (more concurrent queries than that), an extra slot is claimed or added under a small
-//! mutex, and the writer scans that list as well. A slot added after the writer read the list
-//! is claimed after w2 (the mutex orders them), so its query sees `removed`.
+//! Slots live in chunks of four, cache-padded, linked through `OnceLock`s and kept as long
+//! as the registry; a query that finds every slot taken adds a chunk. A chunk added after the
+//! writer walked the chain is, like any slot claimed later, covered by the fence pair: its
+//! `OnceLock` initialisation precedes r1/r2 in the reader, and the writer's walk follows B.
 //!
-//! A writer whose handler's callback is still running waits by spinning briefly, then
-//! yielding, then sleeping in steps of up to 1 ms (a callback may block for long: a VFIO
-//! ioctl, or a lock the VMM holds).
+//! A writer whose handler's callback is still running spins briefly, then sleeps in steps up
+//! to 1 ms (a callback may block for long: a VFIO ioctl, or a lock the VMM holds).
 use crate::error::{Error, Result};
 use crate::reentrancy::{self, CallbackScope};
 use crate::sys;
 use bitflags::bitflags;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Duration;
 
 /// Bytes a device (or all devices) still has to send, by when they can move.
@@ -158,7 +159,7 @@ impl QueryKind {
 /// cache line.
 #[repr(C)]
 struct Entry {
-    /// Published in a query's slot while the entry's callbacks run (never 0 nor `CLAIMED`).
+    /// Published in a query's hazard while the entry's callbacks run (never `FREE`).
     id: u64,
     /// Set by `unregister` (w2 above); a query that sees it skips the entry.
     removed: AtomicBool,
@@ -185,51 +186,82 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Slot value: no query owns the slot.
+/// Hazard value: the slot's query runs no callback (or no query owns the slot).
 const FREE: u64 = 0;
-/// Slot value: a query owns the slot and has published no entry yet.
-const CLAIMED: u64 = u64::MAX;
-/// Slots in the registry itself; more concurrent queries than this use extra slots.
-const FIXED_SLOTS: usize = 4;
+/// Slots per chunk; more concurrent queries than a chunk holds chain another one.
+const CHUNK_SLOTS: usize = 4;
 
-type Slot = CachePadded<AtomicU64>;
+type Entries = Arc<[Arc<Entry>]>;
 
-/// One query's claim on a slot; frees it when dropped (also when a callback panics).
-enum SlotClaim<'a> {
-    Fixed(&'a Slot),
-    Extra(Arc<Slot>),
+/// One in-flight query's place in the registry.
+#[derive(Default)]
+struct Slot {
+    /// The entry whose callbacks the slot's query may be running (r1), or `FREE`.
+    hazard: AtomicU64,
+    /// Locked with `try_lock` for a whole query, which is what claims the slot; nobody ever
+    /// waits for it.
+    view: Mutex<View>,
 }
 
-impl SlotClaim<'_> {
-    fn slot(&self) -> &AtomicU64 {
-        match self {
-            SlotClaim::Fixed(s) => s,
-            SlotClaim::Extra(s) => s,
+impl Slot {
+    /// The slot's view if no query holds it. A view poisoned by a callback that panicked is
+    /// taken as it is: it is only ever replaced whole, never left half-written.
+    fn try_claim(&self) -> Option<MutexGuard<'_, View>> {
+        match self.view.try_lock() {
+            Ok(view) => Some(view),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         }
     }
 }
 
-impl Drop for SlotClaim<'_> {
-    fn drop(&mut self) {
-        // Release: the last callback of the query happens before a writer that reads this.
-        self.slot().store(FREE, Ordering::Release);
+/// The entry list a slot's last query used, and the registry generation it belongs to.
+#[derive(Default)]
+struct View {
+    generation: u64,
+    entries: Option<Entries>,
+}
+
+#[derive(Default)]
+struct Chunk {
+    slots: [CachePadded<Slot>; CHUNK_SLOTS],
+    next: OnceLock<Box<Chunk>>,
+}
+
+impl Chunk {
+    /// Every slot of this chunk and the ones chained after it.
+    fn all_slots(&self) -> impl Iterator<Item = &Slot> {
+        std::iter::successors(Some(self), |c| c.next.get().map(|b| &**b))
+            .flat_map(|c| c.slots.iter().map(|s| &**s))
     }
 }
 
-fn try_claim(slot: &AtomicU64) -> bool {
-    // AcqRel: a writer that later reads one of our stores also sees everything the previous
-    // owner of the slot did before it freed it (see the module comment).
-    slot.load(Ordering::Relaxed) == FREE
-        && slot.compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+/// One query's claim on a slot: the slot and its locked view. Dropping it (also when a
+/// callback panics) frees the hazard, drops a view that went stale, and unlocks.
+struct Claim<'a> {
+    slot: &'a Slot,
+    view: MutexGuard<'a, View>,
+    registry_generation: &'a AtomicU64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        // Release: the last callback of the query happens before a writer that reads this.
+        self.slot.hazard.store(FREE, Ordering::Release);
+        // A list that changed meanwhile is not kept: it may hold removed entries alive.
+        if self.view.generation != self.registry_generation.load(Ordering::Relaxed) {
+            self.view.entries = None;
+        }
+    }
 }
 
 /// Waits while `slot` shows `id`: spins briefly, then sleeps, 20 µs at first, doubling up to
 /// 1 ms. No `yield`: on a loaded machine it hands the CPU to busy threads for a whole time
 /// slice, while a thread waking from a sleep is scheduled promptly.
-fn wait_while_published(slot: &AtomicU64, id: u64) {
+fn wait_while_published(slot: &Slot, id: u64) {
     let mut spins = 0u32;
     let mut pause = Duration::from_micros(20);
-    while slot.load(Ordering::Acquire) == id {
+    while slot.hazard.load(Ordering::Acquire) == id {
         if spins < 100 {
             spins += 1;
             std::hint::spin_loop();
@@ -256,18 +288,29 @@ pub struct Registry {
     /// `membarrier`; false (no membarrier here): full fences on both sides. Fixed at creation,
     /// so the two sides always agree.
     asymmetric: bool,
-    slots: [Slot; FIXED_SLOTS],
-    extra_slots: Mutex<Vec<Arc<Slot>>>,
+    /// `Inner::generation`, readable without the lock (written under it).
+    generation: AtomicU64,
+    slots: Chunk,
     inner: Mutex<Inner>,
 }
 
 #[derive(Default)]
 struct Inner {
     next_id: u64,
+    /// Changes with every register and unregister.
+    generation: u64,
     entries: Vec<Arc<Entry>>,
-    /// What queries iterate: `entries` as of the last change, built by the first query after
-    /// it (so registering n handlers costs O(n), not O(n²)).
-    snapshot: Option<Arc<[Arc<Entry>]>>,
+    /// `entries` as a shared list for the views, built by the first query after a change
+    /// (so registering n handlers costs O(n), not O(n²)).
+    shared: Option<Entries>,
+}
+
+impl Inner {
+    fn changed(&mut self, generation: &AtomicU64) {
+        self.generation += 1;
+        self.shared = None;
+        generation.store(self.generation, Ordering::Release);
+    }
 }
 
 impl Registry {
@@ -281,8 +324,8 @@ impl Registry {
         Registry {
             session_id,
             asymmetric,
-            slots: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(FREE))),
-            extra_slots: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            slots: Chunk::default(),
             inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }),
         }
     }
@@ -316,7 +359,7 @@ impl Registry {
             instance_id,
             source,
         }));
-        inner.snapshot = None;
+        inner.changed(&self.generation);
         Ok(id)
     }
 
@@ -331,7 +374,7 @@ impl Registry {
                 .iter()
                 .position(|e| e.id == id)
                 .ok_or_else(|| Error::not_found(format!("no handler with id {id}")))?;
-            inner.snapshot = None;
+            inner.changed(&self.generation);
             inner.entries.remove(pos)
         };
         // w2 + B of the module comment.
@@ -340,43 +383,40 @@ impl Registry {
             process_barrier();
         }
         fence(Ordering::SeqCst);
-        // w3. Slots added to the extra list after we read it are claimed after w2 (the list's
-        // mutex orders the two), so their queries see `removed`.
-        for slot in &self.slots {
+        // w3, over every slot, including chunks chained meanwhile.
+        for slot in self.slots.all_slots() {
             wait_while_published(slot, id);
         }
-        let extra = lock(&self.extra_slots).clone();
-        for slot in &extra {
-            wait_while_published(slot, id);
+        // Views of idle slots may still hold the entry (and so its source) alive: drop them.
+        // A slot in use drops its stale view when its query ends.
+        for slot in self.slots.all_slots() {
+            if let Some(mut view) = slot.try_claim() {
+                view.entries = None;
+            }
         }
         Ok(())
     }
 
-    /// The entries as of now; queries iterate this without any lock.
-    fn snapshot(&self) -> Arc<[Arc<Entry>]> {
-        let mut inner = lock(&self.inner);
-        match &inner.snapshot {
-            Some(s) => s.clone(),
-            None => {
-                let s: Arc<[Arc<Entry>]> = inner.entries.as_slice().into();
-                inner.snapshot = Some(s.clone());
-                s
+    /// Claims a free slot (adding a chunk when all are taken), with its view up to date.
+    fn claim(&self) -> Claim<'_> {
+        let mut chunk = &self.slots;
+        let (slot, view) = loop {
+            let free = chunk.slots.iter().find_map(|s| s.try_claim().map(|v| (&**s, v)));
+            if let Some(found) = free {
+                break found;
             }
+            chunk = chunk.next.get_or_init(Box::default);
+        };
+        let mut claim = Claim { slot, view, registry_generation: &self.generation };
+        let generation = self.generation.load(Ordering::Acquire);
+        if claim.view.entries.is_none() || claim.view.generation != generation {
+            let mut inner = lock(&self.inner);
+            let Inner { generation, entries, shared, .. } = &mut *inner;
+            let shared = shared.get_or_insert_with(|| entries.as_slice().into());
+            claim.view.entries = Some(shared.clone());
+            claim.view.generation = *generation;
         }
-    }
-
-    /// Claims a slot for one query: a fixed one if free, else an extra one.
-    fn claim(&self) -> SlotClaim<'_> {
-        if let Some(slot) = self.slots.iter().find(|s| try_claim(s)) {
-            return SlotClaim::Fixed(slot);
-        }
-        let mut extra = lock(&self.extra_slots);
-        if let Some(slot) = extra.iter().find(|s| try_claim(s)) {
-            return SlotClaim::Extra(slot.clone());
-        }
-        let slot = Arc::new(CachePadded::new(AtomicU64::new(CLAIMED)));
-        extra.push(slot.clone());
-        SlotClaim::Extra(slot)
+        claim
     }
 
     /// Calls `f` on every entry that is not removed, in registration order, each under the
@@ -384,13 +424,13 @@ impl Registry {
     /// this session for the whole walk (so `f`'s callbacks cannot re-enter).
     #[inline]
     fn for_each_live(&self, f: impl FnMut(&Entry)) {
-        let entries = self.snapshot();
-        let _scope = CallbackScope::enter(self.session_id);
         let claim = self.claim();
+        let _scope = CallbackScope::enter(self.session_id);
+        let entries = claim.view.entries.as_deref().unwrap_or_default();
         if self.asymmetric {
-            walk::<true>(&entries, claim.slot(), f);
+            walk::<true>(entries, &claim.slot.hazard, f);
         } else {
-            walk::<false>(&entries, claim.slot(), f);
+            walk::<false>(entries, &claim.slot.hazard, f);
         }
     }
 
@@ -437,13 +477,13 @@ impl Registry {
 #[inline]
 fn walk<const ASYMMETRIC: bool>(
     entries: &[Arc<Entry>],
-    slot: &AtomicU64,
+    hazard: &AtomicU64,
     mut f: impl FnMut(&Entry),
 ) {
     for entry in entries {
         // r1: Release, so a writer that reads this id (or any later value) also sees
         // every callback this query finished before.
-        slot.store(entry.id, Ordering::Release);
+        hazard.store(entry.id, Ordering::Release);
         // F: r1 must be visible before r2 reads, or a writer could miss both.
         if ASYMMETRIC {
             compiler_fence(Ordering::SeqCst);
@@ -631,9 +671,9 @@ mod tests {
     }
 
     #[test]
-    fn unregister_waits_for_callbacks_in_every_slot_including_extra_ones() {
-        // More queries at once than fixed slots, all inside the same handler's callback.
-        const QUERIES: u64 = FIXED_SLOTS as u64 + 2;
+    fn unregister_waits_for_callbacks_in_every_slot_including_chained_chunks() {
+        // More queries at once than a chunk has slots, all inside the same handler's callback.
+        const QUERIES: u64 = CHUNK_SLOTS as u64 + 2;
         for r in both_modes() {
             let r = Arc::new(r);
             let (inside, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
@@ -654,7 +694,7 @@ mod tests {
             while inside.load(Ordering::SeqCst) < QUERIES {
                 std::thread::yield_now();
             }
-            assert_eq!(r.extra_slots.lock().unwrap().len(), 2);
+            assert_eq!(r.slots.all_slots().count(), 2 * CHUNK_SLOTS);
             let unregistering = {
                 let (r, unregistered) = (r.clone(), unregistered.clone());
                 std::thread::spawn(move || {
@@ -674,12 +714,36 @@ mod tests {
         }
     }
 
+    struct Panics;
+    impl PendingSource for Panics {
+        fn save_query_pending(&self, _p: &mut Pending, _e: bool, _f: bool) {
+            panic!("device model bug");
+        }
+    }
+
+    #[test]
+    fn a_callback_that_panics_leaves_its_slot_free_and_reusable() {
+        let r = Registry::new(1);
+        let id = r.register("bad", 0, HandlerFlags::empty(), Box::new(Panics)).unwrap();
+        r.register("good", 0, HandlerFlags::empty(), fixed(3, 0, 0)).unwrap();
+        for _ in 0..3 {
+            let query = std::panic::AssertUnwindSafe(|| r.query(QueryKind::Fast));
+            assert!(std::panic::catch_unwind(query).is_err());
+        }
+        assert!(r.slots.all_slots().all(|s| s.hazard.load(Ordering::SeqCst) == FREE));
+        // The unregister does not wait for the panicked callback, and the same slot serves on.
+        r.unregister(id).unwrap();
+        assert_eq!(r.query(QueryKind::Fast).unwrap().precopy, 3);
+        assert_eq!(r.slots.all_slots().count(), CHUNK_SLOTS);
+        assert!(!crate::reentrancy::inside(1));
+    }
+
     #[test]
     fn a_query_leaves_every_slot_free() {
         for r in both_modes() {
             r.register("a", 0, HandlerFlags::empty(), fixed(5, 6, 7)).unwrap();
             assert_eq!(r.query(QueryKind::Fast).unwrap().total(), 18);
-            assert!(r.slots.iter().all(|s| s.load(Ordering::SeqCst) == FREE));
+            assert!(r.slots.all_slots().all(|s| s.hazard.load(Ordering::SeqCst) == FREE));
         }
     }
 }
