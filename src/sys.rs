@@ -30,14 +30,24 @@ fn membarrier(command: libc::c_int) -> io::Result<libc::c_long> {
     }
 }
 
+/// Set (to anything but `0` or empty) in the environment, keeps the library from calling
+/// `membarrier` at all: for a VMM whose seccomp filter kills on system calls it does not
+/// list, rather than failing them with ENOSYS or EPERM.
+pub const NO_MEMBARRIER_ENV: &str = "SWITCHOVER_NO_MEMBARRIER";
+
 /// Whether this process may use [`process_barrier`]: the kernel offers
 /// `MEMBARRIER_CMD_PRIVATE_EXPEDITED` and the process registered for it. Decided once per
 /// process (registration is per address space, kept across `fork`, dropped by `exec`, which
-/// also drops this library). False when the call is missing (old kernel, not Linux) or
-/// refused (seccomp: ENOSYS or EPERM); then callers must use real fences on both sides.
+/// also drops this library). False when the call is missing (old kernel, not Linux), refused
+/// (seccomp: ENOSYS or EPERM), or [`NO_MEMBARRIER_ENV`] is set; then callers must use real
+/// fences on both sides.
 pub fn process_barrier_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(register)
+    *AVAILABLE.get_or_init(|| !opted_out() && register())
+}
+
+fn opted_out() -> bool {
+    std::env::var_os(NO_MEMBARRIER_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 #[cfg(target_os = "linux")]
