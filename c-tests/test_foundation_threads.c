@@ -1,7 +1,9 @@
 /* Foundation, with threads: per-thread error messages, re-entrant calls from callbacks
- * (SWO_ERR_REENTRANT, never a deadlock), and unregistering while another thread queries
+ * (SWO_ERR_REENTRANT, never a deadlock), unregistering while another thread queries
  * (no callback after swo_unregister_handler returned, opaque freed right after: the ASan
- * twin of this test catches any use after free). Through include/switchover.h only. */
+ * twin of this test catches any use after free), and unregistering while a query is blocked
+ * in another handler's callback (it must not wait for that query). Through
+ * include/switchover.h only. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <pthread.h>
@@ -469,12 +471,128 @@ static void test_unregister_waits_for_the_running_callback(void)
     free(b);
 }
 
+/* --- unregister waits for its own handler only, never for a whole query --------------- */
+
+/* The VMM's device-removal path holds its big lock and unregisters devices X while the
+ * migration thread's query sits in device Y's callback, which needs that lock. Waiting for
+ * the whole query would deadlock: both unregisters must return while Y still waits. */
+struct big_lock_vmm {
+    SwoSession *s;
+    pthread_mutex_t big_lock;
+    atomic_bool in_y, query_done, gave_up;
+    atomic_uint x_before_calls, x_after_calls;
+    SwoPending result;
+};
+
+struct x_device {
+    uint64_t precopy, postcopy;
+    atomic_uint *calls;
+};
+
+static void x_pending(void *opaque, SwoPending *p, bool exact, bool final)
+{
+    struct x_device *x = opaque;
+    (void)exact; (void)final;
+    atomic_fetch_add(x->calls, 1);
+    p->precopy_bytes += x->precopy;
+    p->postcopy_bytes += x->postcopy;
+}
+
+static void y_needs_big_lock(void *opaque, SwoPending *p, bool exact, bool final)
+{
+    struct big_lock_vmm *v = opaque;
+    (void)exact; (void)final;
+    atomic_store(&v->in_y, true);
+    /* A real device blocks in pthread_mutex_lock; the deadline turns a deadlock into a
+     * failed check instead of a hung test. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 60;
+    if (pthread_mutex_timedlock(&v->big_lock, &deadline) == 0)
+        pthread_mutex_unlock(&v->big_lock);
+    else
+        atomic_store(&v->gave_up, true);
+    p->stopcopy_bytes += 20;
+}
+
+static void *migration_query(void *arg)
+{
+    struct big_lock_vmm *v = arg;
+    CHECK_ST(swo_query_pending(v->s, false, &v->result), SWO_OK);
+    atomic_store(&v->query_done, true);
+    return NULL;
+}
+
+static struct x_device *new_x(uint64_t precopy, uint64_t postcopy, atomic_uint *calls)
+{
+    struct x_device *x = calloc(1, sizeof *x);
+    if (!x) {
+        perror("calloc");
+        exit(1);
+    }
+    *x = (struct x_device){ precopy, postcopy, calls };
+    return x;
+}
+
+static void test_unregister_returns_while_a_query_is_blocked_in_another_handler(void)
+{
+    static struct big_lock_vmm v; /* zeroed; reset below so the test could run twice */
+    memset(&v, 0, sizeof v);
+    if (pthread_mutex_init(&v.big_lock, NULL) != 0) {
+        perror("pthread_mutex_init");
+        exit(1);
+    }
+    v.s = new_session();
+    const SwoHandlerOps x_ops = { sizeof x_ops, 0, x_pending, NULL };
+    const SwoHandlerOps y_ops = { sizeof y_ops, 0, y_needs_big_lock, NULL };
+    /* X before Y (asked before the query blocks) and X after Y (not asked yet). */
+    struct x_device *x_before = new_x(1000, 0, &v.x_before_calls);
+    struct x_device *x_after = new_x(300, 7, &v.x_after_calls);
+    uint64_t x_before_id = 0, y_id = 0, x_after_id = 0;
+    CHECK_ST(swo_register_handler(v.s, "x-before", 0, &x_ops, x_before, &x_before_id), SWO_OK);
+    CHECK_ST(swo_register_handler(v.s, "y", 0, &y_ops, &v, &y_id), SWO_OK);
+    CHECK_ST(swo_register_handler(v.s, "x-after", 0, &x_ops, x_after, &x_after_id), SWO_OK);
+
+    if (pthread_mutex_lock(&v.big_lock) != 0) { /* this thread is the VMM */
+        perror("pthread_mutex_lock");
+        exit(1);
+    }
+    pthread_t migration;
+    start(&migration, migration_query, &v);
+    while (!atomic_load(&v.in_y))
+        sched_yield();
+    /* Each device is freed right after its unregister returned (ASan twin: no UAF). */
+    CHECK_ST(swo_unregister_handler(v.s, x_before_id), SWO_OK);
+    free(x_before);
+    CHECK_ST(swo_unregister_handler(v.s, x_after_id), SWO_OK);
+    free(x_after);
+    /* Both returned while the query still waits for the lock held here. */
+    CHECK(!atomic_load(&v.query_done));
+    pthread_mutex_unlock(&v.big_lock);
+    join(migration);
+
+    CHECK(!atomic_load(&v.gave_up));
+    CHECK(atomic_load(&v.query_done));
+    /* x-before counted (asked before Y), x-after skipped (removed before the query got
+     * there): 1000 + 20, nothing from x-after's 300 + 7. */
+    CHECK_U64(v.result.precopy_bytes, 1000);
+    CHECK_U64(v.result.stopcopy_bytes, 20);
+    CHECK_U64(v.result.postcopy_bytes, 0);
+    CHECK_U64(v.result.total_bytes, 1020);
+    CHECK_U64(atomic_load(&v.x_before_calls), 1);
+    CHECK_U64(atomic_load(&v.x_after_calls), 0);
+    CHECK_ST(swo_unregister_handler(v.s, y_id), SWO_OK);
+    swo_session_free(v.s);
+    pthread_mutex_destroy(&v.big_lock);
+}
+
 int main(void)
 {
     test_last_error_message_is_per_thread();
     test_reentrant_calls_from_a_callback_are_refused();
     test_reentrancy_is_tracked_per_session_through_nesting();
     test_unregister_waits_for_the_running_callback();
+    test_unregister_returns_while_a_query_is_blocked_in_another_handler();
     test_unregister_while_another_thread_queries();
     int n = atomic_load(&failures);
     if (n) {

@@ -24,15 +24,23 @@ pub enum Channel {
 }
 
 impl Channel {
+    #[inline]
     pub fn from_u32(value: u32) -> Result<Channel> {
         match value {
             0 => Ok(Channel::Main),
             1 => Ok(Channel::Multifd),
-            _ => Err(Error::invalid_arg(format!(
-                "unknown channel {value} (SWO_CHANNEL_MAIN 0 or SWO_CHANNEL_MULTIFD 1 expected)"
-            ))),
+            _ => Err(unknown_channel(value)),
         }
     }
+}
+
+/// Out of line and cold, so that `swo_record_transferred`'s hot path carries no formatting.
+#[cold]
+#[inline(never)]
+fn unknown_channel(value: u32) -> Error {
+    Error::invalid_arg(format!(
+        "unknown channel {value} (SWO_CHANNEL_MAIN 0 or SWO_CHANNEL_MULTIFD 1 expected)"
+    ))
 }
 
 /// What one closed window measured.
@@ -71,6 +79,7 @@ pub struct Counters {
 
 /// A relaxed add that sticks at `u64::MAX` instead of wrapping. The add itself stays one
 /// atomic instruction; only an overflow (garbage input) pays for the extra store.
+#[inline]
 fn saturating_add(counter: &AtomicU64, n: u64) {
     let old = counter.fetch_add(n, Ordering::Relaxed);
     if old.checked_add(n).is_none() {
@@ -110,14 +119,27 @@ impl Counters {
     /// Counts `bytes` sent on `channel`. Main-channel bytes are filed by `status`: postcopy in
     /// `postcopy-active`, downtime in `pre-switchover` and `device` (the guest is stopped
     /// there), precopy otherwise. Lock-free.
+    #[inline]
     pub fn record(&self, channel: Channel, status: MigrationStatus, bytes: u64) {
-        let counter = match (channel, status) {
-            (Channel::Multifd, _) => &self.multifd,
-            (Channel::Main, MigrationStatus::PostcopyActive) => &self.postcopy,
-            (Channel::Main, MigrationStatus::PreSwitchover | MigrationStatus::Device) => {
-                &self.downtime
-            }
-            (Channel::Main, _) => &self.precopy,
+        self.record_with(channel, || status, bytes);
+    }
+
+    /// [`Counters::record`] with the status read by `status` only when the bucket depends on
+    /// it (main channel): the hot path is then one status load at most and one relaxed add.
+    #[inline]
+    pub fn record_with(
+        &self,
+        channel: Channel,
+        status: impl FnOnce() -> MigrationStatus,
+        bytes: u64,
+    ) {
+        let counter = match channel {
+            Channel::Multifd => &self.multifd,
+            Channel::Main => match status() {
+                MigrationStatus::PostcopyActive => &self.postcopy,
+                MigrationStatus::PreSwitchover | MigrationStatus::Device => &self.downtime,
+                _ => &self.precopy,
+            },
         };
         saturating_add(counter, bytes);
     }
@@ -235,6 +257,20 @@ mod tests {
         let b = c.bytes();
         assert_eq!(b, ByteTotals { precopy: 10, downtime: 21, postcopy: 30, multifd: 42 });
         assert_eq!(b.transferred(), 103);
+    }
+
+    #[test]
+    fn multifd_bytes_need_no_status_and_main_bytes_read_it_once() {
+        let c = Counters::default();
+        c.record_with(Channel::Multifd, || unreachable!("multifd bytes never read the status"), 7);
+        let reads = std::cell::Cell::new(0);
+        let status = || {
+            reads.set(reads.get() + 1);
+            MigrationStatus::Device
+        };
+        c.record_with(Channel::Main, status, 9);
+        assert_eq!(reads.get(), 1);
+        assert_eq!(c.bytes(), ByteTotals { precopy: 0, downtime: 9, postcopy: 0, multifd: 7 });
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod report;
 pub mod session;
 pub mod stall;
 pub mod state;
+pub mod sys;
 pub mod vfio;
 
 pub use error::{Code, Error, Result};

@@ -2,13 +2,76 @@
 //! the registry of handlers that report them.
 //!
 //! Concurrency contract (DESIGN.md §Threading):
-//! - queries may run on any thread, concurrently with each other and with unregistration;
+//! - queries may run on any thread, concurrently with each other and with (un)registration;
 //! - callbacks run with no registry lock held;
-//! - [`Registry::unregister`] returns only when no callback of that handler runs or can start.
+//! - [`Registry::unregister`] returns only when no callback of that handler runs or can start,
+//!   and it waits for that handler's callbacks only, not for whole queries (a VMM thread that
+//!   holds a big lock may unregister device X while the migration thread sits in device Y's
+//!   callback waiting for that lock);
+//! - a callback that calls back into the registry of its own session gets
+//!   `SWO_ERR_REENTRANT`.
+//!
+//! # How a query stays cheap (hazard slots with an asymmetric fence)
+//!
+//! A query makes no atomic read-modify-write per handler and takes no lock that a writer
+//! waits for. It claims one *slot* of the registry for its whole run (a `try_lock` of the
+//! slot's `view` mutex: one CAS, never waited on by anyone). The view keeps the entry list
+//! (`Arc<[Arc<Entry>]>`) the slot's previous query used, with the registry generation it
+//! belongs to; only after a change does a query take the registry mutex to refresh it. For
+//! each entry of the list:
+//!
+//! ```text
+//!   r1  slot.hazard := entry.id               (Release store)
+//!   F   compiler fence (asymmetric mode)  |  full SeqCst fence (fallback mode)
+//!   r2  if entry.removed (Relaxed load): skip the entry
+//!   r3  is_active() and save_query_pending()
+//! ```
+//!
+//! and at the end `hazard := FREE` (Release), then the view is unlocked. `unregister(X)`:
+//!
+//! ```text
+//!   w1  take X out of the list (under the registry mutex; new generation)
+//!   w2  X.removed := true                     (SeqCst store)
+//!   B   membarrier(PRIVATE_EXPEDITED)      |  full SeqCst fence (fallback mode)
+//!   w3  for every slot: wait while hazard == X.id  (Acquire loads)
+//! ```
+//!
+//! This is the store-buffering (Dekker) pattern: r1→r2 on one side, w2→w3 on the other.
+//! With a full fence on both sides the fences are totally ordered: if the writer's comes
+//! first, r2 sees `removed` and the reader never calls X; if the reader's comes first, w3
+//! reads r1's store or a later one, so the writer waits for X's callback. In asymmetric mode
+//! `membarrier` makes every running thread of the process execute a full barrier at some
+//! point P of its instruction stream (a thread not running passes one when it is switched
+//! out), and the kernel orders the writer's accesses before the call before everything after
+//! P, and everything before P before the writer's accesses after the call. The compiler fence
+//! keeps r1 and r2 in program order, so P falls before r1, between them, or after r2, and the
+//! same two cases follow. Readers thus pay a plain store, a plain load and a compiler fence
+//! per handler; the writer pays one system call. (QEMU's RCU pairs `smp_mb_placeholder` with
+//! `membarrier` the same way.)
+//!
+//! Why the hazard stores are Release and the claim Acquire: when w3 reads any value other
+//! than X.id from a slot where X was published, that value was stored after X's callback
+//! returned, either by the same query (its next id, or FREE at the end) or by a later query,
+//! whose `try_lock` acquired the earlier query's unlock. Release stores and the mutex make X's
+//! callback happen before the writer's Acquire load, so everything the callback did with
+//! `opaque` is finished when `unregister` returns. A query does not clear its hazard between
+//! handlers: the next id overwrites it, with the same effect.
+//!
+//! Slots live in chunks of four, cache-padded, linked through `OnceLock`s and kept as long
+//! as the registry; a query that finds every slot taken adds a chunk. A chunk added after the
+//! writer walked the chain is, like any slot claimed later, covered by the fence pair: its
+//! `OnceLock` initialisation precedes r1/r2 in the reader, and the writer's walk follows B.
+//!
+//! A writer whose handler's callback is still running spins briefly, then sleeps in steps up
+//! to 1 ms (a callback may block for long: a VFIO ioctl, or a lock the VMM holds).
 use crate::error::{Error, Result};
 use crate::reentrancy::{self, CallbackScope};
+use crate::sys;
 use bitflags::bitflags;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::time::Duration;
 
 /// Bytes a device (or all devices) still has to send, by when they can move.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +120,19 @@ pub trait PendingSource: Send + Sync {
     fn is_active(&self) -> bool {
         true
     }
+
+    /// What a query asks of one source: its figures from
+    /// [`save_query_pending`](Self::save_query_pending) into a zeroed [`Pending`] when
+    /// [`is_active`](Self::is_active), else zeros. A source may override it to do exactly
+    /// that in one call (the C handlers do: a query then makes one dynamic call per handler,
+    /// and the result comes back by value, so the query's sum stays in registers).
+    fn pending_if_active(&self, exact: bool, final_: bool) -> Pending {
+        let mut own = Pending::default();
+        if self.is_active() {
+            self.save_query_pending(&mut own, exact, final_);
+        }
+        own
+    }
 }
 
 /// What kind of query to run.
@@ -79,53 +155,121 @@ impl QueryKind {
     }
 }
 
-#[derive(Default)]
-struct Gate {
-    removed: bool,
-    running: u32,
-}
-
+/// `repr(C)`: what a query reads per handler (`id`, `removed`, `source`) comes first, in one
+/// cache line.
+#[repr(C)]
 struct Entry {
+    /// Published in a query's hazard while the entry's callbacks run (never `FREE`).
     id: u64,
-    idstr: String,
-    instance_id: u32,
-    flags: HandlerFlags,
+    /// Set by `unregister` (w2 above); a query that sees it skips the entry.
+    removed: AtomicBool,
     source: Box<dyn PendingSource>,
-    gate: Mutex<Gate>,
-    idle: Condvar,
-}
-
-/// Keeps `running` counted while a callback of the entry runs.
-struct Running<'a> {
-    entry: &'a Entry,
+    flags: HandlerFlags,
+    instance_id: u32,
+    idstr: String,
 }
 
 impl Entry {
-    /// Admits one more callback unless the entry was removed.
-    fn admit(&self) -> Option<Running<'_>> {
-        let mut gate = lock(&self.gate);
-        if gate.removed {
-            return None;
-        }
-        gate.running += 1;
-        Some(Running { entry: self })
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let mut gate = lock(&self.entry.gate);
-        gate.running -= 1;
-        if gate.running == 0 {
-            self.entry.idle.notify_all();
+    fn info(&self) -> HandlerInfo {
+        HandlerInfo {
+            id: self.id,
+            idstr: self.idstr.clone(),
+            instance_id: self.instance_id,
+            flags: self.flags,
         }
     }
 }
 
 /// A poisoned lock only means a panic elsewhere; the data behind our locks stays consistent
-/// (every update is a single assignment), so carry on rather than spread the panic.
+/// (every update is a single assignment or push), so carry on rather than spread the panic.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Hazard value: the slot's query runs no callback (or no query owns the slot).
+const FREE: u64 = 0;
+/// Slots per chunk; more concurrent queries than a chunk holds chain another one.
+const CHUNK_SLOTS: usize = 4;
+
+type Entries = Arc<[Arc<Entry>]>;
+
+/// One in-flight query's place in the registry.
+#[derive(Default)]
+struct Slot {
+    /// The entry whose callbacks the slot's query may be running (r1), or `FREE`.
+    hazard: AtomicU64,
+    /// Locked with `try_lock` for a whole query, which is what claims the slot; nobody ever
+    /// waits for it.
+    view: Mutex<View>,
+}
+
+impl Slot {
+    /// The slot's view if no query holds it. A view poisoned by a callback that panicked is
+    /// taken as it is: it is only ever replaced whole, never left half-written.
+    fn try_claim(&self) -> Option<MutexGuard<'_, View>> {
+        match self.view.try_lock() {
+            Ok(view) => Some(view),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+/// The entry list a slot's last query used, and the registry generation it belongs to.
+#[derive(Default)]
+struct View {
+    generation: u64,
+    entries: Option<Entries>,
+}
+
+#[derive(Default)]
+struct Chunk {
+    slots: [CachePadded<Slot>; CHUNK_SLOTS],
+    next: OnceLock<Box<Chunk>>,
+}
+
+impl Chunk {
+    /// Every slot of this chunk and the ones chained after it.
+    fn all_slots(&self) -> impl Iterator<Item = &Slot> {
+        std::iter::successors(Some(self), |c| c.next.get().map(|b| &**b))
+            .flat_map(|c| c.slots.iter().map(|s| &**s))
+    }
+}
+
+/// One query's claim on a slot: the slot and its locked view. Dropping it (also when a
+/// callback panics) frees the hazard, drops a view that went stale, and unlocks.
+struct Claim<'a> {
+    slot: &'a Slot,
+    view: MutexGuard<'a, View>,
+    registry_generation: &'a AtomicU64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        // Release: the last callback of the query happens before a writer that reads this.
+        self.slot.hazard.store(FREE, Ordering::Release);
+        // A list that changed meanwhile is not kept: it may hold removed entries alive.
+        if self.view.generation != self.registry_generation.load(Ordering::Relaxed) {
+            self.view.entries = None;
+        }
+    }
+}
+
+/// Waits while `slot` shows `id`: spins briefly, then sleeps, 20 µs at first, doubling up to
+/// 1 ms. No `yield`: on a loaded machine it hands the CPU to busy threads for a whole time
+/// slice, while a thread waking from a sleep is scheduled promptly.
+fn wait_while_published(slot: &Slot, id: u64) {
+    let mut spins = 0u32;
+    let mut pause = Duration::from_micros(20);
+    while slot.hazard.load(Ordering::Acquire) == id {
+        if spins < 100 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
 }
 
 /// Description of a registered handler, for reports and decisions.
@@ -140,18 +284,50 @@ pub struct HandlerInfo {
 /// The handlers of one session.
 pub struct Registry {
     session_id: u64,
+    /// True: readers order r1/r2 with a compiler fence and `unregister` issues
+    /// `membarrier`; false (no membarrier here): full fences on both sides. Fixed at creation,
+    /// so the two sides always agree.
+    asymmetric: bool,
+    /// `Inner::generation`, readable without the lock (written under it).
+    generation: AtomicU64,
+    slots: Chunk,
     inner: Mutex<Inner>,
 }
 
 #[derive(Default)]
 struct Inner {
     next_id: u64,
+    /// Changes with every register and unregister.
+    generation: u64,
     entries: Vec<Arc<Entry>>,
+    /// `entries` as a shared list for the views, built by the first query after a change
+    /// (so registering n handlers costs O(n), not O(n²)).
+    shared: Option<Entries>,
+}
+
+impl Inner {
+    fn changed(&mut self, generation: &AtomicU64) {
+        self.generation += 1;
+        self.shared = None;
+        generation.store(self.generation, Ordering::Release);
+    }
 }
 
 impl Registry {
     pub fn new(session_id: u64) -> Registry {
-        Registry { session_id, inner: Mutex::new(Inner { next_id: 1, entries: Vec::new() }) }
+        Registry::with_fences(session_id, sys::process_barrier_available())
+    }
+
+    /// `asymmetric` false forces the full-fence fallback (tests use it on kernels with
+    /// membarrier, to cover the path taken without).
+    fn with_fences(session_id: u64, asymmetric: bool) -> Registry {
+        Registry {
+            session_id,
+            asymmetric,
+            generation: AtomicU64::new(0),
+            slots: Chunk::default(),
+            inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }),
+        }
     }
 
     /// Registers a source under `idstr` + `instance_id` (unique, like QEMU's savevm ids).
@@ -177,17 +353,18 @@ impl Registry {
         inner.next_id += 1;
         inner.entries.push(Arc::new(Entry {
             id,
+            removed: AtomicBool::new(false),
+            flags,
             idstr: idstr.to_owned(),
             instance_id,
-            flags,
             source,
-            gate: Mutex::new(Gate::default()),
-            idle: Condvar::new(),
         }));
+        inner.changed(&self.generation);
         Ok(id)
     }
 
     /// Removes a handler and waits until none of its callbacks runs; none starts afterwards.
+    /// Waits for that handler's callbacks only, never for the rest of a query in flight.
     pub fn unregister(&self, id: u64) -> Result<()> {
         reentrancy::check(self.session_id, "swo_unregister_handler")?;
         let entry = {
@@ -197,70 +374,92 @@ impl Registry {
                 .iter()
                 .position(|e| e.id == id)
                 .ok_or_else(|| Error::not_found(format!("no handler with id {id}")))?;
+            inner.changed(&self.generation);
             inner.entries.remove(pos)
         };
-        let mut gate = lock(&entry.gate);
-        gate.removed = true;
-        while gate.running > 0 {
-            gate = entry.idle.wait(gate).unwrap_or_else(|e| e.into_inner());
+        // w2 + B of the module comment.
+        entry.removed.store(true, Ordering::SeqCst);
+        if self.asymmetric {
+            process_barrier();
+        }
+        fence(Ordering::SeqCst);
+        // w3, over every slot, including chunks chained meanwhile.
+        for slot in self.slots.all_slots() {
+            wait_while_published(slot, id);
+        }
+        // Views of idle slots may still hold the entry (and so its source) alive: drop them.
+        // A slot in use drops its stale view when its query ends.
+        for slot in self.slots.all_slots() {
+            if let Some(mut view) = slot.try_claim() {
+                view.entries = None;
+            }
         }
         Ok(())
     }
 
-    fn snapshot(&self) -> Vec<Arc<Entry>> {
-        lock(&self.inner).entries.clone()
+    /// Claims a free slot (adding a chunk when all are taken), with its view up to date.
+    fn claim(&self) -> Claim<'_> {
+        let mut chunk = &self.slots;
+        let (slot, view) = loop {
+            let free = chunk.slots.iter().find_map(|s| s.try_claim().map(|v| (&**s, v)));
+            if let Some(found) = free {
+                break found;
+            }
+            chunk = chunk.next.get_or_init(Box::default);
+        };
+        let mut claim = Claim { slot, view, registry_generation: &self.generation };
+        let generation = self.generation.load(Ordering::Acquire);
+        if claim.view.entries.is_none() || claim.view.generation != generation {
+            let mut inner = lock(&self.inner);
+            let Inner { generation, entries, shared, .. } = &mut *inner;
+            let shared = shared.get_or_insert_with(|| entries.as_slice().into());
+            claim.view.entries = Some(shared.clone());
+            claim.view.generation = *generation;
+        }
+        claim
+    }
+
+    /// Calls `f` on every entry that is not removed, in registration order, each under the
+    /// hazard protocol of the module comment, with the thread marked as inside a callback of
+    /// this session for the whole walk (so `f`'s callbacks cannot re-enter).
+    #[inline]
+    fn for_each_live(&self, f: impl FnMut(&Entry)) {
+        let claim = self.claim();
+        let _scope = CallbackScope::enter(self.session_id);
+        let entries = claim.view.entries.as_deref().unwrap_or_default();
+        if self.asymmetric {
+            walk::<true>(entries, &claim.slot.hazard, f);
+        } else {
+            walk::<false>(entries, &claim.slot.hazard, f);
+        }
     }
 
     /// Asks every active handler, each into its own zeroed [`Pending`], and sums the buckets
     /// with saturation. Handlers run in registration order, with no registry lock held.
     pub fn query(&self, kind: QueryKind) -> Result<Pending> {
         reentrancy::check(self.session_id, "swo_query_pending")?;
+        let (exact, final_) = (kind.exact(), kind.is_final());
         let mut sum = Pending::default();
-        for entry in self.snapshot() {
-            let Some(_running) = entry.admit() else { continue };
-            let _scope = CallbackScope::enter(self.session_id);
-            if !entry.source.is_active() {
-                continue;
-            }
-            let mut own = Pending::default();
-            entry.source.save_query_pending(&mut own, kind.exact(), kind.is_final());
-            sum.accumulate(&own);
-        }
+        self.for_each_live(|entry| {
+            sum.accumulate(&entry.source.pending_if_active(exact, final_));
+        });
         Ok(sum)
     }
 
     /// Registered handlers, in registration order.
     pub fn handlers(&self) -> Vec<HandlerInfo> {
-        self.snapshot()
-            .iter()
-            .map(|e| HandlerInfo {
-                id: e.id,
-                idstr: e.idstr.clone(),
-                instance_id: e.instance_id,
-                flags: e.flags,
-            })
-            .collect()
+        lock(&self.inner).entries.iter().map(|e| e.info()).collect()
     }
 
     /// Active handlers carrying every bit of `flags` (calls `is_active`).
     pub fn active_with(&self, flags: HandlerFlags) -> Result<Vec<HandlerInfo>> {
         reentrancy::check(self.session_id, "a flag check of the handlers")?;
         let mut found = Vec::new();
-        for entry in self.snapshot() {
-            if !entry.flags.contains(flags) {
-                continue;
+        self.for_each_live(|entry| {
+            if entry.flags.contains(flags) && entry.source.is_active() {
+                found.push(entry.info());
             }
-            let Some(_running) = entry.admit() else { continue };
-            let _scope = CallbackScope::enter(self.session_id);
-            if entry.source.is_active() {
-                found.push(HandlerInfo {
-                    id: entry.id,
-                    idstr: entry.idstr.clone(),
-                    instance_id: entry.instance_id,
-                    flags: entry.flags,
-                });
-            }
-        }
+        });
         Ok(found)
     }
 
@@ -270,6 +469,43 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The per-handler part of [`Registry::for_each_live`] (r1, F, r2 of the module comment),
+/// with the fence kind fixed at compile time.
+#[inline]
+fn walk<const ASYMMETRIC: bool>(
+    entries: &[Arc<Entry>],
+    hazard: &AtomicU64,
+    mut f: impl FnMut(&Entry),
+) {
+    for entry in entries {
+        // r1: Release, so a writer that reads this id (or any later value) also sees
+        // every callback this query finished before.
+        hazard.store(entry.id, Ordering::Release);
+        // F: r1 must be visible before r2 reads, or a writer could miss both.
+        if ASYMMETRIC {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+        // r2: Relaxed is enough: the fence pair above decides what it can miss.
+        if entry.removed.load(Ordering::Relaxed) {
+            continue;
+        }
+        f(entry);
+    }
+}
+
+/// B of the module comment in asymmetric mode. `unregister` must not return before a barrier
+/// succeeded (else a reader could still call the handler), so a failure, which a registered
+/// process never sees from a working kernel, is retried rather than reported.
+fn process_barrier() {
+    let mut pause = Duration::from_micros(100);
+    while sys::process_barrier().is_err() {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 
@@ -339,8 +575,10 @@ mod tests {
         assert_eq!(r.unregister(42).unwrap_err().code, crate::Code::NotFound);
     }
 
+    /// Counts its calls, and those that start, or are still running, after the test "freed"
+    /// the handler.
     struct Slow {
-        in_callback: Arc<AtomicBool>,
+        calls: Arc<AtomicU64>,
         calls_after_free: Arc<AtomicU64>,
         freed: Arc<AtomicBool>,
     }
@@ -349,44 +587,163 @@ mod tests {
             if self.freed.load(Ordering::SeqCst) {
                 self.calls_after_free.fetch_add(1, Ordering::SeqCst);
             }
-            self.in_callback.store(true, Ordering::SeqCst);
+            self.calls.fetch_add(1, Ordering::SeqCst);
             std::thread::yield_now();
             p.precopy += 1;
+            if self.freed.load(Ordering::SeqCst) {
+                self.calls_after_free.fetch_add(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// Both fence modes: the one this machine uses (membarrier when the kernel has it) and
+    /// the full-fence fallback taken without it.
+    fn both_modes() -> Vec<Registry> {
+        let mut modes = vec![Registry::with_fences(1, false)];
+        if sys::process_barrier_available() {
+            modes.push(Registry::with_fences(1, true));
+        }
+        modes
     }
 
     #[test]
     fn no_callback_runs_after_unregister_returns() {
-        let r = Arc::new(Registry::new(1));
-        let stop = Arc::new(AtomicBool::new(false));
-        let querier = {
-            let (r, stop) = (r.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    r.query(QueryKind::Fast).unwrap();
+        for r in both_modes() {
+            let r = Arc::new(r);
+            // Steady handlers before the churned one keep the queriers mid-walk.
+            r.register("before", 0, HandlerFlags::empty(), fixed(1, 0, 0)).unwrap();
+            r.register("before", 1, HandlerFlags::empty(), fixed(2, 0, 0)).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let queriers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (r, stop) = (r.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        while !stop.load(Ordering::SeqCst) {
+                            r.query(QueryKind::Fast).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let after = Arc::new(AtomicU64::new(0));
+            for i in 0..500 {
+                let (calls, freed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+                let source =
+                    Slow { calls: calls.clone(), calls_after_free: after.clone(), freed: freed.clone() };
+                let id = r.register("slow", i, HandlerFlags::empty(), Box::new(source)).unwrap();
+                // One behind it, so the slot moves on by the next id as well as by the end.
+                let tail = r.register("tail", i, HandlerFlags::empty(), fixed(0, 4, 0)).unwrap();
+                // Unregister while the queriers are at it, not before they saw it.
+                while calls.load(Ordering::SeqCst) == 0 {
+                    std::thread::yield_now();
                 }
-            })
-        };
-        let after = Arc::new(AtomicU64::new(0));
-        for i in 0..2000 {
-            let freed = Arc::new(AtomicBool::new(false));
-            let id = r
-                .register(
-                    "slow",
-                    i,
-                    HandlerFlags::empty(),
-                    Box::new(Slow {
-                        in_callback: Arc::new(AtomicBool::new(false)),
-                        calls_after_free: after.clone(),
-                        freed: freed.clone(),
-                    }),
-                )
-                .unwrap();
-            r.unregister(id).unwrap();
-            freed.store(true, Ordering::SeqCst);
+                r.unregister(id).unwrap();
+                freed.store(true, Ordering::SeqCst);
+                r.unregister(tail).unwrap();
+            }
+            stop.store(true, Ordering::SeqCst);
+            for q in queriers {
+                q.join().unwrap();
+            }
+            assert_eq!(after.load(Ordering::SeqCst), 0, "asymmetric: {}", r.asymmetric);
+            assert_eq!(r.query(QueryKind::Fast).unwrap().precopy, 3);
         }
-        stop.store(true, Ordering::SeqCst);
-        querier.join().unwrap();
-        assert_eq!(after.load(Ordering::SeqCst), 0);
+    }
+
+    /// Blocks every caller until `open`; counts callers inside and those that were still
+    /// inside when `unregister` had returned.
+    struct Gate {
+        inside: Arc<AtomicU64>,
+        open: Arc<AtomicBool>,
+        unregistered: Arc<AtomicBool>,
+        late: Arc<AtomicU64>,
+    }
+    impl PendingSource for Gate {
+        fn save_query_pending(&self, p: &mut Pending, _e: bool, _f: bool) {
+            self.inside.fetch_add(1, Ordering::SeqCst);
+            while !self.open.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            if self.unregistered.load(Ordering::SeqCst) {
+                self.late.fetch_add(1, Ordering::SeqCst);
+            }
+            p.stopcopy += 1;
+        }
+    }
+
+    #[test]
+    fn unregister_waits_for_callbacks_in_every_slot_including_chained_chunks() {
+        // More queries at once than a chunk has slots, all inside the same handler's callback.
+        const QUERIES: u64 = CHUNK_SLOTS as u64 + 2;
+        for r in both_modes() {
+            let r = Arc::new(r);
+            let (inside, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+            let (unregistered, late) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+            let gate = Gate {
+                inside: inside.clone(),
+                open: open.clone(),
+                unregistered: unregistered.clone(),
+                late: late.clone(),
+            };
+            let id = r.register("gate", 0, HandlerFlags::empty(), Box::new(gate)).unwrap();
+            let queries: Vec<_> = (0..QUERIES)
+                .map(|_| {
+                    let r = r.clone();
+                    std::thread::spawn(move || r.query(QueryKind::Exact).unwrap())
+                })
+                .collect();
+            while inside.load(Ordering::SeqCst) < QUERIES {
+                std::thread::yield_now();
+            }
+            assert_eq!(r.slots.all_slots().count(), 2 * CHUNK_SLOTS);
+            let unregistering = {
+                let (r, unregistered) = (r.clone(), unregistered.clone());
+                std::thread::spawn(move || {
+                    r.unregister(id).unwrap();
+                    unregistered.store(true, Ordering::SeqCst);
+                })
+            };
+            // Give a wrong unregister the chance to return early (a correct one cannot).
+            std::thread::sleep(Duration::from_millis(2));
+            open.store(true, Ordering::SeqCst);
+            for q in queries {
+                assert_eq!(q.join().unwrap().stopcopy, 1);
+            }
+            unregistering.join().unwrap();
+            assert_eq!(late.load(Ordering::SeqCst), 0, "asymmetric: {}", r.asymmetric);
+            assert_eq!(r.query(QueryKind::Fast).unwrap(), Pending::default());
+        }
+    }
+
+    struct Panics;
+    impl PendingSource for Panics {
+        fn save_query_pending(&self, _p: &mut Pending, _e: bool, _f: bool) {
+            panic!("device model bug");
+        }
+    }
+
+    #[test]
+    fn a_callback_that_panics_leaves_its_slot_free_and_reusable() {
+        let r = Registry::new(1);
+        let id = r.register("bad", 0, HandlerFlags::empty(), Box::new(Panics)).unwrap();
+        r.register("good", 0, HandlerFlags::empty(), fixed(3, 0, 0)).unwrap();
+        for _ in 0..3 {
+            let query = std::panic::AssertUnwindSafe(|| r.query(QueryKind::Fast));
+            assert!(std::panic::catch_unwind(query).is_err());
+        }
+        assert!(r.slots.all_slots().all(|s| s.hazard.load(Ordering::SeqCst) == FREE));
+        // The unregister does not wait for the panicked callback, and the same slot serves on.
+        r.unregister(id).unwrap();
+        assert_eq!(r.query(QueryKind::Fast).unwrap().precopy, 3);
+        assert_eq!(r.slots.all_slots().count(), CHUNK_SLOTS);
+        assert!(!crate::reentrancy::inside(1));
+    }
+
+    #[test]
+    fn a_query_leaves_every_slot_free() {
+        for r in both_modes() {
+            r.register("a", 0, HandlerFlags::empty(), fixed(5, 6, 7)).unwrap();
+            assert_eq!(r.query(QueryKind::Fast).unwrap().total(), 18);
+            assert!(r.slots.all_slots().all(|s| s.hazard.load(Ordering::SeqCst) == FREE));
+        }
     }
 }

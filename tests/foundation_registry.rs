@@ -429,3 +429,71 @@ fn unregister_waits_for_a_running_callback() {
     unregisterer.join().unwrap();
     assert!(b.unregistered.load(Ordering::SeqCst));
 }
+
+/// Device Y of a VMM whose callback needs the VMM's big lock (as a QEMU device model needing
+/// the BQL would). A real device would block in `lock()`; polling with a generous deadline
+/// turns a deadlock into a failed test instead of a hung one.
+struct NeedsBigLock {
+    big_lock: Arc<Mutex<()>>,
+    entered: Arc<AtomicBool>,
+    gave_up: Arc<AtomicBool>,
+}
+
+impl PendingSource for NeedsBigLock {
+    fn save_query_pending(&self, p: &mut Pending, _exact: bool, _final: bool) {
+        self.entered.store(true, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match self.big_lock.try_lock() {
+                Ok(_held) => break,
+                Err(_) if std::time::Instant::now() > deadline => {
+                    self.gave_up.store(true, Ordering::SeqCst);
+                    break;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        p.stopcopy += 20;
+    }
+}
+
+/// DESIGN.md §Threading: unregister waits for the callbacks of its own handler only. The
+/// VMM thread holds its big lock and unregisters devices X while the migration thread's query
+/// is inside device Y's callback, waiting for that lock. Waiting for the whole query would
+/// deadlock; the query must stay blocked in Y until both unregisters have returned.
+#[test]
+fn unregister_returns_while_a_query_is_blocked_in_another_handlers_callback() {
+    let s = Arc::new(Session::new());
+    let big_lock = Arc::new(Mutex::new(()));
+    let (entered, gave_up) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    // X before Y (already asked when the query blocks) and X after Y (not asked yet).
+    let x_before = Device::new(pending(1000, 0, 0));
+    let x_before_id = register(&s, "x-before", 0, &x_before);
+    let y = NeedsBigLock { big_lock: big_lock.clone(), entered: entered.clone(), gave_up: gave_up.clone() };
+    s.registry().register("y", 0, HandlerFlags::empty(), Box::new(y)).unwrap();
+    let x_after = Device::new(pending(300, 0, 7));
+    let x_after_id = register(&s, "x-after", 0, &x_after);
+
+    // The VMM thread (this one) takes its big lock; the migration thread queries.
+    let held = big_lock.lock().unwrap();
+    let migration = {
+        let s = s.clone();
+        std::thread::spawn(move || s.query_pending(QueryKind::Fast).unwrap())
+    };
+    while !entered.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    s.registry().unregister(x_before_id).unwrap();
+    s.registry().unregister(x_after_id).unwrap();
+    // Both returned while the query still waits for the lock held here.
+    assert!(!migration.is_finished());
+    drop(held);
+
+    let p = migration.join().unwrap();
+    assert!(!gave_up.load(Ordering::SeqCst), "unregister waited for the whole query");
+    // x-before was asked before the query blocked; x-after was removed before it got there.
+    assert_eq!(p, pending(1000, 20, 0));
+    assert_eq!(x_before.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(x_after.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(s.remaining(), 1020);
+}

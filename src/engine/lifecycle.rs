@@ -67,8 +67,9 @@ impl Session {
 
     /// Counts bytes sent (the hot path: one relaxed atomic add, no lock). Main-channel bytes
     /// are precopy, downtime or postcopy bytes by the status at this moment.
+    #[inline]
     pub fn record_transferred(&self, channel: Channel, bytes: u64) {
-        self.counters.record(channel, self.status.get(), bytes);
+        self.counters.record_with(channel, || self.status.get(), bytes);
     }
 
     /// Closes the 100 ms window when it is due (see [`crate::counters::Counters::update`]).

@@ -56,6 +56,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// The panic boundary every exported function runs in: a panic becomes `SWO_ERR_PANIC`, an
 /// error its code, and either one the thread's last error message.
+#[inline]
 pub(crate) fn call(f: impl FnOnce() -> Result<()>) -> SwoStatus {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => SWO_OK,

@@ -15,19 +15,61 @@ unsafe impl Send for CHandler {}
 // SAFETY: as above.
 unsafe impl Sync for CHandler {}
 
-impl PendingSource for CHandler {
-    fn save_query_pending(&self, pending: &mut Pending, exact: bool, final_: bool) {
+impl CHandler {
+    /// Calls the device's callback into its own zeroed `SwoPending` and returns its figures.
+    #[inline]
+    fn ask(&self, exact: bool, final_: bool) -> Pending {
         let mut own = SwoPending::default();
         // SAFETY: the device's callback, with its opaque and a pointer to a live, zeroed
         // SwoPending that outlives the call.
         unsafe { (self.query)(self.opaque, &mut own, exact, final_) };
-        pending.accumulate(&Pending::from(own));
+        // Read back field by field, as the callback wrote them: the compiler would otherwise
+        // merge two fields into one 16-byte load, which cannot be forwarded from the
+        // callback's 8-byte stores still in flight, and stalls.
+        // SAFETY: plain reads of initialised fields of a live local.
+        unsafe {
+            Pending {
+                precopy: std::ptr::read_volatile(&own.precopy_bytes),
+                stopcopy: std::ptr::read_volatile(&own.stopcopy_bytes),
+                postcopy: std::ptr::read_volatile(&own.postcopy_bytes),
+            }
+        }
+    }
+
+    /// [`CHandler::ask`] if the device's `is_active` says so. Out of line, so that a handler
+    /// without `is_active` (the common case) costs no saved registers.
+    #[inline(never)]
+    fn ask_if_active(
+        &self,
+        is_active: unsafe extern "C" fn(*mut c_void) -> bool,
+        exact: bool,
+        final_: bool,
+    ) -> Pending {
+        // SAFETY: the device's callback with its opaque.
+        if unsafe { is_active(self.opaque) } {
+            self.ask(exact, final_)
+        } else {
+            Pending::default()
+        }
+    }
+}
+
+impl PendingSource for CHandler {
+    fn save_query_pending(&self, pending: &mut Pending, exact: bool, final_: bool) {
+        pending.accumulate(&self.ask(exact, final_));
     }
     fn is_active(&self) -> bool {
         match self.is_active {
             // SAFETY: the device's callback with its opaque.
             Some(f) => unsafe { f(self.opaque) },
             None => true,
+        }
+    }
+    /// Same work as the default, in one dynamic call per handler (a query's hot path).
+    fn pending_if_active(&self, exact: bool, final_: bool) -> Pending {
+        match self.is_active {
+            Some(is_active) => self.ask_if_active(is_active, exact, final_),
+            None => self.ask(exact, final_),
         }
     }
 }
