@@ -15,37 +15,7 @@
 #include <time.h>
 #include <switchover.h>
 
-static atomic_int failures;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__,     \
-                    __func__, #cond);                                                \
-            atomic_fetch_add(&failures, 1);                                          \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_ST(call, want)                                                         \
-    do {                                                                             \
-        SwoStatus got_ = (call);                                                     \
-        if (got_ != (SwoStatus)(want)) {                                             \
-            fprintf(stderr, "%s:%d: %s: %s returned %s, expected %s\n", __FILE__,    \
-                    __LINE__, __func__, #call, swo_status_name(got_),                \
-                    swo_status_name(want));                                          \
-            atomic_fetch_add(&failures, 1);                                          \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_U64(got, want)                                                         \
-    do {                                                                             \
-        uint64_t g_ = (got), w_ = (want);                                            \
-        if (g_ != w_) {                                                              \
-            fprintf(stderr, "%s:%d: %s: %s is %" PRIu64 ", expected %" PRIu64 "\n",  \
-                    __FILE__, __LINE__, __func__, #got, g_, w_);                     \
-            atomic_fetch_add(&failures, 1);                                          \
-        }                                                                            \
-    } while (0)
+#include "check.h"
 
 static void message(char *buf, size_t len)
 {
@@ -59,7 +29,7 @@ static void message(char *buf, size_t len)
 static SwoSession *new_session(void)
 {
     SwoSession *s = NULL;
-    CHECK_ST(swo_session_new(&s), SWO_OK);
+    CHECK_STATUS(swo_session_new(&s), SWO_OK);
     if (s == NULL)
         exit(1);
     return s;
@@ -98,7 +68,7 @@ static void *fail_on_other_thread(void *arg)
 {
     struct msg_thread *m = arg;
     message(m->before, sizeof m->before); /* this thread has not failed yet */
-    CHECK_ST(swo_query_pending(m->s, false, NULL), SWO_ERR_NULL_ARG);
+    CHECK_STATUS(swo_query_pending(m->s, false, NULL), SWO_ERR_NULL_ARG);
     message(m->after, sizeof m->after);
     return NULL;
 }
@@ -107,7 +77,7 @@ static void test_last_error_message_is_per_thread(void)
 {
     SwoSession *s = new_session();
     char mine[256], again[256];
-    CHECK_ST(swo_unregister_handler(s, 31337), SWO_ERR_NOT_FOUND);
+    CHECK_STATUS(swo_unregister_handler(s, 31337), SWO_ERR_NOT_FOUND);
     message(mine, sizeof mine);
     CHECK(strstr(mine, "31337") != NULL);
 
@@ -188,36 +158,36 @@ static void test_reentrant_calls_from_a_callback_are_refused(void)
     const SwoHandlerOps ops = { sizeof ops, 0, reentrant_pending, reentrant_is_active };
     unsigned neighbour_calls = 0;
     uint64_t neighbour = 0;
-    CHECK_ST(swo_register_handler(own, "reentrant", 0, &ops, &r, &r.own_id), SWO_OK);
-    CHECK_ST(swo_register_handler(own, "neighbour", 0, &plain_ops, &neighbour_calls,
+    CHECK_STATUS(swo_register_handler(own, "reentrant", 0, &ops, &r, &r.own_id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(own, "neighbour", 0, &plain_ops, &neighbour_calls,
                                   &neighbour), SWO_OK);
     SwoPending p;
-    CHECK_ST(swo_query_pending(own, true, &p), SWO_OK); /* the outer query completes */
+    CHECK_STATUS(swo_query_pending(own, true, &p), SWO_OK); /* the outer query completes */
     CHECK(r.calls == 1 && neighbour_calls == 1);
-    CHECK_U64(p.precopy_bytes, 100);
-    CHECK_U64(p.stopcopy_bytes, 11);
-    CHECK_U64(p.total_bytes, 111);
+    CHECK_EQ(p.precopy_bytes, 100);
+    CHECK_EQ(p.stopcopy_bytes, 11);
+    CHECK_EQ(p.total_bytes, 111);
 
-    CHECK_ST(r.reg, SWO_ERR_REENTRANT);
-    CHECK_ST(r.unreg, SWO_ERR_REENTRANT);
-    CHECK_ST(r.query, SWO_ERR_REENTRANT);
-    CHECK_ST(r.query_exact, SWO_ERR_REENTRANT);
-    CHECK_ST(r.active_query, SWO_ERR_REENTRANT);
-    CHECK_ST(r.other_reg, SWO_OK);
-    CHECK_ST(r.other_query, SWO_OK);
-    CHECK_ST(r.other_unreg, SWO_OK);
-    CHECK_U64(r.other_total, 11);
+    CHECK_STATUS(r.reg, SWO_ERR_REENTRANT);
+    CHECK_STATUS(r.unreg, SWO_ERR_REENTRANT);
+    CHECK_STATUS(r.query, SWO_ERR_REENTRANT);
+    CHECK_STATUS(r.query_exact, SWO_ERR_REENTRANT);
+    CHECK_STATUS(r.active_query, SWO_ERR_REENTRANT);
+    CHECK_STATUS(r.other_reg, SWO_OK);
+    CHECK_STATUS(r.other_query, SWO_OK);
+    CHECK_STATUS(r.other_unreg, SWO_OK);
+    CHECK_EQ(r.other_total, 11);
     CHECK(r.other_calls == 1);
 
     /* The refused calls changed nothing: the handler is still there, "late" was not added. */
-    CHECK_ST(swo_query_pending(own, false, &p), SWO_OK);
-    CHECK_U64(p.total_bytes, 111);
+    CHECK_STATUS(swo_query_pending(own, false, &p), SWO_OK);
+    CHECK_EQ(p.total_bytes, 111);
     CHECK(r.calls == 2);
     /* Out of the callback, the same calls work again on this thread. */
-    CHECK_ST(swo_unregister_handler(own, r.own_id), SWO_OK);
-    CHECK_ST(swo_unregister_handler(own, neighbour), SWO_OK);
-    CHECK_ST(swo_query_pending(own, false, &p), SWO_OK);
-    CHECK_U64(p.total_bytes, 0);
+    CHECK_STATUS(swo_unregister_handler(own, r.own_id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(own, neighbour), SWO_OK);
+    CHECK_STATUS(swo_query_pending(own, false, &p), SWO_OK);
+    CHECK_EQ(p.total_bytes, 0);
     swo_session_free(other);
     swo_session_free(own);
 }
@@ -253,15 +223,15 @@ static void test_reentrancy_is_tracked_per_session_through_nesting(void)
     const SwoHandlerOps outer = { sizeof outer, 0, nested_outer, NULL };
     const SwoHandlerOps inner = { sizeof inner, 0, nested_inner, NULL };
     uint64_t ia = 0, ib = 0;
-    CHECK_ST(swo_register_handler(a, "outer", 0, &outer, &n, &ia), SWO_OK);
-    CHECK_ST(swo_register_handler(b, "inner", 0, &inner, &n, &ib), SWO_OK);
+    CHECK_STATUS(swo_register_handler(a, "outer", 0, &outer, &n, &ia), SWO_OK);
+    CHECK_STATUS(swo_register_handler(b, "inner", 0, &inner, &n, &ib), SWO_OK);
     SwoPending p;
-    CHECK_ST(swo_query_pending(a, false, &p), SWO_OK);
-    CHECK_ST(n.b_query, SWO_OK);
-    CHECK_ST(n.a_from_b, SWO_ERR_REENTRANT);
-    CHECK_U64(p.postcopy_bytes, 2);
-    CHECK_ST(swo_unregister_handler(a, ia), SWO_OK);
-    CHECK_ST(swo_unregister_handler(b, ib), SWO_OK);
+    CHECK_STATUS(swo_query_pending(a, false, &p), SWO_OK);
+    CHECK_STATUS(n.b_query, SWO_OK);
+    CHECK_STATUS(n.a_from_b, SWO_ERR_REENTRANT);
+    CHECK_EQ(p.postcopy_bytes, 2);
+    CHECK_STATUS(swo_unregister_handler(a, ia), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(b, ib), SWO_OK);
     swo_session_free(a);
     swo_session_free(b);
 }
@@ -311,7 +281,7 @@ static void *query_loop(void *arg)
     SwoSession *s = arg;
     while (!atomic_load(&stop_queries)) {
         SwoPending p;
-        CHECK_ST(swo_query_pending(s, atomic_load(&queries_done) % 2 == 0, &p), SWO_OK);
+        CHECK_STATUS(swo_query_pending(s, atomic_load(&queries_done) % 2 == 0, &p), SWO_OK);
         /* at most LIVE handlers of 1 byte each, plus the steady one */
         CHECK(p.total_bytes <= LIVE + 1000 && p.total_bytes >= 1000);
         CHECK(p.precopy_bytes == p.total_bytes);
@@ -332,7 +302,7 @@ static void test_unregister_while_another_thread_queries(void)
     const SwoHandlerOps ops = { sizeof ops, 0, churn_pending, churn_is_active };
     const SwoHandlerOps steady = { sizeof steady, 0, steady_pending, NULL };
     uint64_t steady_id = 0;
-    CHECK_ST(swo_register_handler(s, "steady", 0, &steady, NULL, &steady_id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(s, "steady", 0, &steady, NULL, &steady_id), SWO_OK);
 
     pthread_t q1, q2;
     start(&q1, query_loop, s);
@@ -349,7 +319,7 @@ static void test_unregister_while_another_thread_queries(void)
             if (old % 50 == 0)
                 while (atomic_load(&churn_calls[old]) == 0)
                     sched_yield();
-            CHECK_ST(swo_unregister_handler(s, ids[slot]), SWO_OK);
+            CHECK_STATUS(swo_unregister_handler(s, ids[slot]), SWO_OK);
             atomic_store(&churn_freed[old], true);
             free(ops_of[slot]);
             ops_of[slot] = NULL;
@@ -361,13 +331,13 @@ static void test_unregister_while_another_thread_queries(void)
         }
         o->round = round;
         o->bytes = 1;
-        CHECK_ST(swo_register_handler(s, "churn", round, &ops, o, &ids[slot]), SWO_OK);
+        CHECK_STATUS(swo_register_handler(s, "churn", round, &ops, o, &ids[slot]), SWO_OK);
         ops_of[slot] = o;
     }
     for (uint32_t slot = 0; slot < LIVE; slot++) {
         if (!ops_of[slot])
             continue;
-        CHECK_ST(swo_unregister_handler(s, ids[slot]), SWO_OK);
+        CHECK_STATUS(swo_unregister_handler(s, ids[slot]), SWO_OK);
         atomic_store(&churn_freed[ops_of[slot]->round], true);
         free(ops_of[slot]);
     }
@@ -383,7 +353,7 @@ static void test_unregister_while_another_thread_queries(void)
     printf("churn: %lu queries, %lu of %d handlers were called before their unregister\n",
            atomic_load(&queries_done), called_rounds, CHURN_ROUNDS);
 
-    CHECK_ST(swo_unregister_handler(s, steady_id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(s, steady_id), SWO_OK);
     swo_session_free(s);
 }
 
@@ -417,15 +387,15 @@ static void *query_once(void *arg)
 {
     struct blocking *b = arg;
     SwoPending p;
-    CHECK_ST(swo_query_pending(b->s, false, &p), SWO_OK);
-    CHECK_U64(p.stopcopy_bytes, 1);
+    CHECK_STATUS(swo_query_pending(b->s, false, &p), SWO_OK);
+    CHECK_EQ(p.stopcopy_bytes, 1);
     return NULL;
 }
 
 static void *unregister_thread(void *arg)
 {
     struct blocking *b = arg;
-    CHECK_ST(swo_unregister_handler(b->s, b->id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(b->s, b->id), SWO_OK);
     CHECK(atomic_load(&b->callback_done));
     atomic_store(&b->unregister_returned, true);
     return NULL;
@@ -440,7 +410,7 @@ static void test_unregister_waits_for_the_running_callback(void)
     }
     b->s = new_session();
     const SwoHandlerOps ops = { sizeof ops, 0, blocking_pending, NULL };
-    CHECK_ST(swo_register_handler(b->s, "blocking", 0, &ops, b, &b->id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(b->s, "blocking", 0, &ops, b, &b->id), SWO_OK);
 
     pthread_t q, u;
     start(&q, query_once, b);
@@ -457,11 +427,11 @@ static void test_unregister_waits_for_the_running_callback(void)
     SwoPending p;
     uint64_t other = 0;
     unsigned calls = 0;
-    CHECK_ST(swo_register_handler(b->s, "meanwhile", 0, &plain_ops, &calls, &other), SWO_OK);
-    CHECK_ST(swo_query_pending(b->s, false, &p), SWO_OK);
+    CHECK_STATUS(swo_register_handler(b->s, "meanwhile", 0, &plain_ops, &calls, &other), SWO_OK);
+    CHECK_STATUS(swo_query_pending(b->s, false, &p), SWO_OK);
     /* 11 from "meanwhile"; the handler being removed adds 1 only if it was not yet out */
     CHECK(p.stopcopy_bytes == 11 || p.stopcopy_bytes == 12);
-    CHECK_ST(swo_unregister_handler(b->s, other), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(b->s, other), SWO_OK);
 
     atomic_store(&b->release, true);
     join(q);
@@ -518,7 +488,7 @@ static void y_needs_big_lock(void *opaque, SwoPending *p, bool exact, bool final
 static void *migration_query(void *arg)
 {
     struct big_lock_vmm *v = arg;
-    CHECK_ST(swo_query_pending(v->s, false, &v->result), SWO_OK);
+    CHECK_STATUS(swo_query_pending(v->s, false, &v->result), SWO_OK);
     atomic_store(&v->query_done, true);
     return NULL;
 }
@@ -549,9 +519,9 @@ static void test_unregister_returns_while_a_query_is_blocked_in_another_handler(
     struct x_device *x_before = new_x(1000, 0, &v.x_before_calls);
     struct x_device *x_after = new_x(300, 7, &v.x_after_calls);
     uint64_t x_before_id = 0, y_id = 0, x_after_id = 0;
-    CHECK_ST(swo_register_handler(v.s, "x-before", 0, &x_ops, x_before, &x_before_id), SWO_OK);
-    CHECK_ST(swo_register_handler(v.s, "y", 0, &y_ops, &v, &y_id), SWO_OK);
-    CHECK_ST(swo_register_handler(v.s, "x-after", 0, &x_ops, x_after, &x_after_id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(v.s, "x-before", 0, &x_ops, x_before, &x_before_id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(v.s, "y", 0, &y_ops, &v, &y_id), SWO_OK);
+    CHECK_STATUS(swo_register_handler(v.s, "x-after", 0, &x_ops, x_after, &x_after_id), SWO_OK);
 
     if (pthread_mutex_lock(&v.big_lock) != 0) { /* this thread is the VMM */
         perror("pthread_mutex_lock");
@@ -562,9 +532,9 @@ static void test_unregister_returns_while_a_query_is_blocked_in_another_handler(
     while (!atomic_load(&v.in_y))
         sched_yield();
     /* Each device is freed right after its unregister returned (ASan twin: no UAF). */
-    CHECK_ST(swo_unregister_handler(v.s, x_before_id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(v.s, x_before_id), SWO_OK);
     free(x_before);
-    CHECK_ST(swo_unregister_handler(v.s, x_after_id), SWO_OK);
+    CHECK_STATUS(swo_unregister_handler(v.s, x_after_id), SWO_OK);
     free(x_after);
     /* Both returned while the query still waits for the lock held here. */
     CHECK(!atomic_load(&v.query_done));
@@ -575,13 +545,13 @@ static void test_unregister_returns_while_a_query_is_blocked_in_another_handler(
     CHECK(atomic_load(&v.query_done));
     /* x-before counted (asked before Y), x-after skipped (removed before the query got
      * there): 1000 + 20, nothing from x-after's 300 + 7. */
-    CHECK_U64(v.result.precopy_bytes, 1000);
-    CHECK_U64(v.result.stopcopy_bytes, 20);
-    CHECK_U64(v.result.postcopy_bytes, 0);
-    CHECK_U64(v.result.total_bytes, 1020);
-    CHECK_U64(atomic_load(&v.x_before_calls), 1);
-    CHECK_U64(atomic_load(&v.x_after_calls), 0);
-    CHECK_ST(swo_unregister_handler(v.s, y_id), SWO_OK);
+    CHECK_EQ(v.result.precopy_bytes, 1000);
+    CHECK_EQ(v.result.stopcopy_bytes, 20);
+    CHECK_EQ(v.result.postcopy_bytes, 0);
+    CHECK_EQ(v.result.total_bytes, 1020);
+    CHECK_EQ(atomic_load(&v.x_before_calls), 1);
+    CHECK_EQ(atomic_load(&v.x_after_calls), 0);
+    CHECK_STATUS(swo_unregister_handler(v.s, y_id), SWO_OK);
     swo_session_free(v.s);
     pthread_mutex_destroy(&v.big_lock);
 }
