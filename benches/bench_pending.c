@@ -290,6 +290,74 @@ static void bench_record_transferred(void)
     swo_session_free(s);
 }
 
+/* --- 3. swo_iteration_step with 16 handlers ----------------------------------------------
+ * One loop pass as QEMU makes it: a fast query, and an exact one when due, then the decision.
+ * The C baseline does the same queries over a plain array and the same comparisons. Two
+ * shapes: RAM-like handlers with precopy data (fast query only, then iterate), and the vGPU
+ * shape where precopy is 0 so every pass also runs the exact query. */
+__attribute__((noinline)) static uint32_t plain_step(const struct plain_handler *h, size_t n,
+                                                     uint64_t threshold, uint64_t *pass)
+{
+    SwoPending p = plain_query(h, n, false);
+    if (p.total_bytes <= threshold || p.precopy_bytes == 0) {
+        p = plain_query(h, n, true);
+        ++*pass;
+    }
+    return p.total_bytes <= threshold ? SWO_ACTION_SWITCHOVER : SWO_ACTION_ITERATE;
+}
+
+static void bench_iteration_step(const char *shape, uint64_t precopy, uint64_t stopcopy)
+{
+    enum { N = 16, STEPS = 1 << 16 };
+    SwoSession *s = NULL;
+    SwoStatus st;
+    struct device devs[N];
+    struct plain_handler plain[N];
+    uint64_t ids[N], pass = 0;
+    const SwoHandlerOps ops = { sizeof ops, 0, device_pending, NULL };
+    SwoStep step;
+
+    if ((st = swo_session_new(&s)) != SWO_OK)
+        die("swo_session_new", st);
+    for (size_t i = 0; i < N; i++) {
+        devs[i] = (struct device){ precopy, stopcopy, 0 };
+        plain[i] = (struct plain_handler){ device_pending, &devs[i] };
+        if ((st = swo_register_handler(s, "dev", (uint32_t)i, &ops, &devs[i], &ids[i])) != SWO_OK)
+            die("swo_register_handler", st);
+    }
+    /* Active, with a threshold from one 100 ms window: 10 MB -> 30,000,000 B at 300 ms. */
+    if ((st = swo_migration_start(s, 0)) != SWO_OK || (st = swo_setup_done(s, 0)) != SWO_OK ||
+        (st = swo_record_transferred(s, SWO_CHANNEL_MAIN, 10000000)) != SWO_OK ||
+        (st = swo_update_counters(s, 100)) != SWO_OK)
+        die("migration setup", st);
+    double lib_ns[REPS], c_ns[REPS];
+    for (int rep = -1; rep < REPS; rep++) {
+        double t0 = now_ns();
+        for (int i = 0; i < STEPS; i++) {
+            if ((st = swo_iteration_step(s, 100, &step)) != SWO_OK)
+                die("swo_iteration_step", st);
+            sink += step.action;
+        }
+        double t1 = now_ns();
+        for (int i = 0; i < STEPS; i++)
+            sink += plain_step(plain, N, step.threshold_bytes, &pass);
+        double t2 = now_ns();
+        if (rep >= 0) {
+            lib_ns[rep] = (t1 - t0) / STEPS;
+            c_ns[rep] = (t2 - t1) / STEPS;
+        }
+    }
+    if (step.action != SWO_ACTION_ITERATE)
+        die("bench: the step should iterate", SWO_OK);
+    double ml = median(lib_ns, REPS), mc = median(c_ns, REPS);
+    printf("iteration_step 16 handlers %-8s library %8.1f ns/step  C loop %7.1f ns/step"
+           "  ratio %6.2fx\n", shape, ml, mc, ml / mc);
+    for (size_t i = 0; i < N; i++)
+        if ((st = swo_unregister_handler(s, ids[i])) != SWO_OK)
+            die("swo_unregister_handler", st);
+    swo_session_free(s);
+}
+
 int main(void)
 {
     double t0 = now_ns();
@@ -299,6 +367,8 @@ int main(void)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         bench_query_pending(sizes[i]);
     bench_record_transferred();
+    bench_iteration_step("(fast)", 64u << 20, 0);
+    bench_iteration_step("(exact)", 0, 128u << 20);
     printf("total %.1f s\n", (now_ns() - t0) / 1e9);
     return 0;
 }

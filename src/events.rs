@@ -2,6 +2,7 @@
 //! `SwoVmmOps.event` once they are released, in the order they were raised.
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -25,12 +26,23 @@ pub fn format_event(now_ms: u64, name: &str, data: Value) -> String {
 #[derive(Default)]
 pub struct EventQueue {
     queued: Mutex<VecDeque<String>>,
+    /// How many events are queued: lets every call see "nothing to deliver" without a lock.
+    len: AtomicUsize,
     delivering: Mutex<()>,
 }
 
 impl EventQueue {
     pub fn push(&self, json: String) {
-        lock(&self.queued).push_back(json);
+        let mut queued = lock(&self.queued);
+        queued.push_back(json);
+        self.len.store(queued.len(), Ordering::Release);
+    }
+
+    fn pop(&self) -> Option<String> {
+        let mut queued = lock(&self.queued);
+        let next = queued.pop_front();
+        self.len.store(queued.len(), Ordering::Release);
+        next
     }
 
     /// Delivers queued events through `deliver`. Only one thread delivers at a time; a thread
@@ -39,20 +51,20 @@ impl EventQueue {
     pub fn drain(&self, mut deliver: impl FnMut(&str)) {
         loop {
             let Ok(_turn) = self.delivering.try_lock() else { return };
-            while let Some(event) = { let next = lock(&self.queued).pop_front(); next } {
+            while let Some(event) = self.pop() {
                 deliver(&event);
             }
             drop(_turn);
             // An event pushed between our last pop and releasing the turn would otherwise
             // wait for the next call: look once more.
-            if lock(&self.queued).is_empty() {
+            if self.is_empty() {
                 return;
             }
         }
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.queued).len()
+        self.len.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
