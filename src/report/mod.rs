@@ -136,6 +136,8 @@ impl MigrationInfo {
         let mut t = String::new();
         // `writeln!` into a String cannot fail.
         let _ = write!(t, "Status: \t\t{}", self.status.name());
+        // QEMU prints only the failed status's reason here (and for postcopy-paused, a status
+        // this library does not have).
         match (&self.error_desc, self.status) {
             (Some(desc), MigrationStatus::Failed) => {
                 let _ = writeln!(t, " ({desc})");

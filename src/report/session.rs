@@ -14,7 +14,9 @@ impl MigrationInfo {
         info.status = s.status;
         match s.status {
             None | Setup => {}
-            Failed | Cancelled => info.error_desc = s.error_desc.clone(),
+            // QEMU sets error-desc only for a failed migration; a cancel has no reason.
+            Failed => info.error_desc = s.error_desc.clone(),
+            Cancelled => {}
             Active | PreSwitchover | Device | Cancelling | PostcopyActive | Completed => {
                 let completed = s.status == Completed;
                 info.ram = Some(ram_info(s, completed));
