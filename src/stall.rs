@@ -1,9 +1,13 @@
 //! Progress tracking, stall detection and downtime advice (DESIGN.md §Beyond QEMU).
 //!
 //! At each pass (each exact query of the loop) the system-wide remaining is compared with the
-//! best seen so far in this migration. A pass that gets below the best by more than
-//! `stall-margin` percent is progress; `stall-passes` passes in a row without progress make a
-//! stall. A stall ends with the next pass that makes progress.
+//! figure of the last pass that made progress (the first pass counts as progress). A pass that
+//! gets below it by more than `stall-margin` percent is progress; `stall-passes` passes in a
+//! row without progress make a stall. A stall ends with the next pass that makes progress.
+//! Measuring against the last progress rather than the lowest figure ever seen lets a slow,
+//! steady decline (1 % a pass) count as progress once it adds up to the margin, while a
+//! migration that only wobbles does not. The lowest remaining seen is reported as
+//! `best-remaining`.
 //!
 //! The advice is the downtime limit that would let the migration switch over with the figures
 //! of now: the expected downtime plus `downtime-headroom` percent, rounded up to whole ms.
@@ -13,7 +17,9 @@
 pub struct StallTracker {
     /// Best (lowest) remaining seen at a pass; `None` before the first pass.
     pub best_remaining: Option<u64>,
-    /// Passes since the best was last beaten by the margin.
+    /// The remaining of the last pass that made progress: what the next must beat.
+    pub progress_mark: Option<u64>,
+    /// Passes since the mark was last beaten by the margin.
     pub passes_since_progress: u64,
     /// `passes_since_progress >= stall-passes`.
     pub stalled: bool,
@@ -22,7 +28,7 @@ pub struct StallTracker {
 /// What one pass changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PassOutcome {
-    /// This pass beat the best by the margin (or was the first).
+    /// This pass beat the last progress mark by the margin (or was the first).
     pub progress: bool,
     /// This pass started a stall (report it once).
     pub became_stalled: bool,
@@ -31,7 +37,8 @@ pub struct PassOutcome {
 impl StallTracker {
     /// Records the remaining bytes of one pass.
     pub fn observe(&mut self, remaining: u64, margin_pct: u64, stall_passes: u64) -> PassOutcome {
-        let progress = match self.best_remaining {
+        self.best_remaining = Some(self.best_remaining.map_or(remaining, |b| b.min(remaining)));
+        let progress = match self.progress_mark {
             None => true,
             // remaining < best * (1 - margin): in integers, without overflow.
             Some(best) => {
@@ -39,7 +46,7 @@ impl StallTracker {
             }
         };
         if progress {
-            self.best_remaining = Some(remaining);
+            self.progress_mark = Some(remaining);
             self.passes_since_progress = 0;
             self.stalled = false;
             return PassOutcome { progress, became_stalled: false };
@@ -64,6 +71,23 @@ pub fn recommended_downtime(expected_ms: i64, headroom_pct: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn best_remaining_is_the_lowest_seen_while_progress_is_measured_from_the_last_mark() {
+        let mut t = StallTracker::default();
+        t.observe(1000, 4, 5);
+        // 990 and 980: lower, but not 4 % below the mark of 1000.
+        assert!(!t.observe(990, 4, 5).progress);
+        assert!(!t.observe(980, 4, 5).progress);
+        assert_eq!(t.best_remaining, Some(980));
+        assert_eq!(t.progress_mark, Some(1000));
+        // 959 adds up to 4.1 % below the mark: progress, and the new mark.
+        assert!(t.observe(959, 4, 5).progress);
+        assert_eq!(t.progress_mark, Some(959));
+        // A bounce up does not raise the best.
+        t.observe(2000, 4, 5);
+        assert_eq!(t.best_remaining, Some(959));
+    }
 
     #[test]
     fn five_passes_without_four_percent_progress_stall_once() {

@@ -372,7 +372,7 @@ fn vm_stop_failed_is_warned_once_per_migration() {
     assert!(rig.step().exact);
     let w = rig.vmm.events("DEVICE_SIZE_WARNING");
     assert_eq!(w.len(), 2, "a new migration warns again: {w:?}");
-    assert_eq!((w[1]["kind"].as_str(), w[1]["errno"].as_i64()), (Some("vm-stop-failed"), Some(-16)));
+    assert_eq!((w[1]["kind"].as_str(), w[1]["errno"].as_i64()), (Some("vm-stop-failed"), Some(16)));
 }
 
 /// Finding 8: a `NO_POSTCOPY` handler registered after `postcopy_request` makes

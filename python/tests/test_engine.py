@@ -417,7 +417,7 @@ def test_vm_stop_that_raises_counts_as_eio_and_is_warned_about(session, caplog):
         session.iteration_step(10)
     assert "vm_stop raised" in caplog.text
     warnings = session.events_named("DEVICE_SIZE_WARNING")
-    assert warnings == [{"kind": "vm-stop-failed", "errno": -5, "devices": ["vgpu"]}]
+    assert warnings == [{"kind": "vm-stop-failed", "errno": 5, "devices": ["vgpu"]}]
 
 
 def test_vm_resume_failure_raises_io_with_the_guest_still_stopped(session):

@@ -47,7 +47,7 @@
 //! - `DEVICE_SIZE_WARNING` (always): `kind` — `"no-vmm-ops"` (a handler wants its exact query
 //!   with the guest stopped but the VMM gave no `vm_stop`/`vm_resume`: queried with the guest
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
-//!   with the guest running; adds `errno` of the first failure; once per migration);
+//!   with the guest running; adds `errno`, positive, of the first failure; once per migration);
 //!   `devices` — the handlers' idstrs.
 mod lifecycle;
 mod snapshot;

@@ -221,7 +221,7 @@ impl Session {
                 if !std::mem::replace(&mut st.warned_vm_stop_failed, true) {
                     self.emit(
                         "DEVICE_SIZE_WARNING",
-                        json!({"kind": "vm-stop-failed", "errno": rc, "devices": devices}),
+                        json!({"kind": "vm-stop-failed", "errno": rc.unsigned_abs(), "devices": devices}),
                     );
                 }
             }
