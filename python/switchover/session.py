@@ -19,7 +19,7 @@ from .figures import Pending, _saturating_sum
 
 log = logging.getLogger("switchover")
 
-__all__ = ["Pending", "Handler", "Session"]
+__all__ = ["Pending", "Handler", "Session", "UNKNOWN_STOP_COPY"]
 
 
 #: What a handler may return: a Pending, a (precopy, stopcopy, postcopy) tuple, a dict with
@@ -59,6 +59,41 @@ def _figures(result: PendingLike) -> Tuple[int, int, int]:
         raise TypeError(f"a handler returns Pending, a 3-tuple, a dict or None, not "
                         f"{type(result).__name__}")
     return tuple(_bucket(v, name) for v, name in zip(values, _BUCKETS))  # type: ignore
+
+
+#: The stop-copy bytes a handler counts when it fails before it ever answered: what QEMU
+#: assumes for a VFIO device whose stop-copy size cannot be read (100 GiB), large enough
+#: that no realistic threshold lets the migration switch over on it.
+UNKNOWN_STOP_COPY = 100 << 30
+
+
+class _LastAnswer:
+    """A handler's last successful figures: what it counts again when it fails."""
+
+    __slots__ = ("figures", "failing")
+
+    def __init__(self) -> None:
+        self.figures: Tuple[int, int, int] = (0, UNKNOWN_STOP_COPY, 0)
+        self.failing = False  # only the first failure of a run is logged with its traceback
+
+    def succeeded(self, figures: Tuple[int, int, int]) -> Tuple[int, int, int]:
+        # Several threads may query at once: each assignment is atomic, and any recent
+        # successful answer is a sound fallback.
+        self.figures, self.failing = figures, False
+        return figures
+
+    def failed(self, label: str) -> Tuple[int, int, int]:
+        """Called inside the ``except`` block: logs and returns the figures to count."""
+        figures = self.figures
+        if self.failing:
+            log.debug("save_query_pending of handler %s failed again; counted %s again",
+                      label, figures, exc_info=True)
+        else:
+            self.failing = True
+            log.exception("save_query_pending of handler %s failed; counted as its last "
+                          "answer (precopy, stopcopy, postcopy) = %s until it answers",
+                          label, figures)
+        return figures
 
 
 # Which sessions' callbacks the current thread is running (close() from inside one of
@@ -356,9 +391,16 @@ class Session(EngineCalls):
 
         ``handler`` is a callable ``(exact, final) -> Pending | (pre, stop, post) | dict |
         None`` or an object with such a ``save_query_pending(exact, final)`` method and an
-        optional ``is_active()``. It may be called from any thread that queries. An
-        exception inside it is logged (logger ``switchover``) and counts as nothing pending;
-        an exception in ``is_active`` skips the handler.
+        optional ``is_active()``. It may be called from any thread that queries.
+
+        A failing handler never under-counts (an under-count lets the migration switch over
+        with state the downtime does not cover). When ``save_query_pending`` raises or
+        returns something that is no pending figure, the handler counts its last successful
+        answer (of any query kind) again, or, before it ever answered,
+        :data:`UNKNOWN_STOP_COPY` bytes of stop-copy data: the 100 GiB QEMU assumes for a
+        VFIO device whose size cannot be read. When ``is_active`` raises, the handler counts
+        as active and is queried. Each failure is logged (logger ``switchover``): the first
+        of a run of failures with its traceback at ERROR, the repeats at DEBUG.
         """
         if not isinstance(idstr, str):
             raise TypeError(f"idstr must be a str, not {type(idstr).__name__}")
@@ -384,15 +426,14 @@ class Session(EngineCalls):
 
         key = id(self)
         label = f"{idstr!r} instance {instance_id}"
+        answers = _LastAnswer()
 
         def c_query(_opaque, pending, exact, final):
             _enter(key)
             try:
-                pre, stop, post = _figures(query(bool(exact), bool(final)))
+                pre, stop, post = answers.succeeded(_figures(query(bool(exact), bool(final))))
             except Exception:
-                log.exception("save_query_pending of handler %s raised; counted as 0 bytes",
-                              label)
-                return
+                pre, stop, post = answers.failed(label)
             finally:
                 _leave(key)
             p = pending.contents
@@ -409,8 +450,9 @@ class Session(EngineCalls):
                 try:
                     return bool(is_active())
                 except Exception:
-                    log.exception("is_active of handler %s raised; handler skipped", label)
-                    return False
+                    # Skipping it would drop its state from the decision: query it instead.
+                    log.exception("is_active of handler %s raised; counted as active", label)
+                    return True
                 finally:
                     _leave(key)
 
