@@ -129,6 +129,9 @@ class Handler:
         self.instance_id = instance_id
         self.flags = flags
         self._keepalive: Optional[tuple] = keepalive
+        # Makes "still registered? then unregister" one step: two threads unregistering at
+        # once must not both reach the library (the second would get SWO_ERR_NOT_FOUND).
+        self._unregistering = threading.Lock()
 
     @property
     def registered(self) -> bool:
@@ -137,17 +140,27 @@ class Handler:
     def unregister(self) -> None:
         """Unregisters the handler; once this returns no callback of it runs or starts.
         Calling it again, or after the session closed, does nothing. From inside a callback
-        of the same session it raises ``SwitchoverError`` (``SWO_ERR_REENTRANT``)."""
+        of the same session it raises ``SwitchoverError`` (``SWO_ERR_REENTRANT``). Several
+        threads may call it at once: one unregisters, the others wait until it is done and
+        return."""
         session = self._session()
         if session is None or session.closed or not self.registered:
             self._keepalive = None
             return
-        try:
+        if _is_inside(id(session)):
+            # Never wait for the lock here: its holder may be waiting for this very callback
+            # to return. The library refuses the call (SWO_ERR_REENTRANT).
             session._unregister(self)
-        except ValueError:
-            if not session.closed:
-                raise
-            self._keepalive = None  # the session closed meanwhile, taking the handler
+            return
+        with self._unregistering:
+            if not self.registered:  # another thread unregistered it meanwhile
+                return
+            try:
+                session._unregister(self)
+            except ValueError:
+                if not session.closed:
+                    raise
+                self._keepalive = None  # the session closed meanwhile, taking the handler
 
     def _release(self) -> None:
         self._keepalive = None
