@@ -8,6 +8,7 @@ import logging
 import operator
 import threading
 import weakref
+from collections import deque
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import _native
@@ -19,7 +20,12 @@ from .figures import Pending, _saturating_sum
 
 log = logging.getLogger("switchover")
 
-__all__ = ["Pending", "Handler", "Session", "UNKNOWN_STOP_COPY"]
+__all__ = ["Pending", "Handler", "Session", "UNKNOWN_STOP_COPY", "KEEP_EVENTS"]
+
+#: How many of the most recent events a :class:`Session` keeps in :attr:`Session.events` by
+#: default: every event of a migration with a few hundred passes (``MIGRATION_PASS`` is one
+#: per pass with the ``events`` capability), a bounded amount of memory for a longer one.
+KEEP_EVENTS = 1000
 
 
 #: What a handler may return: a Pending, a (precopy, stopcopy, postcopy) tuple, a dict with
@@ -192,13 +198,14 @@ class _Vmm:
     made once and live as long as the session; they call whatever Python callables are
     installed at the time. They hold no reference to the Session (no cycle)."""
 
-    def __init__(self, session_key: int):
+    def __init__(self, session_key: int, keep_events: Optional[int]):
         self.key = session_key
         self.lock = threading.Lock()
         self.vm_stop: Optional[Callable[[], Optional[int]]] = None
         self.vm_resume: Optional[Callable[[], Optional[int]]] = None
         self.event: Optional[Callable[[dict], Any]] = None
-        self.events: List[dict] = []
+        self.events: deque = deque(maxlen=keep_events)
+        self.dropped = 0  # events pushed out of `events` by newer ones
         self.c_vm_stop = _native.SwoVmOpFn(self._c_vm_stop)
         self.c_vm_resume = _native.SwoVmOpFn(self._c_vm_resume)
         self.c_event = _native.SwoEventFn(self._c_event)
@@ -206,7 +213,7 @@ class _Vmm:
     def ops(self) -> SwoVmmOps:
         """The C ops for the callables installed now: NULL where none is (without vm_stop
         the library never stops the guest itself). The event hook is always installed, so
-        every event is kept in :attr:`events`."""
+        every event is kept in :attr:`events` (the most recent ``keep_events``)."""
         ops = SwoVmmOps(ctypes.sizeof(SwoVmmOps), 0)
         if self.vm_stop is not None:
             ops.vm_stop = self.c_vm_stop
@@ -243,6 +250,8 @@ class _Vmm:
                 log.error("the library delivered an event that is not JSON: %r", raw)
                 event = {"event": None, "raw": raw}
             with self.lock:
+                if len(self.events) == self.events.maxlen:
+                    self.dropped += 1
                 self.events.append(event)
             callback = self.event
             if callback is not None:
@@ -262,16 +271,25 @@ class Session(EngineCalls):
     thread; :meth:`close` waits until calls running on other threads are done. RAM and VFIO
     models created on it (:class:`~switchover.Ram`, :class:`~switchover.Vfio`) are kept
     alive by it and closed by :meth:`close` before the session is freed.
+
+    ``keep_events`` bounds :attr:`events`: the session keeps the most recent ``keep_events``
+    events (default :data:`KEEP_EVENTS`, 1000), so a long migration with the ``events``
+    capability (one ``MIGRATION_PASS`` per pass) does not grow without bound. ``0`` keeps
+    none (an event callback sees them all anyway); ``None`` keeps every event.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_events: Optional[int] = KEEP_EVENTS) -> None:
+        if keep_events is not None:
+            keep_events = operator.index(keep_events)
+            if keep_events < 0:
+                raise ValueError(f"keep_events is negative ({keep_events})")
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._inflight = 0
         self._handlers: Dict[int, Handler] = {}
         self._models: List[Any] = []
         self._handle = None
-        self._vmm = _Vmm(id(self))
+        self._vmm = _Vmm(id(self), keep_events)
         handle = _native.SessionP()
         check(_native.lib.swo_session_new(ctypes.byref(handle)))
         self._handle = handle
@@ -374,11 +392,19 @@ class Session(EngineCalls):
 
     @property
     def events(self) -> List[dict]:
-        """Every event the library delivered so far, in order, parsed from JSON
-        (``{"timestamp": ..., "event": "MIGRATION", "data": {...}}``); also kept when an
-        event callback is set. A copy: later events do not change it."""
+        """The most recent events the library delivered (at most ``keep_events``, see
+        :class:`Session`), oldest first, parsed from JSON (``{"timestamp": ..., "event":
+        "MIGRATION", "data": {...}}``); also kept when an event callback is set. A copy:
+        later events do not change it."""
         with self._vmm.lock:
             return list(self._vmm.events)
+
+    @property
+    def events_dropped(self) -> int:
+        """How many events :attr:`events` no longer holds because newer ones pushed them
+        out (``keep_events``); :meth:`clear_events` does not count."""
+        with self._vmm.lock:
+            return self._vmm.dropped
 
     def clear_events(self) -> None:
         """Forgets the events kept so far."""
