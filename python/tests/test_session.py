@@ -36,6 +36,13 @@ def test_pending_is_a_frozen_dataclass_with_a_saturating_total():
         p.total = 7
 
 
+@pytest.mark.parametrize("figures", [dict(precopy=-1), dict(stopcopy=-2_050_000_000),
+                                     dict(postcopy=-1), dict(precopy=1, total=-1)])
+def test_pending_with_a_negative_figure_is_refused(figures):
+    with pytest.raises(ValueError, match="negative"):
+        Pending(**figures)
+
+
 def test_handlers_may_return_pending_tuple_dict_or_none(session):
     session.register_handler("pending", lambda e, f: Pending(precopy=1))
     session.register_handler("tuple", lambda e, f: (0, 2, 0))
