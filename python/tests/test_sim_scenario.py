@@ -1,4 +1,5 @@
 """Scenario files: parsing of sizes and rates, defaults, validation errors naming the key."""
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,16 @@ def test_bad_toml_and_missing_file_are_scenario_errors(tmp_path):
         scn.load(bad)
     with pytest.raises(scn.ScenarioError, match="No such file"):
         scn.load(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("value, key", [
+    (2**64, "devices[0].stop_copy"), ("16384P", "devices[0].stop_copy"),
+    (2**70, "devices[0].stop_copy")])
+def test_sizes_of_2_to_the_64_bytes_are_refused_naming_the_key(value, key):
+    with pytest.raises(scn.ScenarioError, match=re.escape(key)):
+        scn.from_dict({"devices": [{"stop_copy": value}]})
+
+
+def test_the_largest_64_bit_size_loads():
+    assert scn.parse_size(2**64 - 1, "k") == 2**64 - 1
+    assert scn.parse_size("16383.99P", "k") < 2**64

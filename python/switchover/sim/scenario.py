@@ -54,7 +54,16 @@ _BITS_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
 def parse_size(value: Any, key: str) -> int:
-    """Bytes from an int or a string such as ``"1.91GiB"``, ``"8M"``, ``"4096"``."""
+    """Bytes from an int or a string such as ``"1.91GiB"``, ``"8M"``, ``"4096"``; at most
+    2**64-1 (the library's sizes are 64-bit)."""
+    size = _parse_size(value, key)
+    if size > GARBAGE_SIZE:
+        raise ScenarioError(f"{key}: {value!r} is 2**64 bytes or more; sizes are 64-bit "
+                            f"(at most {GARBAGE_SIZE})")
+    return size
+
+
+def _parse_size(value: Any, key: str) -> int:
     if isinstance(value, bool):
         raise ScenarioError(f"{key}: expected a size, got {value!r}")
     if isinstance(value, int):
