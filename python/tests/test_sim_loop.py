@@ -78,6 +78,33 @@ def test_summary_of_a_stalled_run_says_no():
     assert "converged:          no" in lines and "stalls:             1" in lines
 
 
+def _advice_line(**advice):
+    from switchover.sim.run import Result
+    res = Result(scenario="s", seed=1, advice={"stalled": True, "passes_since_progress": 5,
+                                               **advice})
+    (line,) = [x for x in summary_lines(res) if "advice:" in x]
+    return line
+
+
+def test_advice_line_says_which_limit_would_switch_over_or_that_none_would():
+    # The vGPU seed example: 1910 ms expected, 10 % headroom -> 2101 ms (QEMU-BEHAVIOUR.md).
+    assert _advice_line(expected_downtime_ms=1910, recommended_downtime_ms=2101,
+                        beyond_max=False).endswith(
+        "expected downtime 1910 ms, a downtime-limit of 2101 ms would switch over")
+    # auto-downtime-max 2000 is below the recommendation: still a limit that would work.
+    assert _advice_line(expected_downtime_ms=1910, recommended_downtime_ms=2101,
+                        beyond_max=True).endswith(
+        "a downtime-limit of 2101 ms would switch over (beyond auto-downtime-max)")
+    # Above 2,000,000 ms the library flags BEYOND_MAX and recommends 0.
+    assert _advice_line(expected_downtime_ms=2_000_001, recommended_downtime_ms=0,
+                        beyond_max=True).endswith(
+        "more than any downtime-limit can be: no downtime-limit up to 2,000,000 ms would "
+        "converge")
+    # No recommendation and no flag (no bandwidth estimate yet): nothing is concluded.
+    assert _advice_line(expected_downtime_ms=2**63 - 1, recommended_downtime_ms=0,
+                        beyond_max=False).endswith("expected downtime inf")
+
+
 def test_json_is_one_document_with_outcome_and_passes():
     doc = json.loads(dumps(to_json_obj(run("idle-4g"))))
     assert doc["outcome"] == "completed" and doc["converged"] is True
