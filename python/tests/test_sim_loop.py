@@ -10,7 +10,7 @@ from switchover.sim import scenario as scn
 from switchover.sim import sweep
 from switchover.sim.__main__ import main
 from switchover.sim.output import dumps, fmt_size, pass_line, print_text, summary_lines, to_json_obj
-from switchover.sim.plot import plot_run, plot_sweep
+from switchover.sim.plot import plot_run, plot_sweep, sweep_figure
 from switchover.sim.run import Simulation
 from test_sim_fakelib import fake_module
 
@@ -132,6 +132,32 @@ def test_sweep_gives_a_map_and_a_heatmap(tmp_path):
     path = tmp_path / "map.png"
     plot_sweep(*axes[0], *axes[1], grid, str(path))
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def _inside_figure(fig, artist):
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    return (box.width > 0 and box.x0 >= 0 and box.y0 >= 0
+            and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height)
+
+
+@pytest.mark.parametrize("values", [[1000], [300, 1000, 2000]])
+def test_one_axis_sweep_plot_labels_its_x_axis_and_shows_the_whole_title(values):
+    import matplotlib.pyplot as plt
+    raw = scn.load_raw(SCENARIOS / "vgpu.toml")
+    raw["actions"] = []
+    axes = [("params.downtime-limit", values)]
+    grid = sweep.run_sweep(raw, "vgpu", axes, so=fake_module(), max_time_s=20)
+    # The CLI passes an empty second axis for a one-axis sweep.
+    fig = sweep_figure("params.downtime-limit", values, "", [""], grid)
+    try:
+        fig.canvas.draw()
+        (ax, *_colorbar) = fig.axes
+        assert ax.get_xlabel() == "params.downtime-limit"
+        assert [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in values]
+        assert _inside_figure(fig, ax.title), "title cut at the figure's edge"
+        assert _inside_figure(fig, ax.xaxis.label)
+    finally:
+        plt.close(fig)
 
 
 def test_sweep_axis_syntax_is_checked():
