@@ -160,6 +160,22 @@ def test_one_axis_sweep_plot_labels_its_x_axis_and_shows_the_whole_title(values)
         plt.close(fig)
 
 
+def test_cli_plot_into_a_missing_directory_creates_it(tmp_path):
+    path = tmp_path / "plots" / "new" / "vgpu.png"
+    assert main([str(SCENARIOS / "idle-4g.toml"), "--quiet", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_plot_into_an_impossible_path_is_an_error_before_the_run(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main([str(SCENARIOS / "idle-4g.toml"), "--quiet",
+                 "--plot", str(blocker / "vgpu.png")]) == 2
+    captured = capsys.readouterr()
+    assert "--plot" in captured.err and str(blocker) in captured.err
+    assert captured.out == ""  # refused before the simulation ran
+
+
 def test_sweep_axis_syntax_is_checked():
     with pytest.raises(scn.ScenarioError, match="KEY=V1,V2"):
         sweep.parse_axis("params.downtime-limit")
