@@ -33,7 +33,7 @@ from .errors import SwitchoverError
 from .figures import (Advice, Info, Pending, RamFigures, Step, VfioSizes, action_name,
                       migration_status_name)
 from .ram import Ram
-from .session import Handler, Session
+from .session import KEEP_EVENTS, UNKNOWN_STOP_COPY, Handler, Session
 from .sizes import parse_size, size_to_str
 from .vfio import Vfio
 

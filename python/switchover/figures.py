@@ -47,7 +47,8 @@ def _enum(cls, value: int):
 class Pending:
     """Bytes still to send, by when they can move (QEMU 11.1's three buckets).
 
-    ``total`` is the saturating sum of the three unless given.
+    ``total`` is the saturating sum of the three unless given. Byte counts are never
+    negative: a negative figure raises ``ValueError``.
     """
 
     precopy: int = 0
@@ -56,6 +57,10 @@ class Pending:
     total: Optional[int] = None
 
     def __post_init__(self) -> None:
+        for name in ("precopy", "stopcopy", "postcopy", "total"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"Pending {name} is negative ({value})")
         if self.total is None:
             object.__setattr__(self, "total",
                                _saturating_sum(self.precopy, self.stopcopy, self.postcopy))

@@ -8,6 +8,7 @@ import logging
 import operator
 import threading
 import weakref
+from collections import deque
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import _native
@@ -19,7 +20,12 @@ from .figures import Pending, _saturating_sum
 
 log = logging.getLogger("switchover")
 
-__all__ = ["Pending", "Handler", "Session"]
+__all__ = ["Pending", "Handler", "Session", "UNKNOWN_STOP_COPY", "KEEP_EVENTS"]
+
+#: How many of the most recent events a :class:`Session` keeps in :attr:`Session.events` by
+#: default: every event of a migration with a few hundred passes (``MIGRATION_PASS`` is one
+#: per pass with the ``events`` capability), a bounded amount of memory for a longer one.
+KEEP_EVENTS = 1000
 
 
 #: What a handler may return: a Pending, a (precopy, stopcopy, postcopy) tuple, a dict with
@@ -61,6 +67,41 @@ def _figures(result: PendingLike) -> Tuple[int, int, int]:
     return tuple(_bucket(v, name) for v, name in zip(values, _BUCKETS))  # type: ignore
 
 
+#: The stop-copy bytes a handler counts when it fails before it ever answered: what QEMU
+#: assumes for a VFIO device whose stop-copy size cannot be read (100 GiB), large enough
+#: that no realistic threshold lets the migration switch over on it.
+UNKNOWN_STOP_COPY = 100 << 30
+
+
+class _LastAnswer:
+    """A handler's last successful figures: what it counts again when it fails."""
+
+    __slots__ = ("figures", "failing")
+
+    def __init__(self) -> None:
+        self.figures: Tuple[int, int, int] = (0, UNKNOWN_STOP_COPY, 0)
+        self.failing = False  # only the first failure of a run is logged with its traceback
+
+    def succeeded(self, figures: Tuple[int, int, int]) -> Tuple[int, int, int]:
+        # Several threads may query at once: each assignment is atomic, and any recent
+        # successful answer is a sound fallback.
+        self.figures, self.failing = figures, False
+        return figures
+
+    def failed(self, label: str) -> Tuple[int, int, int]:
+        """Called inside the ``except`` block: logs and returns the figures to count."""
+        figures = self.figures
+        if self.failing:
+            log.debug("save_query_pending of handler %s failed again; counted %s again",
+                      label, figures, exc_info=True)
+        else:
+            self.failing = True
+            log.exception("save_query_pending of handler %s failed; counted as its last "
+                          "answer (precopy, stopcopy, postcopy) = %s until it answers",
+                          label, figures)
+        return figures
+
+
 # Which sessions' callbacks the current thread is running (close() from inside one of
 # them would wait for itself).
 _inside = threading.local()
@@ -94,6 +135,9 @@ class Handler:
         self.instance_id = instance_id
         self.flags = flags
         self._keepalive: Optional[tuple] = keepalive
+        # Makes "still registered? then unregister" one step: two threads unregistering at
+        # once must not both reach the library (the second would get SWO_ERR_NOT_FOUND).
+        self._unregistering = threading.Lock()
 
     @property
     def registered(self) -> bool:
@@ -102,17 +146,27 @@ class Handler:
     def unregister(self) -> None:
         """Unregisters the handler; once this returns no callback of it runs or starts.
         Calling it again, or after the session closed, does nothing. From inside a callback
-        of the same session it raises ``SwitchoverError`` (``SWO_ERR_REENTRANT``)."""
+        of the same session it raises ``SwitchoverError`` (``SWO_ERR_REENTRANT``). Several
+        threads may call it at once: one unregisters, the others wait until it is done and
+        return."""
         session = self._session()
         if session is None or session.closed or not self.registered:
             self._keepalive = None
             return
-        try:
+        if _is_inside(id(session)):
+            # Never wait for the lock here: its holder may be waiting for this very callback
+            # to return. The library refuses the call (SWO_ERR_REENTRANT).
             session._unregister(self)
-        except ValueError:
-            if not session.closed:
-                raise
-            self._keepalive = None  # the session closed meanwhile, taking the handler
+            return
+        with self._unregistering:
+            if not self.registered:  # another thread unregistered it meanwhile
+                return
+            try:
+                session._unregister(self)
+            except ValueError:
+                if not session.closed:
+                    raise
+                self._keepalive = None  # the session closed meanwhile, taking the handler
 
     def _release(self) -> None:
         self._keepalive = None
@@ -144,13 +198,14 @@ class _Vmm:
     made once and live as long as the session; they call whatever Python callables are
     installed at the time. They hold no reference to the Session (no cycle)."""
 
-    def __init__(self, session_key: int):
+    def __init__(self, session_key: int, keep_events: Optional[int]):
         self.key = session_key
         self.lock = threading.Lock()
         self.vm_stop: Optional[Callable[[], Optional[int]]] = None
         self.vm_resume: Optional[Callable[[], Optional[int]]] = None
         self.event: Optional[Callable[[dict], Any]] = None
-        self.events: List[dict] = []
+        self.events: deque = deque(maxlen=keep_events)
+        self.dropped = 0  # events pushed out of `events` by newer ones
         self.c_vm_stop = _native.SwoVmOpFn(self._c_vm_stop)
         self.c_vm_resume = _native.SwoVmOpFn(self._c_vm_resume)
         self.c_event = _native.SwoEventFn(self._c_event)
@@ -158,7 +213,7 @@ class _Vmm:
     def ops(self) -> SwoVmmOps:
         """The C ops for the callables installed now: NULL where none is (without vm_stop
         the library never stops the guest itself). The event hook is always installed, so
-        every event is kept in :attr:`events`."""
+        every event is kept in :attr:`events` (the most recent ``keep_events``)."""
         ops = SwoVmmOps(ctypes.sizeof(SwoVmmOps), 0)
         if self.vm_stop is not None:
             ops.vm_stop = self.c_vm_stop
@@ -195,6 +250,8 @@ class _Vmm:
                 log.error("the library delivered an event that is not JSON: %r", raw)
                 event = {"event": None, "raw": raw}
             with self.lock:
+                if len(self.events) == self.events.maxlen:
+                    self.dropped += 1
                 self.events.append(event)
             callback = self.event
             if callback is not None:
@@ -214,16 +271,25 @@ class Session(EngineCalls):
     thread; :meth:`close` waits until calls running on other threads are done. RAM and VFIO
     models created on it (:class:`~switchover.Ram`, :class:`~switchover.Vfio`) are kept
     alive by it and closed by :meth:`close` before the session is freed.
+
+    ``keep_events`` bounds :attr:`events`: the session keeps the most recent ``keep_events``
+    events (default :data:`KEEP_EVENTS`, 1000), so a long migration with the ``events``
+    capability (one ``MIGRATION_PASS`` per pass) does not grow without bound. ``0`` keeps
+    none (an event callback sees them all anyway); ``None`` keeps every event.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_events: Optional[int] = KEEP_EVENTS) -> None:
+        if keep_events is not None:
+            keep_events = operator.index(keep_events)
+            if keep_events < 0:
+                raise ValueError(f"keep_events is negative ({keep_events})")
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._inflight = 0
         self._handlers: Dict[int, Handler] = {}
         self._models: List[Any] = []
         self._handle = None
-        self._vmm = _Vmm(id(self))
+        self._vmm = _Vmm(id(self), keep_events)
         handle = _native.SessionP()
         check(_native.lib.swo_session_new(ctypes.byref(handle)))
         self._handle = handle
@@ -326,11 +392,19 @@ class Session(EngineCalls):
 
     @property
     def events(self) -> List[dict]:
-        """Every event the library delivered so far, in order, parsed from JSON
-        (``{"timestamp": ..., "event": "MIGRATION", "data": {...}}``); also kept when an
-        event callback is set. A copy: later events do not change it."""
+        """The most recent events the library delivered (at most ``keep_events``, see
+        :class:`Session`), oldest first, parsed from JSON (``{"timestamp": ..., "event":
+        "MIGRATION", "data": {...}}``); also kept when an event callback is set. A copy:
+        later events do not change it."""
         with self._vmm.lock:
             return list(self._vmm.events)
+
+    @property
+    def events_dropped(self) -> int:
+        """How many events :attr:`events` no longer holds because newer ones pushed them
+        out (``keep_events``); :meth:`clear_events` does not count."""
+        with self._vmm.lock:
+            return self._vmm.dropped
 
     def clear_events(self) -> None:
         """Forgets the events kept so far."""
@@ -356,9 +430,16 @@ class Session(EngineCalls):
 
         ``handler`` is a callable ``(exact, final) -> Pending | (pre, stop, post) | dict |
         None`` or an object with such a ``save_query_pending(exact, final)`` method and an
-        optional ``is_active()``. It may be called from any thread that queries. An
-        exception inside it is logged (logger ``switchover``) and counts as nothing pending;
-        an exception in ``is_active`` skips the handler.
+        optional ``is_active()``. It may be called from any thread that queries.
+
+        A failing handler never under-counts (an under-count lets the migration switch over
+        with state the downtime does not cover). When ``save_query_pending`` raises or
+        returns something that is no pending figure, the handler counts its last successful
+        answer (of any query kind) again, or, before it ever answered,
+        :data:`UNKNOWN_STOP_COPY` bytes of stop-copy data: the 100 GiB QEMU assumes for a
+        VFIO device whose size cannot be read. When ``is_active`` raises, the handler counts
+        as active and is queried. Each failure is logged (logger ``switchover``): the first
+        of a run of failures with its traceback at ERROR, the repeats at DEBUG.
         """
         if not isinstance(idstr, str):
             raise TypeError(f"idstr must be a str, not {type(idstr).__name__}")
@@ -384,15 +465,14 @@ class Session(EngineCalls):
 
         key = id(self)
         label = f"{idstr!r} instance {instance_id}"
+        answers = _LastAnswer()
 
         def c_query(_opaque, pending, exact, final):
             _enter(key)
             try:
-                pre, stop, post = _figures(query(bool(exact), bool(final)))
+                pre, stop, post = answers.succeeded(_figures(query(bool(exact), bool(final))))
             except Exception:
-                log.exception("save_query_pending of handler %s raised; counted as 0 bytes",
-                              label)
-                return
+                pre, stop, post = answers.failed(label)
             finally:
                 _leave(key)
             p = pending.contents
@@ -409,8 +489,9 @@ class Session(EngineCalls):
                 try:
                     return bool(is_active())
                 except Exception:
-                    log.exception("is_active of handler %s raised; handler skipped", label)
-                    return False
+                    # Skipping it would drop its state from the decision: query it instead.
+                    log.exception("is_active of handler %s raised; counted as active", label)
+                    return True
                 finally:
                     _leave(key)
 

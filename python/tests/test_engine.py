@@ -352,6 +352,46 @@ def test_migration_events_arrive_in_order_with_the_events_capability(session):
     assert session.events == []
 
 
+def _passes_with_events(session, passes, delivered):
+    session.set_vmm_ops(event=delivered.append)
+    session.set_capability("events", True)
+    session.register_handler("dev", fixed(stop=1 << 40))  # never converges
+    session.migration_start(0)
+    session.setup_done(0)
+    for i in range(1, passes + 1):
+        session.iteration_step(i * 100)
+    return [e for e in session.events if e["event"] == "MIGRATION_PASS"]
+
+
+def test_a_session_keeps_the_most_recent_1000_events_by_default(session):
+    # One MIGRATION_PASS per pass, so 1500 passes deliver more than 1500 events.
+    assert so.KEEP_EVENTS == 1000
+    delivered = []
+    passes = _passes_with_events(session, 1500, delivered)
+    assert len(delivered) > 1500
+    assert session.events == delivered[-1000:]
+    assert session.events_dropped == len(delivered) - 1000
+    assert passes[-1]["data"] == {"pass": 1500}
+
+
+def test_keep_events_none_keeps_every_event_and_0_keeps_none():
+    delivered = []
+    with Session(keep_events=None) as every:
+        assert len(_passes_with_events(every, 1500, delivered)) == 1500
+        assert every.events == delivered and every.events_dropped == 0
+    delivered = []
+    with Session(keep_events=0) as none:
+        assert _passes_with_events(none, 10, delivered) == []
+        assert none.events == [] and none.events_dropped == len(delivered)
+    assert [e["data"] for e in delivered if e["event"] == "MIGRATION_PASS"][-1] == {"pass": 10}
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("10", TypeError)])
+def test_keep_events_must_be_a_count(bad, error):
+    with pytest.raises(error):
+        Session(keep_events=bad)
+
+
 def test_no_migration_events_without_the_events_capability(session):
     session.migration_start(0)
     session.setup_done(0)

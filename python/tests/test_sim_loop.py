@@ -10,7 +10,7 @@ from switchover.sim import scenario as scn
 from switchover.sim import sweep
 from switchover.sim.__main__ import main
 from switchover.sim.output import dumps, fmt_size, pass_line, print_text, summary_lines, to_json_obj
-from switchover.sim.plot import plot_run, plot_sweep
+from switchover.sim.plot import plot_run, plot_sweep, sweep_figure
 from switchover.sim.run import Simulation
 from test_sim_fakelib import fake_module
 
@@ -78,6 +78,33 @@ def test_summary_of_a_stalled_run_says_no():
     assert "converged:          no" in lines and "stalls:             1" in lines
 
 
+def _advice_line(**advice):
+    from switchover.sim.run import Result
+    res = Result(scenario="s", seed=1, advice={"stalled": True, "passes_since_progress": 5,
+                                               **advice})
+    (line,) = [x for x in summary_lines(res) if "advice:" in x]
+    return line
+
+
+def test_advice_line_says_which_limit_would_switch_over_or_that_none_would():
+    # The vGPU seed example: 1910 ms expected, 10 % headroom -> 2101 ms (QEMU-BEHAVIOUR.md).
+    assert _advice_line(expected_downtime_ms=1910, recommended_downtime_ms=2101,
+                        beyond_max=False).endswith(
+        "expected downtime 1910 ms, a downtime-limit of 2101 ms would switch over")
+    # auto-downtime-max 2000 is below the recommendation: still a limit that would work.
+    assert _advice_line(expected_downtime_ms=1910, recommended_downtime_ms=2101,
+                        beyond_max=True).endswith(
+        "a downtime-limit of 2101 ms would switch over (beyond auto-downtime-max)")
+    # Above 2,000,000 ms the library flags BEYOND_MAX and recommends 0.
+    assert _advice_line(expected_downtime_ms=2_000_001, recommended_downtime_ms=0,
+                        beyond_max=True).endswith(
+        "more than any downtime-limit can be: no downtime-limit up to 2,000,000 ms would "
+        "converge")
+    # No recommendation and no flag (no bandwidth estimate yet): nothing is concluded.
+    assert _advice_line(expected_downtime_ms=2**63 - 1, recommended_downtime_ms=0,
+                        beyond_max=False).endswith("expected downtime inf")
+
+
 def test_json_is_one_document_with_outcome_and_passes():
     doc = json.loads(dumps(to_json_obj(run("idle-4g"))))
     assert doc["outcome"] == "completed" and doc["converged"] is True
@@ -105,6 +132,48 @@ def test_sweep_gives_a_map_and_a_heatmap(tmp_path):
     path = tmp_path / "map.png"
     plot_sweep(*axes[0], *axes[1], grid, str(path))
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def _inside_figure(fig, artist):
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    return (box.width > 0 and box.x0 >= 0 and box.y0 >= 0
+            and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height)
+
+
+@pytest.mark.parametrize("values", [[1000], [300, 1000, 2000]])
+def test_one_axis_sweep_plot_labels_its_x_axis_and_shows_the_whole_title(values):
+    import matplotlib.pyplot as plt
+    raw = scn.load_raw(SCENARIOS / "vgpu.toml")
+    raw["actions"] = []
+    axes = [("params.downtime-limit", values)]
+    grid = sweep.run_sweep(raw, "vgpu", axes, so=fake_module(), max_time_s=20)
+    # The CLI passes an empty second axis for a one-axis sweep.
+    fig = sweep_figure("params.downtime-limit", values, "", [""], grid)
+    try:
+        fig.canvas.draw()
+        (ax, *_colorbar) = fig.axes
+        assert ax.get_xlabel() == "params.downtime-limit"
+        assert [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in values]
+        assert _inside_figure(fig, ax.title), "title cut at the figure's edge"
+        assert _inside_figure(fig, ax.xaxis.label)
+    finally:
+        plt.close(fig)
+
+
+def test_cli_plot_into_a_missing_directory_creates_it(tmp_path):
+    path = tmp_path / "plots" / "new" / "vgpu.png"
+    assert main([str(SCENARIOS / "idle-4g.toml"), "--quiet", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_plot_into_an_impossible_path_is_an_error_before_the_run(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main([str(SCENARIOS / "idle-4g.toml"), "--quiet",
+                 "--plot", str(blocker / "vgpu.png")]) == 2
+    captured = capsys.readouterr()
+    assert "--plot" in captured.err and str(blocker) in captured.err
+    assert captured.out == ""  # refused before the simulation ran
 
 
 def test_sweep_axis_syntax_is_checked():

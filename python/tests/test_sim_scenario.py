@@ -1,4 +1,5 @@
 """Scenario files: parsing of sizes and rates, defaults, validation errors naming the key."""
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,46 @@ def test_bad_toml_and_missing_file_are_scenario_errors(tmp_path):
         scn.load(bad)
     with pytest.raises(scn.ScenarioError, match="No such file"):
         scn.load(tmp_path / "missing.toml")
+
+
+# -- checked by the library when the scenario loads (QEMU-BEHAVIOUR.md §Parameters) --------
+
+@pytest.mark.parametrize("raw, key, wording", [
+    ({"params": {"auto-downtime-max": 2_000_001}}, "params.auto-downtime-max",
+     "(2000 * 1000) ms"),
+    ({"params": {"downtime-limit": 2_000_001}}, "params.downtime-limit", "(2000 * 1000) ms"),
+    ({"actions": [{"at_s": 1, "set": {"downtime-limit": 2_000_001}}]},
+     "actions[0].set.downtime-limit", "(2000 * 1000) ms"),
+    ({"actions": [{"at_s": 1, "capabilities": {"postcopy": True}}]},
+     "actions[0].capabilities.postcopy", "does not accept value 'postcopy'"),
+    # The file's index, although the actions run (and are checked) in time order.
+    ({"actions": [{"at_s": 9, "cancel": True}, {"at_s": 3, "set": {"downtme-limit": 1}}]},
+     "actions[1].set.downtme-limit", "is unexpected"),
+])
+def test_the_library_refuses_bad_names_and_values_at_load_naming_the_key(raw, key, wording):
+    with pytest.raises(scn.ScenarioError) as refused:
+        scn.from_dict(raw)
+    assert str(refused.value).startswith(f"{key}: ")
+    assert wording in str(refused.value)
+
+
+def test_the_largest_downtime_limit_and_known_capabilities_load():
+    sc = scn.from_dict({"params": {"downtime-limit": 2_000_000},
+                        "capabilities": {"postcopy-ram": True, "switchover-ack": True},
+                        "actions": [{"at_s": 1, "set": {"downtime-limit": 0},
+                                     "capabilities": {"pause-before-switchover": True}}]})
+    assert sc.downtime_limit_ms() == 2_000_000
+    assert sc.capabilities == {"postcopy-ram": True, "switchover-ack": True}
+
+
+@pytest.mark.parametrize("value, key", [
+    (2**64, "devices[0].stop_copy"), ("16384P", "devices[0].stop_copy"),
+    (2**70, "devices[0].stop_copy")])
+def test_sizes_of_2_to_the_64_bytes_are_refused_naming_the_key(value, key):
+    with pytest.raises(scn.ScenarioError, match=re.escape(key)):
+        scn.from_dict({"devices": [{"stop_copy": value}]})
+
+
+def test_the_largest_64_bit_size_loads():
+    assert scn.parse_size(2**64 - 1, "k") == 2**64 - 1
+    assert scn.parse_size("16383.99P", "k") < 2**64

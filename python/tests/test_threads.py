@@ -115,3 +115,38 @@ def test_close_waits_for_calls_on_other_threads_then_refuses_new_ones():
     s.close()
     t.join()
     assert len(outcome) == 1 and "closed" in outcome[0], outcome
+
+
+def test_a_callback_unregistering_itself_while_another_thread_unregisters_it_is_refused():
+    # The per-handler unregister lock must not be taken inside a callback: the thread holding
+    # it waits in the library for that callback to return. The library refuses the inner
+    # call (SWO_ERR_REENTRANT) and the outer one completes.
+    s = Session()  # closed only once the threads are done: close() waits for them
+    inside, gate, seen = threading.Event(), threading.Event(), []
+    handle = []
+
+    def callback(exact, final):
+        inside.set()
+        gate.wait(5)
+        try:
+            handle[0].unregister()
+        except SwitchoverError as e:
+            seen.append(e.code)
+        return (1, 0, 0)
+
+    handle.append(s.register_handler("self", callback))
+    # Daemon threads: a deadlock fails the test instead of hanging the interpreter.
+    query = threading.Thread(target=s.query_pending, daemon=True)
+    query.start()
+    assert inside.wait(5)
+    outer = threading.Thread(target=handle[0].unregister, daemon=True)
+    outer.start()
+    while not handle[0]._unregistering.locked():  # the outer call holds the lock
+        threading.Event().wait(0.0005)
+    gate.set()
+    for t in (query, outer):
+        t.join(10)
+        assert not t.is_alive()
+    assert seen == [Status.ERR_REENTRANT]
+    assert not handle[0].registered
+    s.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from . import scenario as scn
 from .output import Progress, dumps, print_text, to_json_obj
@@ -45,16 +46,47 @@ def _overrides(items: list[str]) -> dict:
     return out
 
 
+class PlotError(Exception):
+    """``--plot`` cannot be written; the message names the path."""
+
+
+def _prepare_plot(path: str) -> None:
+    """Before any run: matplotlib is there and the plot's directory exists (created if
+    missing), so a long run does not end in a traceback."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PlotError(f"--plot {path}: matplotlib is not installed") from None
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PlotError(f"--plot {path}: cannot create {e.filename or Path(path).parent}: "
+                        f"{e.strerror or e}") from None
+
+
+def _write_plot(draw, path: str, *args) -> None:
+    try:
+        draw(*args, path)
+    except (OSError, ValueError) as e:  # e.g. an unknown extension, a full disk
+        raise PlotError(f"--plot {path}: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        overrides = _overrides(args.set)
-        if args.sweep:
-            return _sweep(args, overrides)
-        sc = scn.load(args.scenario, overrides)
-    except scn.ScenarioError as e:
+        if args.plot:
+            _prepare_plot(args.plot)
+        return _main(args)
+    except (scn.ScenarioError, PlotError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    overrides = _overrides(args.set)
+    if args.sweep:
+        return _sweep(args, overrides)
+    sc = scn.load(args.scenario, overrides)
     if not engine_available():
         print("error: the switchover library bindings lack the engine (Session.iteration_step, "
               "Ram, Vfio)", file=sys.stderr)
@@ -69,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print_text(res, passes=not args.quiet)
     if args.plot:
         from .plot import plot_run
-        plot_run(res, args.plot)
+        _write_plot(plot_run, args.plot, res)
         if not args.json:
             print(f"plot written to {args.plot}")
     return 0
@@ -95,7 +127,7 @@ def _sweep(args: argparse.Namespace, overrides: dict) -> int:
         from .plot import plot_sweep
         key1, v1 = axes[0]
         key2, v2 = axes[1] if len(axes) == 2 else ("", [""])
-        plot_sweep(key1, v1, key2, v2, grid, args.plot)
+        _write_plot(plot_sweep, args.plot, key1, v1, key2, v2, grid)
         if not args.json:
             print(f"plot written to {args.plot}")
     return 0

@@ -89,11 +89,15 @@ def summary_lines(res: Result) -> list[str]:
     if res.advice:
         a = res.advice
         rec = a["recommended_downtime_ms"]
-        beyond = " (beyond auto-downtime-max)" if a.get("beyond_max") else ""
-        if rec > MAX_DOWNTIME_LIMIT_MS:
-            tail = f", more than any downtime-limit can be ({MAX_DOWNTIME_LIMIT_MS} ms)"
+        beyond = bool(a.get("beyond_max"))
+        if rec > MAX_DOWNTIME_LIMIT_MS or (beyond and not rec):
+            # The library reports BEYOND_MAX with no recommendation (0) when the limit needed
+            # is above the largest downtime-limit QEMU accepts.
+            tail = (f", more than any downtime-limit can be: no downtime-limit up to "
+                    f"{MAX_DOWNTIME_LIMIT_MS:,} ms would converge")
         elif rec:
-            tail = f", a downtime-limit of {rec} ms would switch over{beyond}"
+            above = " (beyond auto-downtime-max)" if beyond else ""
+            tail = f", a downtime-limit of {rec} ms would switch over{above}"
         else:
             tail = ""
         out.append(f"  advice:             expected downtime {fmt_ms(a['expected_downtime_ms'])}"

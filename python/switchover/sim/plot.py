@@ -88,21 +88,41 @@ def plot_run(res: Result, path: str, title: str | None = None) -> None:
 
 def plot_sweep(key1: str, values1: Sequence, key2: str, values2: Sequence,
                grid: list[list[Result]], path: str) -> None:
-    """A convergence map: rows key1, columns key2; colour = total time (converged cells),
-    grey = no switchover; each cell says the simulated downtime."""
+    """A convergence map: rows key1, columns key2 (one axis, ``key2`` empty: key1 along
+    the x axis); colour = total time (converged cells), grey = no switchover; each cell
+    says the time and the simulated downtime."""
+    plt = _pyplot()
+    fig = sweep_figure(key1, values1, key2, values2, grid)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sweep_figure(key1: str, values1: Sequence, key2: str, values2: Sequence,
+                 grid: list[list[Result]]):
+    """The figure :func:`plot_sweep` saves (the caller closes it)."""
     plt = _pyplot()
     import matplotlib.colors as mcolors
-    fig, ax = plt.subplots(figsize=(1.6 * len(values2) + 3, 0.9 * len(values1) + 2))
-    data = [[(r.end_ms / 1000 if r.converged else float("nan")) for r in row] for row in grid]
+    if key2:
+        cells, xkey, xvalues, ykey, yvalues = grid, key2, values2, key1, values1
+    else:  # one axis: a single row of cells, its values along x
+        cells, xkey, xvalues, ykey, yvalues = [[row[0] for row in grid]], key1, values1, "", []
+    # Wide enough for the two-line title whatever the number of columns.
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.6 * len(xvalues) + 3),
+                                    0.9 * max(1, len(yvalues)) + 2.5))
+    data = [[(r.end_ms / 1000 if r.converged else float("nan")) for r in row]
+            for row in cells]
     cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
     finite = [v for row in data for v in row if v == v]
     norm = mcolors.Normalize(vmin=min(finite), vmax=max(finite)) if finite else None
     im = ax.imshow(data, cmap=cmap, norm=norm, aspect="auto", origin="lower")
-    ax.set_xticks(range(len(values2)), [str(v) for v in values2])
-    ax.set_yticks(range(len(values1)), [str(v) for v in values1])
-    ax.set_xlabel(key2)
-    ax.set_ylabel(key1)
-    for i, row in enumerate(grid):
+    ax.set_xticks(range(len(xvalues)), [str(v) for v in xvalues])
+    ax.set_xlabel(xkey)
+    if ykey:
+        ax.set_yticks(range(len(yvalues)), [str(v) for v in yvalues])
+        ax.set_ylabel(ykey)
+    else:
+        ax.set_yticks([])
+    for i, row in enumerate(cells):
         for j, r in enumerate(row):
             if r.converged:
                 txt = f"{r.end_ms / 1000:.0f} s\n{r.simulated_downtime_ms} ms"
@@ -115,7 +135,6 @@ def plot_sweep(key1: str, values1: Sequence, key2: str, values2: Sequence,
                     color="white" if r.converged and not light else "black")
     if finite:
         fig.colorbar(im, ax=ax, label="time to complete (s)")
-    ax.set_title("convergence map (grey: no switchover; cell: time, downtime)")
+    ax.set_title("convergence map\n(grey: no switchover; cell: time, downtime)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -25,6 +25,11 @@ Reference (defaults in brackets)::
     [capabilities]  e.g. events = true (always on unless set false), postcopy-ram = true
     [[actions]]     at_s, and any of: set = {downtime-limit = 2000}, capabilities = {...},
                     postcopy = true, ack = true (destination acks switchover), cancel = true
+
+Sizes are 64-bit: 2**64 bytes or more is an error. ``[params]``, ``[capabilities]`` and each
+action's ``set`` and ``capabilities`` are checked when the scenario loads, by the library
+itself (applied to a scratch session in the order the run applies them), so a misspelt or
+out-of-range name is a load error naming its key, not a refusal in the middle of a run.
 """
 from __future__ import annotations
 
@@ -54,7 +59,16 @@ _BITS_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
 def parse_size(value: Any, key: str) -> int:
-    """Bytes from an int or a string such as ``"1.91GiB"``, ``"8M"``, ``"4096"``."""
+    """Bytes from an int or a string such as ``"1.91GiB"``, ``"8M"``, ``"4096"``; at most
+    2**64-1 (the library's sizes are 64-bit)."""
+    size = _parse_size(value, key)
+    if size > GARBAGE_SIZE:
+        raise ScenarioError(f"{key}: {value!r} is 2**64 bytes or more; sizes are 64-bit "
+                            f"(at most {GARBAGE_SIZE})")
+    return size
+
+
+def _parse_size(value: Any, key: str) -> int:
     if isinstance(value, bool):
         raise ScenarioError(f"{key}: expected a size, got {value!r}")
     if isinstance(value, int):
@@ -336,6 +350,60 @@ def _action(t: dict, i: int) -> Action:
     return a
 
 
+def _library() -> Any | None:
+    """The ``switchover`` package when the library loads, else None (no library checks)."""
+    try:
+        import switchover
+    except (ImportError, OSError):
+        return None
+    session = getattr(switchover, "Session", None)
+    if session is None or not all(hasattr(session, n) for n in ("set_parameters",
+                                                                  "set_capability")):
+        return None
+    return switchover
+
+
+def _apply_params(so: Any, s: Any, params: dict, where: str) -> None:
+    if not params:
+        return
+    try:
+        s.set_parameters(params)
+        return
+    except so.SwitchoverError as whole:
+        refused = whole
+    for key, value in params.items():  # which member? (all or nothing: nothing applied yet)
+        try:
+            s.set_parameters({key: value})
+        except so.SwitchoverError as e:
+            raise ScenarioError(f"{where}.{key}: {e.message or e}") from None
+    raise ScenarioError(f"{where}: {refused.message or refused}") from None
+
+
+def _apply_caps(so: Any, s: Any, caps: dict, where: str) -> None:
+    for name, on in caps.items():
+        try:
+            s.set_capability(name, on)
+        except so.SwitchoverError as e:
+            raise ScenarioError(f"{where}.{name}: {e.message or e}") from None
+
+
+def check_with_library(params: dict, capabilities: dict,
+                       actions: list[tuple[int, Action]]) -> None:
+    """Applies what a run applies, in its order, to a scratch session: the capabilities
+    (``events`` on first), the parameters, then each action's ``set`` and ``capabilities``
+    in time order (``actions`` are (index in the file, action) pairs). A refusal becomes a
+    :class:`ScenarioError` naming the key. Without a loadable library nothing is checked."""
+    so = _library()
+    if so is None:
+        return
+    with so.Session(keep_events=0) as s:
+        _apply_caps(so, s, {"events": True, **capabilities}, "capabilities")
+        _apply_params(so, s, params, "params")
+        for i, a in sorted(actions, key=lambda pair: pair[1].at_s):
+            _apply_params(so, s, a.set, f"actions[{i}].set")
+            _apply_caps(so, s, a.capabilities, f"actions[{i}].capabilities")
+
+
 def from_dict(raw: dict, origin: str = "scenario") -> Scenario:
     """Validates a parsed scenario table."""
     raw = _table(raw, origin)
@@ -363,15 +431,17 @@ def from_dict(raw: dict, origin: str = "scenario") -> Scenario:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ScenarioError(f"description: expected a string, got {description!r}")
+    ram = _ram(_table(raw.get("ram", {}), "ram"))
+    device_specs = tuple(_device(d, i, seen) for i, d in enumerate(devices))
+    link = _link(_table(raw.get("link", {}), "link"))
+    params = _params(_table(raw.get("params", {}), "params"), "params")
+    caps = _caps(_table(raw.get("capabilities", {}), "capabilities"), "capabilities")
+    numbered = [(i, _action(a, i)) for i, a in enumerate(actions)]
+    check_with_library(params, caps, numbered)
     return Scenario(
         name=name, description=description, seed=seed, tick_ms=tick, max_time_s=max_time,
-        ram=_ram(_table(raw.get("ram", {}), "ram")),
-        devices=tuple(_device(d, i, seen) for i, d in enumerate(devices)),
-        link=_link(_table(raw.get("link", {}), "link")),
-        params=_params(_table(raw.get("params", {}), "params"), "params"),
-        capabilities=_caps(_table(raw.get("capabilities", {}), "capabilities"), "capabilities"),
-        actions=tuple(sorted((_action(a, i) for i, a in enumerate(actions)),
-                             key=lambda a: a.at_s)),
+        ram=ram, devices=device_specs, link=link, params=params, capabilities=caps,
+        actions=tuple(sorted((a for _, a in numbered), key=lambda a: a.at_s)),
         raw=copy.deepcopy(raw))
 
 
