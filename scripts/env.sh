@@ -1,7 +1,15 @@
 # Sourced by scripts/test.sh and scripts/demo.sh: makes sure the tools a fresh machine lacks
 # (meson, ninja, pytest, jsonschema, matplotlib, all from PyPI) are there and on PATH.
-PY_SCRIPTS="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
-export PATH="$PY_SCRIPTS:$PATH"
+# The Python that runs them is the first python3 on PATH; where that one refuses installs
+# (Debian's "externally managed" system Python), a virtual environment in .venv is used.
+REQUIREMENTS=("meson>=1.1" ninja pytest jsonschema matplotlib)
+[ -x .venv/bin/python3 ] && . .venv/bin/activate
+add_script_dirs() {
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  PATH="$(python3 -m site --user-base 2>/dev/null)/bin:$PATH"
+  export PATH
+}
+add_script_dirs
 need=()
 python3 -c 'import mesonbuild' 2>/dev/null || need+=("meson>=1.1")
 command -v ninja >/dev/null 2>&1 || need+=("ninja")
@@ -10,7 +18,16 @@ python3 -c 'import jsonschema' 2>/dev/null || need+=("jsonschema")
 python3 -c 'import matplotlib' 2>/dev/null || need+=("matplotlib")
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing from PyPI: ${need[*]}"
-  python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"
+  if ! python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"; then
+    echo "this Python refuses installs: using a virtual environment in .venv"
+    if ! python3 -m venv .venv; then
+      [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv .venv
+    fi
+    . .venv/bin/activate
+    python3 -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}"
+    add_script_dirs
+  fi
 fi
 command -v pkg-config >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && { apt-get update -qq && apt-get install -y -qq pkg-config >/dev/null; } || true; }
 MESON="python3 -m mesonbuild.mesonmain"
