@@ -21,8 +21,11 @@ if [ ${#need[@]} -gt 0 ]; then
   if ! python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"; then
     echo "this Python refuses installs: using a virtual environment in .venv"
     if ! python3 -m venv .venv; then
-      [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-      python3 -m venv .venv
+      # Debian's Python needs python3-venv for ensurepip; a half-made .venv is cleared.
+      if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      fi
+      python3 -m venv --clear .venv
     fi
     . .venv/bin/activate
     python3 -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}"
