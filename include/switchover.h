@@ -1074,9 +1074,11 @@ SwoStatus swo_vfio_get_sizes(struct SwoVfio *v, struct SwoVfioSizes *out);
 /**
  * Unregisters the device's handler, waiting until none of its callbacks runs on any thread
  * (so the readers' `opaque` and the fds may be released right after), then frees the
- * device. NULL is a no-op. No other call on `v` may run or start. Called from a callback of
- * the same session, where it cannot wait, the handler is detached instead: it stays
- * registered (its name stays taken) but reports nothing and calls no reader. Any thread.
+ * device. NULL is a no-op. No other call on `v` may run or start. Any thread, except from a
+ * callback of the same session, where it cannot wait (another thread may be in a reader
+ * right then): there it frees nothing, the device stays registered, allocated and working
+ * (keep `opaque` and the fds), and the thread's last error message says why; a later call
+ * from outside a callback frees it.
  */
 void swo_vfio_free(struct SwoVfio *v);
 
