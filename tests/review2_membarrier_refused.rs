@@ -74,7 +74,16 @@ fn unregister_returns_when_membarrier_is_refused_after_the_session_was_created()
     // a hang from blocking the test run forever.
     match finished.recv_timeout(Duration::from_secs(20)) {
         Ok(None) => {} // seccomp unavailable here
-        Ok(Some(_)) => unplug.join().unwrap(),
+        Ok(Some(result)) => {
+            unplug.join().unwrap();
+            assert_eq!(result, Ok(()));
+            // The refused barrier was noticed: new registries start with full fences.
+            assert!(!switchover::sys::process_barrier_available());
+            // The session goes on (queries now on full fences) and unregisters again.
+            let id = session.registry().register("dev", 1, HandlerFlags::empty(), Box::new(Nothing)).unwrap();
+            session.registry().query(switchover::pending::QueryKind::Fast).unwrap();
+            session.registry().unregister(id).unwrap();
+        }
         Err(_) => panic!(
             "swo_unregister_handler never returned: membarrier fails with EPERM and \
              pending::process_barrier retries it forever"
