@@ -851,10 +851,14 @@ SwoStatus swo_register_handler(struct SwoSession *s,
 
 /**
  * Unregisters a handler. Returns only once no callback of it runs or can start, so the
- * caller may free its `opaque` right after. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`,
+ * caller may free its `opaque` right after. It waits for that handler's callbacks only,
+ * except when `membarrier` starts failing after the session was created (a seccomp filter
+ * installed later, failing it with an errno): then the first such call switches the session
+ * to full fences and waits for every query in flight to end as a whole. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`,
  * `SWO_ERR_NOT_FOUND`, or `SWO_ERR_REENTRANT` from a callback of this session. Any thread.
  */
-SwoStatus swo_unregister_handler(struct SwoSession *s, uint64_t id);
+SwoStatus swo_unregister_handler(struct SwoSession *s,
+                                 uint64_t id);
 
 /**
  * Asks every active handler for its pending bytes (`exact` as for the callback; never
@@ -955,7 +959,9 @@ SwoStatus swo_session_new(struct SwoSession **out);
 /**
  * Frees a session and unregisters its handlers. NULL is a no-op. No other call on the
  * session may run or start on any thread; RAM and VFIO models created on it keep what they
- * need alive until they are freed themselves.
+ * need alive until they are freed themselves. Any thread, except from a callback of the same
+ * session (the query running it still uses the session): there it frees nothing, the handle
+ * stays valid, and the thread's last error message says why; free it after the callback.
  */
 void swo_session_free(struct SwoSession *s);
 
@@ -1074,9 +1080,11 @@ SwoStatus swo_vfio_get_sizes(struct SwoVfio *v, struct SwoVfioSizes *out);
 /**
  * Unregisters the device's handler, waiting until none of its callbacks runs on any thread
  * (so the readers' `opaque` and the fds may be released right after), then frees the
- * device. NULL is a no-op. No other call on `v` may run or start. Called from a callback of
- * the same session, where it cannot wait, the handler is detached instead: it stays
- * registered (its name stays taken) but reports nothing and calls no reader. Any thread.
+ * device. NULL is a no-op. No other call on `v` may run or start. Any thread, except from a
+ * callback of the same session, where it cannot wait (another thread may be in a reader
+ * right then): there it frees nothing, the device stays registered, allocated and working
+ * (keep `opaque` and the fds), and the thread's last error message says why; a later call
+ * from outside a callback frees it.
  */
 void swo_vfio_free(struct SwoVfio *v);
 

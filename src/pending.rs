@@ -7,7 +7,7 @@
 //! - [`Registry::unregister`] returns only when no callback of that handler runs or can start,
 //!   and it waits for that handler's callbacks only, not for whole queries (a VMM thread that
 //!   holds a big lock may unregister device X while the migration thread sits in device Y's
-//!   callback waiting for that lock);
+//!   callback waiting for that lock), except once `membarrier` failed (degraded mode below);
 //! - a callback that calls back into the registry of its own session gets
 //!   `SWO_ERR_REENTRANT`.
 //!
@@ -64,11 +64,44 @@
 //!
 //! A writer whose handler's callback is still running spins briefly, then sleeps in steps up
 //! to 1 ms (a callback may block for long: a VFIO ioctl, or a lock the VMM holds).
+//!
+//! # When `membarrier` stops working (degraded mode)
+//!
+//! The mode is chosen when the registry is created, but `membarrier` can start failing
+//! later: a VMM that installs a seccomp filter after setup (often per thread) that fails
+//! the call with an errno makes B fail on the filtered threads. Retrying would spin
+//! forever, and going on without B would break the fence pair, so the first `unregister`
+//! whose barrier fails switches the registry for good to full fences on both sides, and
+//! drains it before relying on that:
+//!
+//! ```text
+//!   d1  mode := full fences                     (SeqCst store; queries load it after claiming)
+//!   d2  lock and unlock the registry mutex      (chunks are only added under it)
+//!   d3  for every slot: lock its view, unlock   (waits for the query holding it, if any)
+//! ```
+//!
+//! then goes on with the full fence and w3 as in fallback mode. After d3 no query that may
+//! have read the old mode still runs: a query on a slot d3 locked either held it then (d3
+//! waited for its end) or claimed it after d3's unlock, which its `try_lock` acquired, so it
+//! reads the new mode. A chunk missing from d3's walk was added after d2 (under the mutex),
+//! so its adder, and every query that later reached the chunk through the `OnceLock`, comes
+//! after d1 and reads the new mode. Readers pay nothing for this: the mode is one relaxed
+//! load per query.
+//!
+//! The cost is on the writers of that registry, in that case only: the draining `unregister`
+//! waits for every query that was in flight at the switch to end *as a whole*, not only for
+//! its own handler's callbacks (the one exception to the contract above; a VMM that unplugs a
+//! device while holding a lock that another device's callback waits for then deadlocks).
+//! Concurrent `unregister`s wait for the drain to finish. The process is also marked as
+//! without barrier ([`sys::process_barrier`]), so registries created afterwards start in
+//! fallback mode. `unregister` still never returns while a callback of its handler runs or
+//! can start.
 use crate::error::{Error, Result};
 use crate::reentrancy::{self, CallbackScope};
 use crate::sys;
 use bitflags::bitflags;
 use crossbeam_utils::CachePadded;
+use std::io;
 use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Duration;
@@ -285,9 +318,16 @@ pub struct HandlerInfo {
 pub struct Registry {
     session_id: u64,
     /// True: readers order r1/r2 with a compiler fence and `unregister` issues
-    /// `membarrier`; false (no membarrier here): full fences on both sides. Fixed at creation,
-    /// so the two sides always agree.
-    asymmetric: bool,
+    /// `membarrier`; false (no membarrier here): full fences on both sides. Chosen at
+    /// creation; only ever goes from true to false, through the drain of the module comment.
+    /// A query loads it once, after claiming its slot.
+    asymmetric: AtomicBool,
+    /// B in asymmetric mode: [`sys::process_barrier`] (tests put a failing one).
+    barrier: fn() -> io::Result<()>,
+    /// True once no query can be using the asymmetric mode any more (from the start in
+    /// fallback mode). Held across the drain, so `unregister`s that find the mode switched
+    /// wait for the drain to end.
+    drained: Mutex<bool>,
     /// `Inner::generation`, readable without the lock (written under it).
     generation: AtomicU64,
     slots: Chunk,
@@ -321,9 +361,16 @@ impl Registry {
     /// `asymmetric` false forces the full-fence fallback (tests use it on kernels with
     /// membarrier, to cover the path taken without).
     fn with_fences(session_id: u64, asymmetric: bool) -> Registry {
+        Registry::with_barrier(session_id, asymmetric, sys::process_barrier)
+    }
+
+    /// As [`with_fences`](Self::with_fences), with `barrier` as B (tests make it fail).
+    fn with_barrier(session_id: u64, asymmetric: bool, barrier: fn() -> io::Result<()>) -> Registry {
         Registry {
             session_id,
-            asymmetric,
+            asymmetric: AtomicBool::new(asymmetric),
+            barrier,
+            drained: Mutex::new(!asymmetric),
             generation: AtomicU64::new(0),
             slots: Chunk::default(),
             inner: Mutex::new(Inner { next_id: 1, ..Inner::default() }),
@@ -364,7 +411,9 @@ impl Registry {
     }
 
     /// Removes a handler and waits until none of its callbacks runs; none starts afterwards.
-    /// Waits for that handler's callbacks only, never for the rest of a query in flight.
+    /// Waits for that handler's callbacks only, never for the rest of a query in flight,
+    /// except in the degraded case of the module comment (`membarrier` failing after the
+    /// registry chose it), where it may wait for whole queries that were in flight.
     pub fn unregister(&self, id: u64) -> Result<()> {
         reentrancy::check(self.session_id, "swo_unregister_handler")?;
         let entry = {
@@ -377,10 +426,11 @@ impl Registry {
             inner.changed(&self.generation);
             inner.entries.remove(pos)
         };
-        // w2 + B of the module comment.
+        // w2 + B of the module comment; if B fails, or failed for another writer, the drain
+        // (d1-d3) puts every query on full fences first.
         entry.removed.store(true, Ordering::SeqCst);
-        if self.asymmetric {
-            process_barrier();
+        if !(self.asymmetric.load(Ordering::SeqCst) && (self.barrier)().is_ok()) {
+            self.fall_back_to_fences();
         }
         fence(Ordering::SeqCst);
         // w3, over every slot, including chunks chained meanwhile.
@@ -397,6 +447,26 @@ impl Registry {
         Ok(())
     }
 
+    /// d1-d3 of the module comment: switches the registry to full fences for good and
+    /// returns once no query that may use the asymmetric mode runs. Returns at once when that
+    /// is done already (or the registry never was asymmetric); waits while another writer is
+    /// doing it.
+    fn fall_back_to_fences(&self) {
+        let mut drained = lock(&self.drained);
+        if *drained {
+            return;
+        }
+        // d1
+        self.asymmetric.store(false, Ordering::SeqCst);
+        // d2: every chunk added before d1 is in the chain once this lock is acquired.
+        drop(lock(&self.inner));
+        // d3. Never with the registry mutex held: a query holding its view may take it.
+        for slot in self.slots.all_slots() {
+            drop(slot.view.lock());
+        }
+        *drained = true;
+    }
+
     /// Claims a free slot (adding a chunk when all are taken), with its view up to date.
     fn claim(&self) -> Claim<'_> {
         let mut chunk = &self.slots;
@@ -405,7 +475,14 @@ impl Registry {
             if let Some(found) = free {
                 break found;
             }
-            chunk = chunk.next.get_or_init(Box::default);
+            chunk = match chunk.next.get() {
+                Some(next) => next,
+                // Added under the registry mutex, for the drain (d2).
+                None => {
+                    let _inner = lock(&self.inner);
+                    chunk.next.get_or_init(Box::default)
+                }
+            };
         };
         let mut claim = Claim { slot, view, registry_generation: &self.generation };
         let generation = self.generation.load(Ordering::Acquire);
@@ -427,7 +504,8 @@ impl Registry {
         let claim = self.claim();
         let _scope = CallbackScope::enter(self.session_id);
         let entries = claim.view.entries.as_deref().unwrap_or_default();
-        if self.asymmetric {
+        // After the claim: a drain that locked this slot before is seen (module comment).
+        if self.asymmetric.load(Ordering::Relaxed) {
             walk::<true>(entries, &claim.slot.hazard, f);
         } else {
             walk::<false>(entries, &claim.slot.hazard, f);
@@ -495,17 +573,6 @@ fn walk<const ASYMMETRIC: bool>(
             continue;
         }
         f(entry);
-    }
-}
-
-/// B of the module comment in asymmetric mode. `unregister` must not return before a barrier
-/// succeeded (else a reader could still call the handler), so a failure, which a registered
-/// process never sees from a working kernel, is retried rather than reported.
-fn process_barrier() {
-    let mut pause = Duration::from_micros(100);
-    while sys::process_barrier().is_err() {
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 
@@ -596,19 +663,27 @@ mod tests {
         }
     }
 
-    /// Both fence modes: the one this machine uses (membarrier when the kernel has it) and
-    /// the full-fence fallback taken without it.
-    fn both_modes() -> Vec<Registry> {
+    /// A `membarrier` that a seccomp filter installed after setup refuses.
+    fn refused_barrier() -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EPERM))
+    }
+
+    /// Every fence mode: the full-fence fallback taken without membarrier, the asymmetric one
+    /// (when the kernel has membarrier), and the asymmetric one whose barrier starts failing
+    /// after creation (degraded: the first unregister switches to full fences while queries
+    /// run, works on any kernel).
+    fn all_modes() -> Vec<Registry> {
         let mut modes = vec![Registry::with_fences(1, false)];
         if sys::process_barrier_available() {
             modes.push(Registry::with_fences(1, true));
         }
+        modes.push(Registry::with_barrier(1, true, refused_barrier));
         modes
     }
 
     #[test]
     fn no_callback_runs_after_unregister_returns() {
-        for r in both_modes() {
+        for r in all_modes() {
             let r = Arc::new(r);
             // Steady handlers before the churned one keep the queriers mid-walk.
             r.register("before", 0, HandlerFlags::empty(), fixed(1, 0, 0)).unwrap();
@@ -644,7 +719,7 @@ mod tests {
             for q in queriers {
                 q.join().unwrap();
             }
-            assert_eq!(after.load(Ordering::SeqCst), 0, "asymmetric: {}", r.asymmetric);
+            assert_eq!(after.load(Ordering::SeqCst), 0, "asymmetric: {:?}", r.asymmetric);
             assert_eq!(r.query(QueryKind::Fast).unwrap().precopy, 3);
         }
     }
@@ -674,7 +749,7 @@ mod tests {
     fn unregister_waits_for_callbacks_in_every_slot_including_chained_chunks() {
         // More queries at once than a chunk has slots, all inside the same handler's callback.
         const QUERIES: u64 = CHUNK_SLOTS as u64 + 2;
-        for r in both_modes() {
+        for r in all_modes() {
             let r = Arc::new(r);
             let (inside, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
             let (unregistered, late) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
@@ -709,7 +784,7 @@ mod tests {
                 assert_eq!(q.join().unwrap().stopcopy, 1);
             }
             unregistering.join().unwrap();
-            assert_eq!(late.load(Ordering::SeqCst), 0, "asymmetric: {}", r.asymmetric);
+            assert_eq!(late.load(Ordering::SeqCst), 0, "asymmetric: {:?}", r.asymmetric);
             assert_eq!(r.query(QueryKind::Fast).unwrap(), Pending::default());
         }
     }
@@ -740,10 +815,72 @@ mod tests {
 
     #[test]
     fn a_query_leaves_every_slot_free() {
-        for r in both_modes() {
+        for r in all_modes() {
             r.register("a", 0, HandlerFlags::empty(), fixed(5, 6, 7)).unwrap();
             assert_eq!(r.query(QueryKind::Fast).unwrap().total(), 18);
             assert!(r.slots.all_slots().all(|s| s.hazard.load(Ordering::SeqCst) == FREE));
         }
+    }
+
+    /// Counts its calls that start after `unregistered`.
+    struct Watched {
+        unregistered: Arc<AtomicBool>,
+        late: Arc<AtomicU64>,
+    }
+    impl PendingSource for Watched {
+        fn save_query_pending(&self, p: &mut Pending, _e: bool, _f: bool) {
+            if self.unregistered.load(Ordering::SeqCst) {
+                self.late.fetch_add(1, Ordering::SeqCst);
+            }
+            p.precopy += 1;
+        }
+    }
+
+    #[test]
+    fn with_the_barrier_refused_unregister_waits_for_queries_in_flight_then_uses_full_fences() {
+        let r = Arc::new(Registry::with_barrier(1, true, refused_barrier));
+        let (inside, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (unregistered, late) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        // The query sits in Y's callback (started in asymmetric mode); X comes after Y.
+        let gate = Gate {
+            inside: inside.clone(),
+            open: open.clone(),
+            unregistered: Arc::new(AtomicBool::new(false)),
+            late: Arc::new(AtomicU64::new(0)),
+        };
+        r.register("y", 0, HandlerFlags::empty(), Box::new(gate)).unwrap();
+        let watched = Watched { unregistered: unregistered.clone(), late: late.clone() };
+        let x = r.register("x", 0, HandlerFlags::empty(), Box::new(watched)).unwrap();
+        let query = {
+            let r = r.clone();
+            std::thread::spawn(move || r.query(QueryKind::Exact).unwrap())
+        };
+        while inside.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let unregistering = {
+            let (r, unregistered) = (r.clone(), unregistered.clone());
+            std::thread::spawn(move || {
+                r.unregister(x).unwrap();
+                unregistered.store(true, Ordering::SeqCst);
+            })
+        };
+        // The barrier failed: the registry switches, then waits for the whole query, which
+        // may still call X once Y returns (its mode has no fence pair with the switch).
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(!unregistered.load(Ordering::SeqCst), "returned while a query of the old mode ran");
+        open.store(true, Ordering::SeqCst);
+        let p = query.join().unwrap();
+        unregistering.join().unwrap();
+        assert_eq!(late.load(Ordering::SeqCst), 0);
+        assert!(p.precopy <= 1 && p.stopcopy == 1, "{p:?}");
+        assert!(!r.asymmetric.load(Ordering::SeqCst), "switched to full fences for good");
+        assert!(*lock(&r.drained));
+        // Later unregisters take the fallback path directly; queries go on.
+        let watched = Watched { unregistered: Arc::default(), late: Arc::default() };
+        let z = r.register("z", 0, HandlerFlags::empty(), Box::new(watched)).unwrap();
+        assert_eq!(r.query(QueryKind::Fast).unwrap(), Pending { precopy: 1, stopcopy: 1, postcopy: 0 });
+        r.unregister(z).unwrap();
+        assert_eq!(r.query(QueryKind::Fast).unwrap(), Pending { precopy: 0, stopcopy: 1, postcopy: 0 });
     }
 }

@@ -3,6 +3,11 @@
 //! A handler callback that calls back into a function that would wait for that very callback
 //! (unregistering, querying, stepping) gets `SWO_ERR_REENTRANT` instead of a deadlock. The
 //! library marks the thread while it runs a callback, and those functions check the mark.
+//!
+//! The marks live in a thread-local, which the thread's exit destroys before anything that
+//! runs after it: the main thread's `atexit` handlers (glibc runs thread-local destructors
+//! first), other thread-local destructors. A call from there finds no marks and counts as
+//! "not inside a callback": it must never panic (a panic there would abort the VMM).
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 
@@ -17,14 +22,15 @@ pub struct CallbackScope {
 
 impl CallbackScope {
     pub fn enter(session_id: u64) -> CallbackScope {
-        INSIDE.with(|v| v.borrow_mut().push(session_id));
+        // A destroyed list (thread exiting) cannot hold the mark; the scope still works.
+        let _ = INSIDE.try_with(|v| v.borrow_mut().push(session_id));
         CallbackScope { session_id }
     }
 }
 
 impl Drop for CallbackScope {
     fn drop(&mut self) {
-        INSIDE.with(|v| {
+        let _ = INSIDE.try_with(|v| {
             let mut v = v.borrow_mut();
             if let Some(pos) = v.iter().rposition(|&id| id == self.session_id) {
                 v.remove(pos);
@@ -33,9 +39,10 @@ impl Drop for CallbackScope {
     }
 }
 
-/// True while the current thread runs a callback of `session_id`.
+/// True while the current thread runs a callback of `session_id`. False once the thread's
+/// marks were destroyed (the thread is exiting).
 pub fn inside(session_id: u64) -> bool {
-    INSIDE.with(|v| v.borrow().contains(&session_id))
+    INSIDE.try_with(|v| v.borrow().contains(&session_id)).unwrap_or(false)
 }
 
 /// `Err(SWO_ERR_REENTRANT)` when `call` is made from a callback of the same session.

@@ -6,6 +6,7 @@
 //! only, and the rare writer makes every running thread of the process execute a full memory
 //! barrier with `MEMBARRIER_CMD_PRIVATE_EXPEDITED`.
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// `enum membarrier_cmd` of `<linux/membarrier.h>` (uapi, stable numbers).
@@ -40,11 +41,14 @@ pub const NO_MEMBARRIER_ENV: &str = "SWITCHOVER_NO_MEMBARRIER";
 /// process (registration is per address space, kept across `fork`, dropped by `exec`, which
 /// also drops this library). False when the call is missing (old kernel, not Linux), refused
 /// (seccomp: ENOSYS or EPERM), or [`NO_MEMBARRIER_ENV`] is set; then callers must use real
-/// fences on both sides.
+/// fences on both sides. Turns false for good once [`process_barrier`] failed.
 pub fn process_barrier_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| !opted_out() && register())
+    *AVAILABLE.get_or_init(|| !opted_out() && register()) && !REFUSED.load(Ordering::Relaxed)
 }
+
+/// Set when [`process_barrier`] failed in this process.
+static REFUSED: AtomicBool = AtomicBool::new(false);
 
 fn opted_out() -> bool {
     std::env::var_os(NO_MEMBARRIER_ENV).is_some_and(|v| !v.is_empty() && v != "0")
@@ -73,9 +77,12 @@ fn register() -> bool {
 /// is ordered too: the kernel issues a full barrier before and after. Only call it when
 /// [`process_barrier_available`] said true.
 ///
-/// Registration cannot be lost in a live process, so an error here would mean a broken
-/// kernel; the slower `MEMBARRIER_CMD_GLOBAL` (a barrier on every CPU of the system) is tried
-/// before giving up with the error.
+/// Registration cannot be lost in a live process, but the call can start failing when the
+/// process installs a seccomp filter after [`process_barrier_available`] decided (per thread:
+/// the filtered threads fail, the others not). Re-registering and the slower
+/// `MEMBARRIER_CMD_GLOBAL` (a barrier on every CPU of the system) are tried before giving up
+/// with the error; then the process counts as without barrier from now on, and the caller
+/// must fall back to real fences on both sides (see `pending.rs`).
 #[cfg(target_os = "linux")]
 pub fn process_barrier() -> io::Result<()> {
     match membarrier(cmd::PRIVATE_EXPEDITED) {
@@ -86,7 +93,10 @@ pub fn process_barrier() -> io::Result<()> {
             {
                 return Ok(());
             }
-            membarrier(cmd::GLOBAL).map(|_| ()).map_err(|_| first)
+            membarrier(cmd::GLOBAL).map(|_| ()).map_err(|_| {
+                REFUSED.store(true, Ordering::Relaxed);
+                first
+            })
         }
     }
 }

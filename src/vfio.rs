@@ -33,13 +33,13 @@
 //!
 //! When several problems occur in one re-read, `refresh` returns the first in read order
 //! (stop-copy size, then precopy info); every one of them still gets its warning.
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::pending::{HandlerFlags, Pending, PendingSource};
 use crate::reentrancy::{self, CallbackScope};
 use crate::session::Session;
 use serde_json::json;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// `stopcopy_size` when the stop-copy size cannot be read: QEMU's `VFIO_MIG_STOP_COPY_SIZE`,
@@ -386,9 +386,6 @@ struct Shared {
     name: String,
     reader: Box<dyn SizeReader>,
     state: Mutex<DevState>,
-    /// Set when the handle was freed from a callback, where it could not unregister: the
-    /// handler then reports nothing and calls nothing.
-    detached: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -627,9 +624,6 @@ struct Handler {
 
 impl PendingSource for Handler {
     fn save_query_pending(&self, pending: &mut Pending, exact: bool, final_: bool) {
-        if self.shared.detached.load(Ordering::Acquire) {
-            return;
-        }
         if exact && !final_ {
             if let Some(session) = self.session.upgrade() {
                 // Problems became warnings; the query reports the documented fallbacks.
@@ -638,18 +632,16 @@ impl PendingSource for Handler {
         }
         pending.accumulate(&self.shared.pending());
     }
-
-    fn is_active(&self) -> bool {
-        !self.shared.detached.load(Ordering::Acquire)
-    }
 }
 
-/// One VFIO device of a session. Dropping it unregisters its handler (waiting for running
-/// callbacks) and then frees it.
+/// One VFIO device of a session. [`close`](Self::close) (or dropping it) unregisters its
+/// handler, waiting for running callbacks, after which no reader is called again.
 pub struct VfioDevice {
     session: Arc<Session>,
     shared: Arc<Shared>,
     handler_id: u64,
+    /// True while the handler is registered.
+    registered: Mutex<bool>,
 }
 
 impl VfioDevice {
@@ -675,13 +667,13 @@ impl VfioDevice {
                 epoch: session.vfio.epoch.load(Ordering::Acquire),
                 warned: 0,
             }),
-            detached: AtomicBool::new(false),
         });
         let handler = Handler { shared: shared.clone(), session: Arc::downgrade(session) };
         let handler_id =
             session.registry().register(name, 0, HandlerFlags::NO_POSTCOPY, Box::new(handler))?;
         session.vfio.devices.fetch_add(1, Ordering::AcqRel);
-        let device = VfioDevice { session: session.clone(), shared, handler_id };
+        let device =
+            VfioDevice { session: session.clone(), shared, handler_id, registered: Mutex::new(true) };
         let _ = device.shared.reread(&device.session);
         Ok(device)
     }
@@ -697,6 +689,25 @@ impl VfioDevice {
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Unregisters the device's handler, waiting until no query runs its callback on any
+    /// thread (after this returns the reader is never called again), and stops counting the
+    /// device in the session. Idempotent. From a callback of the same session it cannot wait:
+    /// `Reentrant`, and the device stays registered and working (a reader call another
+    /// thread is making may still be running, so nothing the reader uses may go).
+    pub fn close(&self) -> Result<()> {
+        reentrancy::check(self.session.id(), "swo_vfio_free")?;
+        let mut registered = lock(&self.registered);
+        if *registered {
+            match self.session.registry().unregister(self.handler_id) {
+                Ok(()) | Err(Error { code: Code::NotFound, .. }) => {}
+                Err(e) => return Err(e),
+            }
+            *registered = false;
+            self.session.vfio.devices.fetch_sub(1, Ordering::AcqRel);
+        }
+        Ok(())
     }
 
     pub fn session(&self) -> &Arc<Session> {
@@ -804,16 +815,11 @@ impl std::fmt::Debug for VfioDevice {
 }
 
 impl Drop for VfioDevice {
+    /// Unregisters like [`VfioDevice::close`]. Dropped inside a callback of its session, the
+    /// handler stays registered and working (its name taken, its reader owned by it, the
+    /// device counted) until the session goes.
     fn drop(&mut self) {
-        // Unregistering waits for running callbacks; from inside a callback of this session
-        // it would wait for itself, so the handler is detached instead: it stays registered
-        // (its name stays taken) but reports nothing and reads nothing.
-        if reentrancy::inside(self.session.id())
-            || self.session.registry().unregister(self.handler_id).is_err()
-        {
-            self.shared.detached.store(true, Ordering::Release);
-        }
-        self.session.vfio.devices.fetch_sub(1, Ordering::AcqRel);
+        let _ = self.close();
     }
 }
 

@@ -30,18 +30,22 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Stores `message` as the calling thread's last error message.
+/// Stores `message` as the calling thread's last error message. Dropped when the thread's
+/// store is already destroyed (a call from an `atexit` handler or a thread-local destructor:
+/// glibc destroys the main thread's thread-locals before running `atexit` handlers); this
+/// must not panic, as it also runs outside the panic boundary.
 pub(crate) fn set_last_error(message: &str) {
-    LAST_ERROR.with(|m| {
+    let _ = LAST_ERROR.try_with(|m| {
         let mut m = m.borrow_mut();
         m.clear();
         m.push_str(message);
     });
 }
 
-/// The calling thread's last error message ("" when there was none).
+/// The calling thread's last error message ("" when there was none, or when the thread's
+/// store is already destroyed).
 pub(crate) fn last_error() -> String {
-    LAST_ERROR.with(|m| m.borrow().clone())
+    LAST_ERROR.try_with(|m| m.borrow().clone()).unwrap_or_default()
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -184,6 +188,39 @@ mod tests {
         let status = call(|| Err(Error::invalid_arg("Invalid size 10MB")));
         assert_eq!(status, SWO_ERR_INVALID_ARG);
         assert_eq!(last_error(), "Invalid size 10MB");
+    }
+
+    /// Runs, at the thread's exit, after the library's thread-locals were destroyed: it is
+    /// first used (so registered) before them, and destructors run in reverse order.
+    struct AtThreadExit(std::sync::mpsc::Sender<(bool, String)>);
+    impl Drop for AtThreadExit {
+        fn drop(&mut self) {
+            let scope = crate::reentrancy::CallbackScope::enter(7);
+            set_last_error("dropped");
+            let status = call(|| Err(Error::invalid_arg("also dropped")));
+            let seen = (reentrancy::inside(7), last_error());
+            drop(scope);
+            let _ = self.0.send((status == SWO_ERR_INVALID_ARG && !seen.0, seen.1));
+        }
+    }
+    thread_local! {
+        static EXIT_PROBE: RefCell<Option<AtThreadExit>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn calls_after_the_threads_locals_are_destroyed_do_not_panic() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            EXIT_PROBE.with(|p| *p.borrow_mut() = Some(AtThreadExit(tx)));
+            // Now the library's thread-locals exist (destroyed before the probe).
+            let _scope = crate::reentrancy::CallbackScope::enter(7);
+            set_last_error("alive");
+            assert_eq!(last_error(), "alive");
+        })
+        .join()
+        .unwrap();
+        // The probe's calls returned normally; the destroyed stores hold nothing.
+        assert_eq!(rx.recv().unwrap(), (true, String::new()));
     }
 
     #[test]

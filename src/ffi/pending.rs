@@ -120,7 +120,10 @@ pub unsafe extern "C" fn swo_register_handler(
 }
 
 /// Unregisters a handler. Returns only once no callback of it runs or can start, so the
-/// caller may free its `opaque` right after. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`,
+/// caller may free its `opaque` right after. It waits for that handler's callbacks only,
+/// except when `membarrier` starts failing after the session was created (a seccomp filter
+/// installed later, failing it with an errno): then the first such call switches the session
+/// to full fences and waits for every query in flight to end as a whole. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`,
 /// `SWO_ERR_NOT_FOUND`, or `SWO_ERR_REENTRANT` from a callback of this session. Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_unregister_handler(s: *mut SwoSession, id: u64) -> SwoStatus {

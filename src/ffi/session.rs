@@ -17,14 +17,23 @@ pub unsafe extern "C" fn swo_session_new(out: *mut *mut SwoSession) -> SwoStatus
 
 /// Frees a session and unregisters its handlers. NULL is a no-op. No other call on the
 /// session may run or start on any thread; RAM and VFIO models created on it keep what they
-/// need alive until they are freed themselves.
+/// need alive until they are freed themselves. Any thread, except from a callback of the same
+/// session (the query running it still uses the session): there it frees nothing, the handle
+/// stays valid, and the thread's last error message says why; free it after the callback.
 #[no_mangle]
 pub unsafe extern "C" fn swo_session_free(s: *mut SwoSession) {
     call_or((), || {
-        if !s.is_null() {
-            // SAFETY: `s` came from `swo_session_new` and is not used after this call.
-            drop(unsafe { Box::from_raw(s) });
+        if s.is_null() {
+            return;
         }
+        // SAFETY: `s` is a live handle from `swo_session_new` (the C contract).
+        let id = unsafe { &*s }.inner.id();
+        if let Err(e) = reentrancy::check(id, "swo_session_free") {
+            set_last_error(&e.message);
+            return;
+        }
+        // SAFETY: `s` came from `swo_session_new` and is not used after this call.
+        drop(unsafe { Box::from_raw(s) });
     })
 }
 

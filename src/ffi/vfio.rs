@@ -273,20 +273,29 @@ pub unsafe extern "C" fn swo_vfio_get_sizes(v: *mut SwoVfio, out: *mut SwoVfioSi
 
 /// Unregisters the device's handler, waiting until none of its callbacks runs on any thread
 /// (so the readers' `opaque` and the fds may be released right after), then frees the
-/// device. NULL is a no-op. No other call on `v` may run or start. Called from a callback of
-/// the same session, where it cannot wait, the handler is detached instead: it stays
-/// registered (its name stays taken) but reports nothing and calls no reader. Any thread.
+/// device. NULL is a no-op. No other call on `v` may run or start. Any thread, except from a
+/// callback of the same session, where it cannot wait (another thread may be in a reader
+/// right then): there it frees nothing, the device stays registered, allocated and working
+/// (keep `opaque` and the fds), and the thread's last error message says why; a later call
+/// from outside a callback frees it.
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_free(v: *mut SwoVfio) {
     call_or((), || {
-        if !v.is_null() {
-            // SAFETY: `v` came from `swo_vfio_new*` and is not used after this call.
-            let handle = unsafe { Box::from_raw(v) };
-            let session = handle.inner.session().clone();
-            drop(handle);
-            if !reentrancy::inside(session.id()) {
-                session.flush_events();
-            }
+        if v.is_null() {
+            return;
+        }
+        // SAFETY: `v` is a live handle from `swo_vfio_new*` (the C contract).
+        let device = &unsafe { &*v }.inner;
+        let session = device.session().clone();
+        if let Err(e) = device.close() {
+            // Still registered: the handle must stay valid for a later free.
+            set_last_error(&e.message);
+            return;
+        }
+        // SAFETY: `v` came from `swo_vfio_new*`, is unregistered, and is not used after this.
+        drop(unsafe { Box::from_raw(v) });
+        if !reentrancy::inside(session.id()) {
+            session.flush_events();
         }
     })
 }
