@@ -5,8 +5,11 @@
 REQUIREMENTS=("meson>=1.1" ninja pytest jsonschema matplotlib)
 [ -x .venv/bin/python3 ] && . .venv/bin/activate
 add_script_dirs() {
+  local user_base
+  # `site --user-base` exits 1 where user site-packages are off (in a venv): not an error.
+  user_base="$(python3 -m site --user-base 2>/dev/null || true)"
+  [ -n "$user_base" ] && PATH="$user_base/bin:$PATH"
   PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
-  PATH="$(python3 -m site --user-base 2>/dev/null)/bin:$PATH"
   export PATH
 }
 add_script_dirs
