@@ -35,14 +35,21 @@ static int fail(int err)
     return -1;
 }
 
+/* Notes what the library sent: the request and the uAPI header (argsz, flags). */
+static void record(struct ioctl_shim_control *c, unsigned long request, const unsigned char *arg,
+                   uint32_t *argsz, uint32_t *flags)
+{
+    memcpy(argsz, arg, 4);
+    memcpy(flags, arg + 4, 4);
+    c->last_request = request;
+    c->last_argsz = *argsz;
+    c->last_flags = *flags;
+}
+
 static int answer_feature(struct ioctl_shim_control *c, unsigned long request, unsigned char *arg)
 {
     uint32_t argsz, flags;
-    memcpy(&argsz, arg, 4);
-    memcpy(&flags, arg + 4, 4);
-    c->last_request = request;
-    c->last_argsz = argsz;
-    c->last_flags = flags;
+    record(c, request, arg, &argsz, &flags);
     if (request != SHIM_VFIO_DEVICE_FEATURE || argsz != SHIM_FEATURE_ARGSZ
         || flags != SHIM_FEATURE_GET_MIG_DATA_SIZE) {
         c->bad_calls++;
@@ -59,11 +66,7 @@ static int answer_feature(struct ioctl_shim_control *c, unsigned long request, u
 static int answer_precopy(struct ioctl_shim_control *c, unsigned long request, unsigned char *arg)
 {
     uint32_t argsz, flags;
-    memcpy(&argsz, arg, 4);
-    memcpy(&flags, arg + 4, 4);
-    c->last_request = request;
-    c->last_argsz = argsz;
-    c->last_flags = flags;
+    record(c, request, arg, &argsz, &flags);
     if (request != SHIM_VFIO_MIG_GET_PRECOPY_INFO || argsz != SHIM_PRECOPY_ARGSZ || flags != 0) {
         c->bad_calls++;
         return fail(EINVAL);
