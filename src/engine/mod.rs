@@ -35,16 +35,16 @@
 //! (`{"timestamp": {...}, "event": NAME, "data": {...}}`). Data members:
 //! - `MIGRATION` (only with capability `events`): `status` — the new status name.
 //! - `MIGRATION_PASS` (only with capability `events`): `pass` — dirty-sync-count after an
-//!   exact query of the loop.
-//! - `MIGRATION_STALL` (always, once per stall): `passes-since-progress`, `best-remaining`
+//!   exact query of the loop (2 for the first: `migrate_init` starts the count at 1).
+//! - `MIGRATION_STALL` (only with capability `events`, once per stall): `passes-since-progress`, `best-remaining`
 //!   (bytes), `remaining` (bytes, this pass), `expected-downtime` (ms), `downtime-limit` (ms),
 //!   `recommended-downtime` (ms, 0 when no change is advised).
-//! - `MIGRATION_DOWNTIME_ADJUSTED` (always): `old-downtime-limit`, `downtime-limit` (the new
+//! - `MIGRATION_DOWNTIME_ADJUSTED` (only with capability `events`): `old-downtime-limit`, `downtime-limit` (the new
 //!   value), `expected-downtime`, `auto-downtime-max` (all ms).
-//! - `MIGRATION_SWITCHOVER_ROLLBACK` (always): `remaining` (bytes, the final query's total),
+//! - `MIGRATION_SWITCHOVER_ROLLBACK` (only with capability `events`): `remaining` (bytes, the final query's total),
 //!   `threshold` (bytes), `rollback-tolerance` (percent), `allowed` (bytes: threshold plus the
 //!   tolerance), `reason` (text).
-//! - `DEVICE_SIZE_WARNING` (always): `kind` — `"no-vmm-ops"` (a handler wants its exact query
+//! - `DEVICE_SIZE_WARNING` (always: the VMM's only warning channel): `kind` — `"no-vmm-ops"` (a handler wants its exact query
 //!   with the guest stopped but the VMM gave no `vm_stop`/`vm_resume`: queried with the guest
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
 //!   with the guest running; adds `errno`, positive, of the first failure; once per migration);
