@@ -152,10 +152,14 @@ def test_info_migrate_reproduces_the_seed_sample():
         ram.set_dirty_pages(356_516)  # 1.36 GiB
         assert s.query_pending().total == 356_516 * PAGE  # the system-wide remaining
         text = s.info_migrate(12_080)
+    # The library's ETA line (issue 12): no trend yet (one pass), so the time to send what
+    # exceeds the threshold: (1,460,289,536 − 105,062,500 B/s × 0.3 s) / 105,062,500 B/s
+    # = 13.599… s, rounded up to 13,600 ms.
     assert text == (
         "Status: \t\tactive\n"
         "Time (ms): \t\ttotal=12080, setup=14, exp_down=300\n"
         "Remaining: \t\t1.36 GiB\n"
+        "ETA: \t\t\t13.6 s\n"
         "RAM info:\n"
         "  Throughput (Mbps): \t840.50\n"
         "  Sizes: \t\tpagesize=4 KiB, total=4.02 GiB\n"

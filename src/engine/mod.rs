@@ -59,6 +59,7 @@ pub use step::{Action, Step};
 
 use crate::error::{Error, Result};
 use crate::reentrancy::{self, CallbackScope};
+use crate::eta::PassHistory;
 use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
 use crate::Session;
@@ -100,6 +101,8 @@ pub(crate) struct EngineState {
     /// Total of the last exact query (`dirty_bytes_last_sync`).
     pub(crate) last_sync_bytes: u64,
     pub(crate) stall: StallTracker,
+    /// The remaining of the last passes, for the ETA's trend.
+    pub(crate) passes: PassHistory,
     pub(crate) postcopy_requested: bool,
     pub(crate) switchover_acked: bool,
     pub(crate) vm_running: bool,
@@ -135,6 +138,7 @@ impl Default for EngineState {
             pass: 0,
             last_sync_bytes: 0,
             stall: StallTracker::default(),
+            passes: PassHistory::default(),
             postcopy_requested: false,
             switchover_acked: false,
             vm_running: true,

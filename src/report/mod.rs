@@ -50,6 +50,9 @@ pub struct XSwitchover {
     pub best_remaining: u64,
     /// Advised `downtime-limit` in ms; 0 when no change is advised.
     pub recommended_downtime: u64,
+    /// Time until the switchover can happen, in ms ([`crate::eta`]); `u64::MAX` = never
+    /// (the remaining does not fall, or no bandwidth is known yet).
+    pub eta: u64,
 }
 
 /// A `MigrationInfo`: `None` members are absent from the JSON.
@@ -131,7 +134,8 @@ impl MigrationInfo {
     }
 
     /// HMP `info migrate` (QEMU 11.1 layout). `downtime_limit_ms` is not printed by QEMU; the
-    /// `Stalled:` line uses the advice instead.
+    /// `Stalled:` line uses the advice instead. In `active` the library adds one line after
+    /// `Remaining:`: `Stalled:` while stalled, else `ETA:` (`never`, `<n> ms`, `<s>.<d> s`).
     pub fn to_hmp_text(&self) -> String {
         let mut t = String::new();
         // `writeln!` into a String cannot fail.
@@ -159,6 +163,12 @@ impl MigrationInfo {
         }
         if let Some(remaining) = self.remaining {
             let _ = writeln!(t, "Remaining: \t\t{}", size_to_str(remaining));
+        }
+        // One line while pre-copy runs: the stall with its advice, or else the ETA (a stall
+        // means the remaining does not fall: its ETA is always "never").
+        let live = self.status == MigrationStatus::Active;
+        if let Some(x) = self.x_switchover.as_ref().filter(|x| live && !x.stalled) {
+            let _ = writeln!(t, "ETA: \t\t\t{}", eta_text(x.eta));
         }
         if let Some(x) = self.x_switchover.as_ref().filter(|x| x.stalled) {
             let _ = write!(
@@ -221,6 +231,15 @@ impl MigrationInfo {
     }
 }
 
+/// `never`, `<n> ms` below a second, else seconds with one decimal (`12.3 s`).
+fn eta_text(eta_ms: u64) -> String {
+    match eta_ms {
+        crate::eta::ETA_NEVER => "never".to_string(),
+        ms if ms < 1000 => format!("{ms} ms"),
+        ms => format!("{}.{} s", ms / 1000, ms % 1000 / 100),
+    }
+}
+
 fn finite(v: f64) -> f64 {
     if v.is_finite() { v } else { 0.0 }
 }
@@ -261,5 +280,6 @@ fn x_value(x: &XSwitchover) -> Value {
     m.insert("passes-since-progress".into(), x.passes_since_progress.into());
     m.insert("best-remaining".into(), x.best_remaining.into());
     m.insert("recommended-downtime".into(), x.recommended_downtime.into());
+    m.insert("eta".into(), x.eta.into());
     Value::Object(m)
 }

@@ -17,6 +17,7 @@ from .model import Device, GuestRam, Link
 from .scenario import Action, Scenario
 
 INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
 
 
 @dataclass
@@ -32,6 +33,8 @@ class PassRecord:
     action: str
     notes: list[str] = field(default_factory=list)
     hmp: str | None = None
+    #: The library's ETA (x-switchover ``eta``, ms until the switchover); None = never.
+    eta_ms: int | None = None
 
 
 @dataclass
@@ -186,11 +189,19 @@ class Simulation:
         self._last_print = self.now
         rec = PassRecord(self.now, step.pass_, step.pending.total, step.threshold,
                          info.expected_downtime_ms, limit, info.mbps, action,
-                         self._notes)
+                         self._notes, eta_ms=self._eta())
         self._notes = []
         if self.hmp:
             rec.hmp = self.s.info_migrate(self.now)
         self.res.records.append(rec)
+
+    def _eta(self) -> int | None:
+        """The library's ETA now (``x-switchover`` ``eta``); None for never or unknown."""
+        query = getattr(self.s, "query_migrate", None)
+        if query is None:
+            return None
+        eta = query(self.now).get("x-switchover", {}).get("eta")
+        return None if eta is None or eta >= UINT64_MAX else eta
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> Result:
