@@ -74,6 +74,8 @@ class FeedResult:
     qemu_pass: int = 0
     #: Library passes this sample added (increases of ``dirty-sync-count``).
     new_passes: int = 0
+    #: Passes fed so far (since the feed's migration started).
+    passes: int = 0
     #: The pending figure fed (``None`` when the reply had none).
     pending: Optional[int] = None
     #: The library's ``query-migrate`` at this sample (``{}`` before the migration starts).
@@ -216,6 +218,7 @@ class QmpFeed:
                 if self._pending != (pending or 0) and pending is not None:
                     self._pending = pending
                     self.session.query_pending(exact=False)
+        result.passes = self.passes
         result.library = self.session.query_migrate(now_ms)
         result.events = [{"event": e.get("event"), "data": e.get("data", {})}
                          for e in self.session.events]

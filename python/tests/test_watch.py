@@ -109,7 +109,7 @@ def test_stall_is_reported_within_stall_passes_plus_one_passes_with_the_advice()
         # Round 1 (64 MiB) ends at 2 s: pass 1 finds 16 MiB. Rounds of 16 MiB take 0.5 s, each
         # finds 16 MiB again: no progress from pass 2 on; the 5th such pass (stall-passes 5)
         # is pass 6, QEMU's dirty-sync-count 7, at 2 + 5 × 0.5 = 4.5 s.
-        assert r.library["ram"]["dirty-sync-count"] == 6 and r.qemu_pass == 7
+        assert r.passes == 6 and r.qemu_pass == 7
         assert 4500 <= r.now_ms < 4600
         data = [e["data"] for e in r.events if e["event"] == "MIGRATION_STALL"][0]
         # Expected downtime = 16 MiB / 32 MiB/s = 500 ms; advice 500 × 1.1 = 550 ms
@@ -297,3 +297,38 @@ def test_the_live_view_redraws_in_place_on_a_tty(sock):
     assert stalled and "would converge" in stalled[-1] and "ETA never" in stalled[-1]
     assert "   cancelled   " in frames[-1]
     assert all(len(line) <= 100 for f in frames for line in f.splitlines())
+
+
+def test_replay_of_a_recorded_run_says_what_the_live_feed_said(tmp_path, capsys):
+    # A RUN.json (tests/e2e/qemu_pair.py's format) of the stalling model, sampled every 100 ms:
+    # `python -m switchover.sim --replay` reports the stall at the same pass, with the same
+    # advice, as the feed did live.
+    from switchover.sim.__main__ import main as sim_main
+    model = stalling_model(setup_s=0.0)
+    model.start(0.0)
+    samples, live_stall = [], None
+    with QmpFeed() as feed:
+        for t in range(0, 8000, 100):
+            model.advance(t / 1000)
+            q = model.query_migrate()
+            samples.append({"t": t / 1000, "query-migrate": q})
+            feed.parameters(model.params)
+            r = feed.sample(t, q)
+            for e in r.events:
+                if e["event"] == "MIGRATION_STALL" and live_stall is None:
+                    live_stall = (r.qemu_pass, e["data"]["recommended-downtime"])
+    record = {"format": "switchover-real-run/1", "samples": samples,
+              "inputs": {"migrate_parameters": dict(model.params)}, "actions_applied": []}
+    path = tmp_path / "RUN.json"
+    path.write_text(json.dumps(record))
+    assert sim_main(["--replay", str(path), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert live_stall is not None
+    assert (said["stall"]["pass"], said["stall"]["advice_ms"]) == live_stall
+    assert sim_main(["--replay", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"STALL: 5 passes without progress; downtime-limit {live_stall[1]} ms would converge" in text
+    # Not a run: one line, exit 2.
+    (tmp_path / "bad.json").write_text("{}")
+    assert sim_main(["--replay", str(tmp_path / "bad.json")]) == 2
+    assert "no 'samples' list" in capsys.readouterr().err

@@ -36,6 +36,7 @@ def sample_object(r: FeedResult, qemu: Dict[str, Any], params: Dict[str, Any],
     return {
         "type": "sample",
         "t-ms": r.now_ms,
+        "total-time": qemu.get("total-time"),
         "status": r.status,
         "pass": r.qemu_pass,
         "new-passes": r.new_passes,
