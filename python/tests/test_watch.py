@@ -45,10 +45,28 @@ def test_pending_is_top_level_remaining_where_qemu_has_it_else_ram_remaining():
     assert pending_of({"status": "setup"}) is None
 
 
+def test_the_window_closes_at_the_first_sample_window_ms_after_the_last():
+    # Samples every 100 ms, 2 s windows: the bandwidth is the average over the window, not
+    # one 100 ms slice (3.2 MiB bursts seen from outside, QEMU's rate limiter).
+    with QmpFeed(window_ms=2000) as feed:
+        feed.parameters({"downtime-limit": 300})
+        sent = 0
+        for i in range(0, 21):
+            sent += 6_400_000 if i % 2 else 0      # a burst every other sample
+            r = feed.sample(i * 100, {"status": "active", "ram": {
+                "transferred": sent, "remaining": 1 << 30, "dirty-sync-count": 1}})
+            if i < 20:
+                assert r.x["switchover-bandwidth"] == 0, i
+        # 10 bursts of 6.4 MB in 2 s: 32 MB/s.
+        assert r.x["switchover-bandwidth"] == 32_000_000
+    with pytest.raises(ValueError):
+        QmpFeed(window_ms=50)
+
+
 def test_bytes_go_to_their_channel_and_windows_close_at_sample_times():
     # 3,276,800 B in 100 ms, 1,000,000 of them multifd: the window is 32,768,000 B/s
     # whatever the channel, and downtime-limit 300 ms gives a threshold of 9,830,400 B.
-    with QmpFeed() as feed:
+    with QmpFeed(window_ms=100) as feed:
         feed.parameters({"downtime-limit": 300, "max-bandwidth": 1 << 30,
                          "avail-switchover-bandwidth": 0})
         ram = {"transferred": 0, "remaining": 100 * MIB, "multifd-bytes": 0,
@@ -190,7 +208,7 @@ def test_json_samples_validate_and_a_completed_migration_exits_0(sock, capsys):
     # 8 MiB at 32 MiB/s with a quiet guest: done after the first round, ~0.25 s.
     model = Model(8 * MIB, 32 * MIB)
     with FakeQemu(sock, model):
-        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02",
+        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02", "--window", "200",
                                             "--json"])
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
@@ -208,7 +226,7 @@ def test_apply_advice_sets_the_downtime_limit_and_the_migration_completes(sock, 
     model = Model(8 * MIB, 32 * MIB, dirty_rate=64 * MIB, dirty_region=4 * MIB,
                   downtime_limit=100)
     with FakeQemu(sock, model) as fake:
-        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02",
+        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02", "--window", "200",
                                             "--json", "--apply-advice", "--max-downtime", "500"])
     assert code == 0, err
     summary = json.loads(out.splitlines()[-1])
@@ -228,7 +246,7 @@ def test_cancel_on_stall_gives_up_with_exit_3(sock, capsys):
     model = Model(8 * MIB, 32 * MIB, dirty_rate=64 * MIB, dirty_region=4 * MIB,
                   downtime_limit=100)
     with FakeQemu(sock, model) as fake:
-        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02",
+        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02", "--window", "200",
                                             "--cancel-on-stall", "0.2"])
     assert code == 3, err
     assert [c for c in fake.commands if c["execute"] == "migrate_cancel"]
@@ -279,7 +297,7 @@ def test_the_live_view_redraws_in_place_on_a_tty(sock):
     out = Tty()
     model = Model(8 * MIB, 32 * MIB, dirty_rate=64 * MIB, dirty_region=4 * MIB,
                   downtime_limit=100)
-    args = _parser().parse_args(["--qmp", f"unix:{sock}", "--interval", "0.02",
+    args = _parser().parse_args(["--qmp", f"unix:{sock}", "--interval", "0.02", "--window", "200",
                                  "--cancel-on-stall", "0.1"])
     with FakeQemu(sock, model):
         w = Watcher(args, out)

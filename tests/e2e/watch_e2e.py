@@ -138,7 +138,10 @@ def analyse(run: dict) -> dict:
         "run": run["name"], "status": out["status"], "total_s": _s(out["total-time"]),
         "passes": out["passes"], "downtime_ms": out["downtime"],
         "watch_outcome": summary.get("outcome"), "watch_rc": run["watch_rc"],
-        "predicted_ms": summary.get("predicted-downtime"),
+        # The library's last prediction: its expected downtime at the last live sample that
+        # still had something to send (the watcher's summary says the same).
+        "predicted_ms": next((x["expected-downtime"] for x in reversed(samples)
+                              if x["status"] == "active" and x["remaining"]), None),
         "qemu_expected_ms": out.get("expected-downtime-at-switchover"),
         "advice_ms": summary.get("advice") or None,
         "applied": [a["arguments"]["downtime-limit"] for a in summary.get("actions", [])
@@ -155,6 +158,18 @@ def analyse(run: dict) -> dict:
             plateau = cur
             break
     stall = next((x for x in samples if "MIGRATION_STALL" in x["events"]), None)
+    # The same run replayed from QEMU's record (python -m switchover.sim --replay): the stall
+    # and the advice the library gives on the harness's samples, against the live watcher's.
+    try:
+        from switchover.qmpfeed import replay
+        for r in replay(record):
+            hit = [e for e in r.events if e["event"] == "MIGRATION_STALL"]
+            if hit:
+                res["replay_stall_pass"] = r.qemu_pass
+                res["replay_advice_ms"] = hit[0]["data"].get("recommended-downtime")
+                break
+    except Exception as e:  # noqa: BLE001 - the comparison is a figure, not the run
+        res["replay_error"] = str(e)
     res["plateau_pass"] = plateau["dirty-sync-count"] if plateau else None
     res["plateau_t_s"] = plateau["t"] if plateau else None
     res["plateau_remaining"] = plateau["remaining"] if plateau else None
@@ -186,6 +201,18 @@ def analyse(run: dict) -> dict:
                                "error_pct": None if err is None else round(err)}
         res["eta"] = errs
     return res
+
+
+def reanalyse(out: Path) -> list:
+    """The figures again from the files of an earlier run (RUN.json, watch.jsonl per run)."""
+    results = []
+    for d in sorted(p for p in out.iterdir() if (p / "RUN.json").exists()):
+        lines = [json.loads(x) for x in (d / "watch.jsonl").read_text().splitlines() if x]
+        summary = next((x for x in lines if x.get("type") == "summary"), {})
+        run = {"name": d.name, "record": json.loads((d / "RUN.json").read_text()),
+               "watch": lines, "watch_rc": summary.get("exit-code")}
+        results.append(analyse(run))
+    return results
 
 
 def _s(ms: Optional[int]) -> Optional[float]:
@@ -297,7 +324,16 @@ def main(argv=None) -> int:
                     help="seconds of dirtying before the migration starts (default 8)")
     ap.add_argument("--shares", type=float, nargs="+", default=[0.8, 0.88, 0.95],
                     help="full mode: limits tried, as shares of the advice")
+    ap.add_argument("--reanalyse", action="store_true",
+                    help="no new runs: recompute the figures from the files in --out")
     args = ap.parse_args(argv)
+    if args.reanalyse:
+        results = reanalyse(Path(args.out))
+        for a in results:
+            print(json.dumps(a))
+        for line in table(results):
+            print(line)
+        return 0
     Path(args.out).mkdir(parents=True, exist_ok=True)
     try:
         return asyncio.run(main_async(args))

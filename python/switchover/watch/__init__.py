@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="QEMU's QMP monitor socket")
     p.add_argument("--interval", type=float, default=0.1, metavar="S",
                    help="seconds between query-migrate polls (default 0.1)")
+    p.add_argument("--window", type=int, default=2000, metavar="MS",
+                   help="the library's bandwidth window: closed at the first sample MS after "
+                        "the last (default 2000; QEMU's rate-limit bursts make shorter windows "
+                        "noisy from outside, see docs/watch.md)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per sample on stdout, then a summary object")
     p.add_argument("--apply-advice", action="store_true",
@@ -114,7 +118,7 @@ class Watcher:
             # The library raises its downtime-limit on a stall up to this ceiling
             # (MIGRATION_DOWNTIME_ADJUSTED); the watcher passes that on to QEMU.
             params["auto-downtime-max"] = args.max_downtime
-        self.feed = QmpFeed(params)
+        self.feed = QmpFeed(params, window_ms=args.window)
         self.actions: List[Dict[str, Any]] = []
         self.drawn = 0
         self.last = None
@@ -226,7 +230,9 @@ class Watcher:
             actions = await self._act(client, r, params, now_ms)
             self._track(r, now_ms)
             self.last = r
-            if r.status not in ("completed", "failed", "cancelled", "setup"):
+            # The last prediction: at the last live sample that still had something to send
+            # (QEMU may already be in its final copy, with nothing left, at the very last).
+            if r.status not in ("completed", "failed", "cancelled", "setup") and r.pending:
                 self.last_live = r
                 self.qemu_expected = info.get("expected-downtime", self.qemu_expected)
             self.show(r, info, params, actions)
@@ -311,9 +317,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"switchover-watch: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.interval <= 0 or args.max_downtime < 0 or args.max_downtime > 2_000_000 or \
-            (args.cancel_on_stall is not None and args.cancel_on_stall < 0):
+            (args.cancel_on_stall is not None and args.cancel_on_stall < 0) or args.window < 100:
         print("switchover-watch: --interval must be > 0, --max-downtime within 0..2000000 ms, "
-              "--cancel-on-stall >= 0", file=sys.stderr)
+              "--cancel-on-stall >= 0, --window >= 100 ms", file=sys.stderr)
         return EXIT_USAGE
     # qemu.qmp logs connection trouble itself; the watcher prints one line instead.
     logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
