@@ -6,14 +6,21 @@
 //! found at the next sync. With `q` the ratio of one pass's remaining to the previous one's
 //! (`q < 1` while the migration converges), the rounds still to come send
 //! `R + qR + q²R + …` bytes until what is left fits the threshold `T`, so at the switchover
-//! bandwidth `B` (bytes/s, the figure the decision uses):
+//! drain rate `D` (bytes of remaining per second):
 //!
 //! ```text
-//! eta = (R − T) / (B × (1 − q))      seconds, rounded up to whole ms
+//! eta = (R − T) / (D × (1 − q))      seconds, rounded up to whole ms
 //! ```
 //!
 //! - `R` is the system-wide remaining now (the last query's total, fast or exact), `T` the
 //!   threshold now.
+//! - `D` is how fast the remaining falls while a round runs: from the first query after the
+//!   last exact one to the latest fast query, once that spans at least
+//!   [`DRAIN_MIN_MS`]; before that, the previous round's; before any, the window bandwidth
+//!   `B` (bytes/s, the figure the decision uses). The remaining counts pages, the wire
+//!   carries bytes: a zero page counts 4 KiB in the remaining and a few bytes on the wire
+//!   (QEMU's `duplicate` pages), so the remaining of a mostly empty guest falls several times
+//!   faster than `B`, and an ETA from `B` alone was 2–4× too long on an idle QEMU 7.2 guest.
 //! - `q = (R_last / R_first)^(1 / (n − 1))` over the last `n` passes (at most `stall-passes`,
 //!   at least 2): the geometric mean of the per-pass ratios. Before two passes there is no
 //!   trend and `q = 0` (the time to send `R − T` once).
@@ -29,6 +36,64 @@ pub const ETA_NEVER: u64 = u64::MAX;
 
 /// How many passes the history keeps (the trend uses at most `stall-passes` of them).
 const KEPT: usize = 64;
+
+/// How long a round must have run before its own drain rate is used (ms).
+pub const DRAIN_MIN_MS: u64 = 1000;
+
+/// How fast the remaining falls within a round (between exact queries): bytes per second.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DrainTracker {
+    /// The first query of the current round: (ms, remaining).
+    round_start: Option<(u64, u64)>,
+    /// The latest fast query of the current round.
+    last: Option<(u64, u64)>,
+    /// The rate of the last round that ran long enough.
+    previous: Option<f64>,
+}
+
+impl DrainTracker {
+    /// Records one query's total at `now_ms`; `exact` (or final) queries end the round: the
+    /// next round starts from what they found.
+    pub fn observe(&mut self, now_ms: u64, remaining: u64, exact: bool) {
+        if exact {
+            if let Some(rate) = self.current() {
+                self.previous = Some(rate);
+            }
+            self.round_start = Some((now_ms, remaining));
+            self.last = None;
+            return;
+        }
+        match (self.round_start, self.last) {
+            // A figure that grew without a sync (a device's state grew, a new handler): the
+            // round starts again from it.
+            (Some(_), Some((_, r))) if remaining > r => {
+                if let Some(rate) = self.current() {
+                    self.previous = Some(rate);
+                }
+                self.round_start = Some((now_ms, remaining));
+                self.last = None;
+            }
+            (Some((_, r0)), None) if remaining > r0 => {
+                self.round_start = Some((now_ms, remaining));
+            }
+            (None, _) => self.round_start = Some((now_ms, remaining)),
+            _ => self.last = Some((now_ms, remaining)),
+        }
+    }
+
+    /// The current round's rate, once it spans [`DRAIN_MIN_MS`] and fell.
+    fn current(&self) -> Option<f64> {
+        let (t0, r0) = self.round_start?;
+        let (t, r) = self.last?;
+        let ms = t.checked_sub(t0)?;
+        (ms >= DRAIN_MIN_MS && r < r0).then(|| (r0 - r) as f64 / (ms as f64 / 1000.0))
+    }
+
+    /// The drain rate to use: this round's, else the previous round's, else `None`.
+    pub fn rate(&self) -> Option<f64> {
+        self.current().or(self.previous)
+    }
+}
 
 /// The remaining bytes of the last passes (exact queries of the loop), oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,11 +130,14 @@ impl PassHistory {
 }
 
 /// The ETA in ms (see the module documentation), [`ETA_NEVER`] when there is none.
+/// `drain_rate` is [`DrainTracker::rate`]; without it the window bandwidth is used.
+#[allow(clippy::too_many_arguments)]
 pub fn eta_ms(
     history: &PassHistory,
     remaining: u64,
     threshold: u64,
     switchover_bw: f64,
+    drain_rate: Option<f64>,
     stalled: bool,
     trend_passes: u64,
     margin_pct: u64,
@@ -82,11 +150,12 @@ pub fn eta_ms(
     if remaining <= threshold {
         return 0;
     }
-    if !switchover_bw.is_finite() || switchover_bw <= 0.0 {
+    let rate = drain_rate.filter(|d| d.is_finite() && *d > 0.0).unwrap_or(switchover_bw);
+    if !rate.is_finite() || rate <= 0.0 {
         return ETA_NEVER;
     }
     let Some(q) = history.ratio(trend_passes, margin_pct) else { return ETA_NEVER };
-    let ms = (remaining - threshold) as f64 / (switchover_bw * (1.0 - q)) * 1000.0;
+    let ms = (remaining - threshold) as f64 / (rate * (1.0 - q)) * 1000.0;
     if !ms.is_finite() || ms >= u64::MAX as f64 {
         return ETA_NEVER;
     }
@@ -107,8 +176,8 @@ mod tests {
     fn without_a_trend_it_is_the_time_to_send_what_exceeds_the_threshold() {
         // 100 MiB left, 10 MiB fit, 10 MiB/s: 9 s.
         let mib = 1u64 << 20;
-        assert_eq!(eta_ms(&history(&[]), 100 * mib, 10 * mib, 10.0 * mib as f64, false, 5, 4), 9000);
-        assert_eq!(eta_ms(&history(&[500]), 100 * mib, 10 * mib, 10.0 * mib as f64, false, 5, 4), 9000);
+        assert_eq!(eta_ms(&history(&[]), 100 * mib, 10 * mib, 10.0 * mib as f64, None, false, 5, 4), 9000);
+        assert_eq!(eta_ms(&history(&[500]), 100 * mib, 10 * mib, 10.0 * mib as f64, None, false, 5, 4), 9000);
     }
 
     #[test]
@@ -117,7 +186,7 @@ mod tests {
         // 64 MiB left over a 4 MiB threshold at 32 MiB/s = 60/32 s / 0.75 = 2.5 s.
         let mib = 1u64 << 20;
         let h = history(&[800 * mib, 200 * mib]);
-        assert_eq!(eta_ms(&h, 64 * mib, 4 * mib, 32.0 * mib as f64, false, 5, 4), 2500);
+        assert_eq!(eta_ms(&h, 64 * mib, 4 * mib, 32.0 * mib as f64, None, false, 5, 4), 2500);
         // Over three passes 1000, 250, 62.5: q = 0.25 as well.
         let h = history(&[4000, 1000, 250, 62]);
         let q = h.ratio(3, 4).unwrap();
@@ -129,22 +198,22 @@ mod tests {
         let h = history(&[1000, 990, 980]);
         // 2 % over the window: below the 4 % margin.
         assert_eq!(h.ratio(5, 4), None);
-        assert_eq!(eta_ms(&h, 980, 10, 1e6, false, 5, 4), ETA_NEVER);
+        assert_eq!(eta_ms(&h, 980, 10, 1e6, None, false, 5, 4), ETA_NEVER);
         // Growing.
-        assert_eq!(eta_ms(&history(&[1000, 2000]), 2000, 10, 1e6, false, 5, 4), ETA_NEVER);
+        assert_eq!(eta_ms(&history(&[1000, 2000]), 2000, 10, 1e6, None, false, 5, 4), ETA_NEVER);
         // Stalled, whatever the trend says.
-        assert_eq!(eta_ms(&history(&[1000, 100]), 100, 10, 1e6, true, 5, 4), ETA_NEVER);
+        assert_eq!(eta_ms(&history(&[1000, 100]), 100, 10, 1e6, None, true, 5, 4), ETA_NEVER);
         // No bandwidth yet.
-        assert_eq!(eta_ms(&history(&[]), 100, 10, 0.0, false, 5, 4), ETA_NEVER);
-        assert_eq!(eta_ms(&history(&[]), 100, 10, f64::NAN, false, 5, 4), ETA_NEVER);
+        assert_eq!(eta_ms(&history(&[]), 100, 10, 0.0, None, false, 5, 4), ETA_NEVER);
+        assert_eq!(eta_ms(&history(&[]), 100, 10, f64::NAN, None, false, 5, 4), ETA_NEVER);
         // Far too slow to fit in 64 bits of ms.
-        assert_eq!(eta_ms(&history(&[]), u64::MAX, 0, 1e-9, false, 5, 4), ETA_NEVER);
+        assert_eq!(eta_ms(&history(&[]), u64::MAX, 0, 1e-9, None, false, 5, 4), ETA_NEVER);
     }
 
     #[test]
     fn zero_once_the_remaining_fits_the_threshold_and_only_the_last_passes_count() {
-        assert_eq!(eta_ms(&history(&[]), 10, 10, 0.0, false, 5, 4), 0);
-        assert_eq!(eta_ms(&history(&[]), 10, 10, 1e6, true, 5, 4), ETA_NEVER);
+        assert_eq!(eta_ms(&history(&[]), 10, 10, 0.0, None, false, 5, 4), 0);
+        assert_eq!(eta_ms(&history(&[]), 10, 10, 1e6, None, true, 5, 4), ETA_NEVER);
         // An early flat stretch no longer counts once five falling passes follow it.
         let h = history(&[1000, 1000, 1000, 800, 640, 512, 410, 328]);
         assert!(h.ratio(5, 4).is_some());
@@ -154,5 +223,46 @@ mod tests {
         (0..100).for_each(|i| long.record(1000 - i));
         assert_eq!(long.remaining.len(), KEPT);
         assert_eq!(long.remaining.front(), Some(&(1000 - 36)));
+    }
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::*;
+
+    #[test]
+    fn the_round_that_falls_gives_the_rate_and_the_previous_round_stands_in_early() {
+        let mut d = DrainTracker::default();
+        assert_eq!(d.rate(), None);
+        d.observe(0, 1_000_000_000, true);
+        d.observe(500, 900_000_000, false);
+        // Half a second is too short to judge.
+        assert_eq!(d.rate(), None);
+        // 300 MB in 1.5 s: 200 MB/s (zero pages fall faster than the wire carries).
+        d.observe(1500, 700_000_000, false);
+        assert_eq!(d.rate(), Some(200_000_000.0));
+        // A sync starts a new round; until it has run a second, the last rate stands.
+        d.observe(1600, 400_000_000, true);
+        d.observe(2000, 390_000_000, false);
+        assert_eq!(d.rate(), Some(200_000_000.0));
+        // 100 MB in 1 s.
+        d.observe(2600, 300_000_000, false);
+        assert_eq!(d.rate(), Some(100_000_000.0));
+        // A figure that grows without a sync restarts the round; until the new one has run a
+        // second, the rate of the one it ended stands.
+        d.observe(2700, 500_000_000, false);
+        d.observe(3000, 490_000_000, false);
+        assert_eq!(d.rate(), Some(100_000_000.0));
+    }
+
+    #[test]
+    fn the_eta_uses_the_drain_rate_when_there_is_one() {
+        // 384 MiB over a 1 MiB threshold: 3 s draining at 128 MiB/s, 12 s at a 32 MiB/s
+        // window.
+        let (mib, h) = (1u64 << 20, PassHistory::default());
+        let (r, t) = (385 * mib, mib);
+        assert_eq!(eta_ms(&h, r, t, 32.0 * mib as f64, Some(128.0 * mib as f64), false, 5, 4), 3000);
+        assert_eq!(eta_ms(&h, r, t, 32.0 * mib as f64, None, false, 5, 4), 12000);
+        assert_eq!(eta_ms(&h, r, t, 32.0 * mib as f64, Some(0.0), false, 5, 4), 12000);
     }
 }

@@ -59,7 +59,7 @@ pub use step::{Action, Step};
 
 use crate::error::{Error, Result};
 use crate::reentrancy::{self, CallbackScope};
-use crate::eta::PassHistory;
+use crate::eta::{DrainTracker, PassHistory};
 use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
 use crate::Session;
@@ -103,6 +103,8 @@ pub(crate) struct EngineState {
     pub(crate) stall: StallTracker,
     /// The remaining of the last passes, for the ETA's trend.
     pub(crate) passes: PassHistory,
+    /// How fast the remaining falls within a round, for the ETA.
+    pub(crate) drain: DrainTracker,
     pub(crate) postcopy_requested: bool,
     pub(crate) switchover_acked: bool,
     pub(crate) vm_running: bool,
@@ -139,6 +141,7 @@ impl Default for EngineState {
             last_sync_bytes: 0,
             stall: StallTracker::default(),
             passes: PassHistory::default(),
+            drain: DrainTracker::default(),
             postcopy_requested: false,
             switchover_acked: false,
             vm_running: true,

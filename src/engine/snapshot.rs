@@ -150,6 +150,7 @@ impl Session {
                 remaining,
                 window.threshold,
                 window.switchover_bw,
+                st.drain.rate(),
                 st.stall.stalled,
                 params.stall_passes,
                 params.stall_margin_pct,
