@@ -35,6 +35,7 @@ fn query_parameters_lists_every_parameter_in_a_fixed_order() {
             "stall-passes",
             "downtime-headroom",
             "auto-downtime-max",
+            "bandwidth-window",
         ]
     );
     assert_eq!(sess.parameters_json(), sess.parameters_json());

@@ -11,10 +11,11 @@ this module only translates QEMU's figures into the library's calls:
   ``multifd_send_pages``; ``migration_transferred_bytes`` in 8.x and later) goes to
   ``SWO_CHANNEL_MULTIFD``, the rest to ``SWO_CHANNEL_MAIN``. A counter that goes backwards
   means a new migration: the session starts over.
-- **the window**: ``update_counters(now)`` at the first sample ``window_ms`` (default
-  2000) after the last one, so the library's bandwidth window closes at sample times and
-  spans about ``window_ms``. QEMU's own 100 ms window is aligned with its rate limiter
-  (``migration_rate_limit`` lets one 100 ms quota out per window); seen from outside, a 100 ms
+- **the window**: ``update_counters(now)`` at every sample, with the library's parameter
+  ``bandwidth-window`` at ``window_ms`` (default 2000): the window closes at the first sample
+  ``window_ms`` after it opened, so it closes at sample times and spans about ``window_ms``.
+  QEMU's own 100 ms window is aligned with its rate limiter (``migration_rate_limit`` lets
+  one 100 ms quota out per window); seen from outside, a 100 ms
   window catches zero, one or two of those bursts. On a recorded QEMU 7.2 migration at
   ``max-bandwidth`` 32 MiB/s (33.5 MB/s), 100 ms windows measured 0 to 66 MB/s, 1 s windows
   25 to 36 MB/s, 2 s windows 29.8 to 34.0 MB/s: the threshold, the expected downtime and the
@@ -114,6 +115,7 @@ class QmpFeed:
             raise ValueError(f"window_ms {window_ms} is below QEMU's 100 ms window")
         self.window_ms = window_ms
         self.session = Session(keep_events=None)
+        self.session.set_parameters({"bandwidth-window": window_ms})
         self._pending: int = 0
         self._force_sync = False
         self.session.register_handler("qemu", self._query)
@@ -130,7 +132,6 @@ class QmpFeed:
         self._multifd: Optional[int] = None
         self._sync_count: Optional[int] = None
         self._last_pending: Optional[int] = None
-        self._window_start: Optional[int] = None
         self.passes = 0
 
     def close(self) -> None:
@@ -189,16 +190,13 @@ class QmpFeed:
         if not self.live:
             self.session.setup_done(now_ms)
             self.live = True
-            self._window_start = now_ms
         pending = pending_of(info)
         previous = self._last_pending
         sent = 0
         if ram is not None:
             sent = self._record_bytes(int(ram.get("transferred", 0)),
                                       int(ram.get("multifd-bytes", 0)))
-        if self._window_start is None or now_ms - self._window_start >= self.window_ms:
-            self.session.update_counters(now_ms)
-            self._window_start = now_ms
+        self.session.update_counters(now_ms)
         count = int(ram.get("dirty-sync-count", 0)) if ram is not None else None
         synced = (count is not None and self._sync_count is not None
                   and count > self._sync_count)
@@ -211,7 +209,8 @@ class QmpFeed:
                 # `pending + (sent - previous)` (QEMU's `dirty_bytes_last_sync`).
                 self._pending = pending + max(0, sent - previous)
         result.pending = pending
-        self.session.query_pending(exact=False)
+        if not synced:
+            self.session.query_pending(exact=False)
         if count is not None:
             result.qemu_pass = count
             if self._sync_count is None:
@@ -228,8 +227,8 @@ class QmpFeed:
                         self._force_sync = False
                     self.passes += steps
                     result.new_passes = steps
-                # Between syncs the session's remaining is what QEMU reports now.
-                if self._pending != (pending or 0) and pending is not None:
+                # After the pass the session's remaining is what QEMU reports now.
+                if pending is not None:
                     self._pending = pending
                     self.session.query_pending(exact=False)
         result.passes = self.passes

@@ -350,3 +350,33 @@ def test_replay_of_a_recorded_run_says_what_the_live_feed_said(tmp_path, capsys)
     (tmp_path / "bad.json").write_text("{}")
     assert sim_main(["--replay", str(tmp_path / "bad.json")]) == 2
     assert "no 'samples' list" in capsys.readouterr().err
+
+
+def test_the_eta_reaches_c_callers_in_swo_get_advice_and_query_migrate():
+    # 3,276,800 B in the first 100 ms window: 32,768,000 B/s, threshold at 300 ms 9,830,400 B.
+    # 140,902,400 B remaining, no pass yet (q = 0), no drain measured yet (one query): the ETA
+    # is (140,902,400 − 9,830,400) / 32,768,000 = 4 s.
+    import switchover as so
+    figure = [140_902_400]
+    with so.Session() as s:
+        s.register_handler("ram", lambda exact, final: (figure[0], 0, 0))
+        s.set_parameters({"downtime-limit": 300})
+        s.migration_start(0)
+        s.setup_done(0)
+        s.record_transferred(3_276_800)
+        s.update_counters(100)
+        s.query_pending()
+        assert s.advice(100).eta_ms == 4000
+        assert s.query_migrate(100)["x-switchover"]["eta"] == 4000
+        assert "ETA: \t\t\t4.0 s\n" in s.info_migrate(100)
+        # A second later the wire carried another 32,768,000 B but the remaining fell by
+        # 65,536,000 B (zero pages): the drain rate replaces the bandwidth,
+        # (75,366,400 − 9,830,400) / 65,536,000 = 1 s (2 s at the bandwidth).
+        s.record_transferred(32_768_000)
+        s.update_counters(1100)
+        figure[0] = 75_366_400
+        s.query_pending()
+        assert s.advice(1100).eta_ms == 1000
+        # Not active: 0, as the header says.
+        s.cancel(1200)
+        assert s.advice(1200).eta_ms == 0

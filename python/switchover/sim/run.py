@@ -17,7 +17,6 @@ from .model import Device, GuestRam, Link
 from .scenario import Action, Scenario
 
 INT64_MAX = 2**63 - 1
-UINT64_MAX = 2**64 - 1
 
 
 @dataclass
@@ -196,12 +195,8 @@ class Simulation:
         self.res.records.append(rec)
 
     def _eta(self) -> int | None:
-        """The library's ETA now (``x-switchover`` ``eta``); None for never or unknown."""
-        query = getattr(self.s, "query_migrate", None)
-        if query is None:
-            return None
-        eta = query(self.now).get("x-switchover", {}).get("eta")
-        return None if eta is None or eta >= UINT64_MAX else eta
+        """The library's ETA now (``SwoAdvice.eta_ms``); None for never or unknown."""
+        return getattr(self.s.advice(self.now), "eta_ms", None)
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> Result:
