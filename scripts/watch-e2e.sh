@@ -45,7 +45,11 @@ command -v tmux >/dev/null 2>&1 || [ "$MODE" = quick ] || {
 # The library the watcher loads: this checkout's build.
 setup_build
 $MESON compile -C "$BUILD_DIR" >/dev/null
-export SWITCHOVER_LIB="$PWD/$BUILD_DIR/libswitchover.so" PYTHONPATH="$PWD/python"
+# A private copy: a rebuild of $BUILD_DIR during the runs (the test command's) rewrites the
+# library in place under the watchers.
+mkdir -p "$OUT"
+cp "$BUILD_DIR/libswitchover.so" "$OUT/libswitchover.so"
+export SWITCHOVER_LIB="$(cd "$OUT" && pwd)/libswitchover.so" PYTHONPATH="$PWD/python"
 GUEST="$(e2e_guest_dir)"
 python3 tests/e2e/watch_e2e.py --mode "$MODE" --out "$OUT" --qemu "$QEMU" "${FW[@]}" \
   --guest-dir "$GUEST"
