@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick; shift ;;
     --full) MODE=full; shift ;;
+    --eta) MODE=eta; shift ;;
     --qemu) QEMU="$2"; shift 2 ;;
     -L) FW+=(-L "$2"); shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
