@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
     --quick) MODE=quick; shift ;;
     --full) MODE=full; shift ;;
     --eta) MODE=eta; shift ;;
+    --advice) MODE=advice; shift ;;
     --qemu) QEMU="$2"; shift 2 ;;
     -L) FW+=(-L "$2"); shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
