@@ -24,9 +24,11 @@ this module only translates QEMU's figures into the library's calls:
   total of its last query, devices included), else ``ram.remaining`` (QEMU 7.2 to 11.0 report
   no device figure), reported by one handler as pre-copy data. A fast query at every sample
   makes it the session's system-wide remaining. At a pass the figure is the one QEMU found at
-  its sync, rebuilt from the sample: when one sync happened since the last sample, the old
-  round finished (it had ``previous`` bytes left) and the rest of the bytes sent went into
-  the new round, so the sync found ``pending + (sent − previous)``. Without this the figure
+  its sync, rebuilt from the sample: when one sync happened since the last sample, QEMU synced
+  as soon as the remaining fell below the threshold (``ram_save_pending``:
+  ``remaining_size < max_size``), so the old round sent ``max(0, previous − threshold)`` and
+  the rest of the bytes sent went into the new round: the sync found
+  ``pending + sent − max(0, previous − threshold)``. Without this the figure
   would be low by up to one poll interval of sending (3.2 MiB at 32 MiB/s and 100 ms), and so
   would the expected downtime and the advice. With several syncs between two samples the
   pending figure is taken as it is.
@@ -204,10 +206,14 @@ class QmpFeed:
             self._last_pending = pending
             self._pending = pending
             if synced and count - self._sync_count == 1 and previous is not None:
-                # One sync since the last sample: the round before it sent `previous`, the
-                # rest of the bytes went into the round the sync started, so the sync found
-                # `pending + (sent - previous)` (QEMU's `dirty_bytes_last_sync`).
-                self._pending = pending + max(0, sent - previous)
+                # One sync since the last sample. QEMU syncs as soon as the remaining falls
+                # below the threshold (ram_save_pending: `remaining_size < max_size`), so the
+                # old round sent `previous - threshold` (or nothing, when it was below already)
+                # and the rest went into the round the sync started: the sync found
+                # `pending + sent - max(0, previous - threshold)` (dirty_bytes_last_sync).
+                threshold = self.session.info(now_ms).threshold_bytes
+                old_round = max(0, previous - threshold)
+                self._pending = pending + max(0, sent - old_round)
         result.pending = pending
         if not synced:
             self.session.query_pending(exact=False)

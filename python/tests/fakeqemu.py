@@ -6,8 +6,9 @@ The model follows ``migration_iteration_run`` / ``ram_save_pending`` of QEMU 7.2
 sends the pages dirty at the last sync at ``max-bandwidth``; what the guest writes meanwhile
 (``dirty_rate`` bytes/s over a ``dirty_region`` it cycles through, so never more than the
 region) is found by the next ``migration_bitmap_sync``, which comes when the round is done
-(``pending_size`` 0 ≤ threshold) and bumps ``dirty-sync-count``; the migration completes at a
-sync whose figure fits ``bandwidth × downtime-limit``. ``ram.remaining`` is what the round
+(``ram_save_pending``: the remaining below the threshold ``bandwidth × downtime-limit``) and
+bumps ``dirty-sync-count``; what the round had left stays dirty; the migration completes at
+a sync whose figure is below the threshold. ``ram.remaining`` is what the round
 still has to send (the bitmap), as QEMU reports it; there is no top-level ``remaining``
 (QEMU 7.2). The final copy runs without the rate limit (``migration_completion``), so the
 downtime is ``remaining / final_bw``.
@@ -62,11 +63,13 @@ class Model:
             self.round_left -= sent
             self.transferred += sent
             self.dirty = min(float(self.region), self.dirty + self.dirty_rate * dt)
-            if self.round_left <= 0:
-                # pending 0 <= threshold: migration_bitmap_sync, then the decision.
+            threshold = bw * self.params["downtime-limit"] / 1000
+            if self.round_left < threshold:
+                # ram_save_pending: remaining_size < max_size (the threshold) syncs the bitmap;
+                # what the round had left stays dirty, plus what the guest wrote.
                 self.syncs += 1
-                self.round_left, self.dirty = self.dirty, 0.0
-                if self.round_left <= bw * self.params["downtime-limit"] / 1000:
+                self.round_left, self.dirty = self.round_left + self.dirty, 0.0
+                if self.round_left < threshold:
                     down = self.round_left / self.final_bw
                     self.transferred += self.round_left
                     self.round_left = 0

@@ -112,9 +112,9 @@ def test_a_new_dirty_sync_count_is_one_pass_and_the_sync_figure_is_rebuilt():
 
 
 def stalling_model(**kw):
-    # 64 MiB guest at 32 MiB/s; the guest writes 64 MiB/s over a 16 MiB region, so every
-    # round after the first finds the whole region dirty again: 16 MiB per sync, forever at
-    # 300 ms (threshold 9.6 MiB).
+    # 64 MiB guest at 32 MiB/s; the guest writes 64 MiB/s over a 16 MiB region. QEMU syncs
+    # once the round is below the threshold (9.6 MiB at 300 ms) and finds what was left
+    # (9.6 MiB) plus the whole region dirty again: 25.6 MiB per sync, forever.
     return Model(64 * MIB, 32 * MIB, dirty_rate=64 * MIB, dirty_region=16 * MIB, **kw)
 
 
@@ -124,16 +124,17 @@ def test_stall_is_reported_within_stall_passes_plus_one_passes_with_the_advice()
         stall = [r for r in results if any(e["event"] == "MIGRATION_STALL" for e in r.events)]
         assert stall, "no stall reported"
         r = stall[0]
-        # Round 1 (64 MiB) ends at 2 s: pass 1 finds 16 MiB. Rounds of 16 MiB take 0.5 s, each
-        # finds 16 MiB again: no progress from pass 2 on; the 5th such pass (stall-passes 5)
-        # is pass 6, QEMU's dirty-sync-count 7, at 2 + 5 × 0.5 = 4.5 s.
+        # Round 1 falls below 9.6 MiB at (64 − 9.6) / 32 = 1.7 s: pass 1 finds 25.6 MiB.
+        # Rounds of 16 MiB take 0.5 s, each finds 25.6 MiB again: no progress from pass 2 on;
+        # the 5th such pass (stall-passes 5) is pass 6, QEMU's dirty-sync-count 7, at
+        # 1.7 + 5 × 0.5 = 4.2 s.
         assert r.passes == 6 and r.qemu_pass == 7
-        assert 4500 <= r.now_ms < 4600
+        assert 4200 <= r.now_ms < 4300
         data = [e["data"] for e in r.events if e["event"] == "MIGRATION_STALL"][0]
-        # Expected downtime = 16 MiB / 32 MiB/s = 500 ms; advice 500 × 1.1 = 550 ms
+        # Expected downtime = 25.6 MiB / 32 MiB/s = 800 ms; advice 800 × 1.1 = 880 ms
         # (a sampled window may catch a page more or less: within 1 %).
-        assert 495 <= data["expected-downtime"] <= 505
-        assert 545 <= data["recommended-downtime"] <= 556
+        assert 792 <= data["expected-downtime"] <= 808
+        assert 871 <= data["recommended-downtime"] <= 889
         assert r.eta_ms is None and r.x["eta"] == ETA_NEVER
         # Nothing converges at 300 ms.
         assert results[-1].status == "active"
@@ -150,10 +151,10 @@ def test_the_advice_applied_makes_the_model_converge_within_it():
 
     with QmpFeed({"auto-downtime-max": 2000}) as feed:
         results = replay(stalling_model(setup_s=0.0), feed, until_ms=20_000, on_sample=apply)
-    assert len(applied) == 1 and 545 <= applied[0] <= 556
+    assert len(applied) == 1 and 871 <= applied[0] <= 889
     assert results[-1].status == "completed"
-    # The limit that converges is 16 MiB / 32 MiB/s = 500 ms; the advice is 10 % above it.
-    assert applied[0] >= 500 and applied[0] <= 500 * 1.25
+    # What a sync finds, 25.6 MiB, takes 800 ms at 32 MiB/s: the advice is 10 % above it.
+    assert applied[0] >= 800 and applied[0] <= 800 * 1.25
 
 
 def test_a_ceiling_below_the_advice_changes_nothing():
@@ -164,25 +165,27 @@ def test_a_ceiling_below_the_advice_changes_nothing():
 
 
 def test_eta_of_a_converging_migration_is_within_a_quarter_at_half_way():
-    # 256 MiB at 32 MiB/s while the guest writes 8 MiB/s (q = 1/4 per round): rounds of 8 s,
-    # 2 s, 0.5 s; the third sync finds 4 MiB, below the 9.6 MiB threshold: done at 10.5 s.
+    # 256 MiB at 32 MiB/s while the guest writes 8 MiB/s (q = 1/4 per round). Syncs below
+    # the 9.6 MiB threshold: at 7.7 s (finds 9.6 + 61.6 MiB), 9.625 s (25 MiB), 10.106 s
+    # (13.45 MiB), 10.226 s (10.56 MiB), 10.256 s (9.84 MiB), then below: done at ~10.27 s.
     model = Model(256 * MIB, 32 * MIB, dirty_rate=8 * MIB, dirty_region=256 * MIB, setup_s=0.0)
     with QmpFeed() as feed:
         results = replay(model, feed, until_ms=30_000)
     end = results[-1]
     assert end.status == "completed"
-    assert 10_400 <= model.total_time <= 10_600
+    assert 10_200 <= model.total_time <= 10_350
     live = [r for r in results if r.status == "active" and r.eta_ms is not None]
     at_half = min(live, key=lambda r: abs(r.now_ms - 5_250))
     # At 5.25 s (no pass yet, q = 0): (256 − 168 − 9.6) MiB at 32 MiB/s = 2.45 s, against
     # 5.25 s to go: the first round cannot know the guest's writes.
     assert 2_300 <= at_half.eta_ms <= 2_600
     after_pass = [r for r in live if r.qemu_pass >= 3]
-    # After passes 1 (64 MiB at 8 s, q unknown) and 2 (16 MiB, q = 1/4): what is left of the
-    # 16 MiB round, less the threshold, at 32 MiB/s × 3/4, against the real 0.5 s to go.
+    # After passes 1 (71.2 MiB at 7.7 s, q unknown) and 2 (25 MiB at 9.625 s, q = 0.35):
+    # what is left of the round over the threshold at 32 MiB/s × 0.65, about 0.6 s, against
+    # the real 0.6 s to go.
     r = after_pass[0]
-    assert r.now_ms >= 10_000
-    assert r.eta_ms <= 700
+    assert 9_600 <= r.now_ms <= 9_800
+    assert 400 <= r.eta_ms <= 800
 
 
 @pytest.fixture
@@ -205,8 +208,9 @@ def schema_validator():
 
 
 def test_json_samples_validate_and_a_completed_migration_exits_0(sock, capsys):
-    # 8 MiB at 32 MiB/s with a quiet guest: done after the first round, ~0.25 s.
-    model = Model(8 * MIB, 32 * MIB)
+    # 32 MiB at 32 MiB/s with a quiet guest: done once the first round is below the
+    # 9.6 MiB threshold, ~0.7 s.
+    model = Model(32 * MIB, 32 * MIB)
     with FakeQemu(sock, model):
         code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02", "--window", "200",
                                             "--json"])
