@@ -7,8 +7,9 @@ sends the pages dirty at the last sync at ``max-bandwidth``; what the guest writ
 (``dirty_rate`` bytes/s over a ``dirty_region`` it cycles through, so never more than the
 region) is found by the next ``migration_bitmap_sync``, which comes when the round is done
 (``ram_save_pending``: the remaining below the threshold ``bandwidth × downtime-limit``) and
-bumps ``dirty-sync-count``; what the round had left stays dirty; the migration completes at
-a sync whose figure is below the threshold. ``ram.remaining`` is what the round
+bumps ``dirty-sync-count``; what the round had left stays dirty (from the second loop round
+on it lies in the dirtied region, so a sync finds at most the region); the migration
+completes at a sync whose figure is below the threshold. ``ram.remaining`` is what the round
 still has to send (the bitmap), as QEMU reports it; there is no top-level ``remaining``
 (QEMU 7.2). The final copy runs without the rate limit (``migration_completion``), so the
 downtime is ``remaining / final_bw``.
@@ -68,7 +69,12 @@ class Model:
                 # ram_save_pending: remaining_size < max_size (the threshold) syncs the bitmap;
                 # what the round had left stays dirty, plus what the guest wrote.
                 self.syncs += 1
-                self.round_left, self.dirty = self.round_left + self.dirty, 0.0
+                found = self.round_left + self.dirty
+                # From the second loop round on, what a round has left lies in the dirtied
+                # region too: the two overlap, and the sync finds at most the region.
+                if self.syncs > 2:
+                    found = min(found, float(self.region) or found)
+                self.round_left, self.dirty = found, 0.0
                 if self.round_left < threshold:
                     down = self.round_left / self.final_bw
                     self.transferred += self.round_left

@@ -279,6 +279,11 @@ async def main_async(args) -> int:
         elif ap["downtime_ms"] is None or ap["downtime_ms"] > ap["applied"][-1]:
             failures.append(f"dirty40-apply: downtime {ap['downtime_ms']} ms above the advice "
                             f"{ap['applied'][-1]} ms")
+    if args.limits:
+        # Explicit limits, raised at 40 s on the stalled dirty-40 run.
+        for lim in args.limits:
+            await run(f"dirty40-limit-{lim}", rate=40, timeout_s=66,
+                      actions=[qemu_pair.Action(40.0, parameters={"downtime-limit": lim})])
     if "limits" in wanted and ap["applied"] and ap["status"] == "completed":
         advice = ap["applied"][-1]
         # Limits around the advice, set where the advice is for: in the stalled steady state
@@ -319,6 +324,7 @@ MODES = {
     "full": {"idle", "dirty8", "dirty40", "dirty40-apply", "limits"},
     "eta": {"idle", "dirty8"},
     "advice": {"dirty40-apply", "limits"},
+    "none": set(),
 }
 
 
@@ -364,6 +370,9 @@ def main(argv=None) -> int:
     ap.add_argument("--guest-dir", default=None)
     ap.add_argument("--settle", type=float, default=8.0,
                     help="seconds of dirtying before the migration starts (default 8)")
+    ap.add_argument("--limits", type=int, nargs="+", default=[],
+                    help="also run dirty 40 with these downtime-limits raised at 40 s "
+                         "(with --mode none: only these)")
     ap.add_argument("--shares", type=float, nargs="+", default=[0.8, 0.88, 0.95],
                     help="full mode: limits tried, as shares of the advice")
     ap.add_argument("--reanalyse", action="store_true",
