@@ -45,6 +45,11 @@
 #define SWO_ADVICE_BEYOND_MAX (1 << 2)
 
 /**
+ * `SwoAdvice.eta_ms`: no end in sight (the remaining does not fall). `UINT64_MAX`.
+ */
+#define SWO_ETA_NEVER UINT64_MAX
+
+/**
  * Handler flag: the exact query must run with the guest stopped.
  */
 #define SWO_HANDLER_EXACT_NEEDS_STOPPED_VM (1 << 0)
@@ -385,6 +390,16 @@ typedef struct SwoAdvice {
      * advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
      */
     uint64_t recommended_downtime_ms;
+    /**
+     * Appended in 0.2 after the versioned layout (written when `struct_size` >= 48): ms until
+     * the migration can switch over, `(R − T) / (D × (1 − q))` with the remaining `R`, the
+     * threshold `T`, the rate `D` at which the remaining falls within a round (the window
+     * bandwidth until measured) and the per-pass ratio `q` of the remaining over the last
+     * `stall-passes` passes; `SWO_ETA_NEVER` when the remaining does not fall (a stall, or
+     * less than `stall-margin` percent over those passes) or no rate is known; 0 outside
+     * `active`. Same figure as `x-switchover.eta` in `query-migrate`.
+     */
+    uint64_t eta_ms;
 } SwoAdvice;
 
 /**
@@ -857,7 +872,7 @@ SwoStatus swo_get_advice(struct SwoSession *s, uint64_t now_ms, struct SwoAdvice
  * bandwidths (`max-bandwidth`, `avail-switchover-bandwidth`, `max-postcopy-bandwidth`) are
  * sizes parsed like `swo_parse_size` with MiB by default (`"100"` is 100 MiB/s); the others
  * (`downtime-limit`, `rollback-tolerance`, `stall-margin`, `stall-passes`,
- * `downtime-headroom`, `auto-downtime-max`) are plain decimal integers. The whole parameter
+ * `downtime-headroom`, `auto-downtime-max`, `bandwidth-window`) are plain decimal integers. The whole parameter
  * set is then validated; on any error nothing changes. Allowed during a migration.
  * `name` and `value` are borrowed for the call.
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8),
@@ -865,7 +880,9 @@ SwoStatus swo_get_advice(struct SwoSession *s, uint64_t now_ms, struct SwoAdvice
  * (e.g. `downtime-limit` above 2000000), with QEMU's message in `swo_last_error_message`.
  * Any thread.
  */
-SwoStatus swo_set_parameter(struct SwoSession *s, const char *name, const char *value);
+SwoStatus swo_set_parameter(struct SwoSession *s,
+                            const char *name,
+                            const char *value);
 
 /**
  * Sets parameters with QMP's rules (`migrate-set-parameters`): `json` is an object whose

@@ -2,7 +2,7 @@
 # (meson, ninja, pytest, jsonschema, matplotlib, all from PyPI) are there and on PATH.
 # The Python that runs them is the first python3 on PATH; where that one refuses installs
 # (Debian's "externally managed" system Python), a virtual environment in .venv is used.
-REQUIREMENTS=("meson>=1.1" ninja pytest jsonschema matplotlib)
+REQUIREMENTS=("meson>=1.1" ninja pytest jsonschema matplotlib qemu.qmp)
 [ -x .venv/bin/python3 ] && . .venv/bin/activate
 add_script_dirs() {
   local user_base
@@ -19,6 +19,7 @@ command -v ninja >/dev/null 2>&1 || need+=("ninja")
 python3 -c 'import pytest' 2>/dev/null || need+=("pytest")
 python3 -c 'import jsonschema' 2>/dev/null || need+=("jsonschema")
 python3 -c 'import matplotlib' 2>/dev/null || need+=("matplotlib")
+python3 -c 'import qemu.qmp' 2>/dev/null || need+=("qemu.qmp")
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing from PyPI: ${need[*]}"
   if ! python3 -m pip install --quiet --disable-pip-version-check "${need[@]}"; then

@@ -223,6 +223,18 @@ impl Counters {
     /// counted in the totals), and the last figures stay as they were. No figure can become
     /// negative or NaN.
     pub fn update(&self, now_ms: u64, downtime_limit_ms: u64, avail_switchover_bw: u64) -> bool {
+        self.update_window(now_ms, downtime_limit_ms, avail_switchover_bw, 100)
+    }
+
+    /// [`Counters::update`] with a window of at least `window_ms` (parameter
+    /// `bandwidth-window`; never below QEMU's 100 ms).
+    pub fn update_window(
+        &self,
+        now_ms: u64,
+        downtime_limit_ms: u64,
+        avail_switchover_bw: u64,
+        window_ms: u64,
+    ) -> bool {
         let mut w = lock(&self.window);
         let bytes = self.bytes().transferred();
         let pages = self.pages();
@@ -233,7 +245,7 @@ impl Counters {
             return false;
         }
         let time_spent = now_ms - w.start_ms;
-        if time_spent < 100 {
+        if time_spent < window_ms.max(100) {
             return false;
         }
         // Counters only move backwards across a reset; a window spanning one measures 0.

@@ -9,6 +9,7 @@ pub mod cfmt;
 pub mod counters;
 pub mod engine;
 pub mod error;
+pub mod eta;
 pub mod events;
 pub mod ffi;
 pub mod params;

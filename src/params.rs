@@ -31,6 +31,11 @@ pub struct Params {
     pub downtime_headroom_pct: u64,
     /// `auto-downtime-max`, ms; 0 = never raise `downtime-limit` by itself.
     pub auto_downtime_max_ms: u64,
+    /// `bandwidth-window`, ms: the bandwidth window closes at the first `update_counters` at
+    /// least this long after it opened (100, QEMU's, by default). A caller that sees the
+    /// transfer only from outside, in samples that do not line up with the sender's
+    /// rate-limit bursts (switchover-watch over QMP), widens it to average over many bursts.
+    pub bandwidth_window_ms: u64,
 }
 
 impl Default for Params {
@@ -45,6 +50,7 @@ impl Default for Params {
             stall_passes: 5,
             downtime_headroom_pct: 10,
             auto_downtime_max_ms: 0,
+            bandwidth_window_ms: 100,
         }
     }
 }
@@ -76,12 +82,13 @@ pub enum Parameter {
     StallPasses,
     DowntimeHeadroom,
     AutoDowntimeMax,
+    BandwidthWindow,
 }
 
 impl Parameter {
     /// Every parameter, in the order `query-migrate-parameters` lists them (QEMU's own first,
     /// in QEMU's order, then the library's).
-    pub const ALL: [Parameter; 9] = [
+    pub const ALL: [Parameter; 10] = [
         Parameter::MaxBandwidth,
         Parameter::AvailSwitchoverBandwidth,
         Parameter::DowntimeLimit,
@@ -91,6 +98,7 @@ impl Parameter {
         Parameter::StallPasses,
         Parameter::DowntimeHeadroom,
         Parameter::AutoDowntimeMax,
+        Parameter::BandwidthWindow,
     ];
 
     /// The QMP/HMP name, e.g. `downtime-limit`.
@@ -105,6 +113,7 @@ impl Parameter {
             Parameter::StallPasses => "stall-passes",
             Parameter::DowntimeHeadroom => "downtime-headroom",
             Parameter::AutoDowntimeMax => "auto-downtime-max",
+            Parameter::BandwidthWindow => "bandwidth-window",
         }
     }
 
@@ -134,6 +143,7 @@ impl Parameter {
             Parameter::StallPasses => p.stall_passes,
             Parameter::DowntimeHeadroom => p.downtime_headroom_pct,
             Parameter::AutoDowntimeMax => p.auto_downtime_max_ms,
+            Parameter::BandwidthWindow => p.bandwidth_window_ms,
         }
     }
 
@@ -148,6 +158,7 @@ impl Parameter {
             Parameter::StallPasses => &mut p.stall_passes,
             Parameter::DowntimeHeadroom => &mut p.downtime_headroom_pct,
             Parameter::AutoDowntimeMax => &mut p.auto_downtime_max_ms,
+            Parameter::BandwidthWindow => &mut p.bandwidth_window_ms,
         };
         *field = value;
     }
@@ -435,6 +446,9 @@ pub fn validate(params: &Params) -> Result<()> {
     }
     if !(1..=1000).contains(&params.stall_passes) {
         return Err(expects("stall_passes", "an integer in the range of 1 to 1000"));
+    }
+    if !(100..=60_000).contains(&params.bandwidth_window_ms) {
+        return Err(expects("bandwidth_window", "an integer in the range of 100 to 60000 ms"));
     }
     if params.downtime_headroom_pct > 1000 {
         return Err(expects("downtime_headroom", "an integer in the range of 0 to 1000 percent"));

@@ -128,6 +128,10 @@ impl Session {
     pub fn query_pending(&self, kind: QueryKind) -> Result<Pending> {
         let pending = self.registry.query(kind)?;
         self.remaining.store(pending.total(), Ordering::Release);
+        // The ETA's drain rate, on the caller's latest clock (no handler runs past here, and
+        // no caller holds the engine state while it queries).
+        let now = self.clock_ms.load(Ordering::Acquire);
+        self.engine_state().drain.observe(now, pending.total(), kind != QueryKind::Fast);
         Ok(pending)
     }
 

@@ -29,6 +29,28 @@ fn avail_switchover_bandwidth_divides_as_a_double() {
     assert_eq!(s.mbps, 80.0);
 }
 
+/// `bandwidth-window` (issue 12: a watcher outside the sender averages over many of QEMU's
+/// 100 ms rate-limit bursts): the window closes at the first update at least that long after
+/// it opened, and measures over all of it.
+#[test]
+fn a_wider_bandwidth_window_closes_later_and_averages_over_it() {
+    let rig = Rig::new(HandlerFlags::empty());
+    rig.sess.set_parameter("bandwidth-window", "2000").unwrap();
+    rig.sess.migration_start(1000).unwrap();
+    // Bursts of 3.2 MB every other 100 ms: 100 ms windows would read 32 or 0 MB/s.
+    for i in 1..=20u64 {
+        if i % 2 == 1 {
+            rig.sess.record_transferred(Channel::Main, 3_200_000);
+        }
+        let closed = rig.sess.update_counters(1000 + 100 * i).unwrap();
+        assert_eq!(closed, i == 20, "update at +{} ms", 100 * i);
+    }
+    // 32 MB in 2 s: 16 MB/s, threshold at 300 ms 4,800,000.
+    let s = rig.sess.snapshot(3000);
+    assert_eq!(s.switchover_bw, 16_000_000.0);
+    assert_eq!(s.threshold_bytes, 4_800_000);
+}
+
 #[test]
 fn no_update_before_100_ms_and_threshold_is_0_until_the_first_window() {
     let rig = Rig::new(HandlerFlags::empty());

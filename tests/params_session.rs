@@ -35,6 +35,7 @@ fn query_parameters_lists_every_parameter_in_a_fixed_order() {
             "stall-passes",
             "downtime-headroom",
             "auto-downtime-max",
+            "bandwidth-window",
         ]
     );
     assert_eq!(sess.parameters_json(), sess.parameters_json());
@@ -118,6 +119,8 @@ fn library_parameters_have_bounds() {
         ("stall-passes", "1001", "Parameter 'stall_passes' expects an integer in the range of 1 to 1000"),
         ("downtime-headroom", "1001", "Parameter 'downtime_headroom' expects an integer in the range of 0 to 1000 percent"),
         ("auto-downtime-max", "2000001", "Parameter 'auto_downtime_max' expects an integer in the range of 0 to (2000 * 1000) ms"),
+        ("bandwidth-window", "99", "Parameter 'bandwidth_window' expects an integer in the range of 100 to 60000 ms"),
+        ("bandwidth-window", "60001", "Parameter 'bandwidth_window' expects an integer in the range of 100 to 60000 ms"),
     ];
     let before = sess.parameters_json();
     for (name, value, message) in cases {

@@ -112,3 +112,34 @@ fn qmp_member_order_is_qemus() {
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
     assert!(json.starts_with("{\"status\": \"active\", \"ram\": {\"transferred\": 1267015352, \"remaining\": 1460288880, \"total\": 4316200960, \"duplicate\": 388148, \"normal\": 307923, \"normal-bytes\": 1261252608, \"dirty-pages-rate\": 0, \"mbps\": 840.5, \"dirty-sync-count\": 1,"));
 }
+
+/// Issue 12 item 4: in `active`, one line after `Remaining:` says either the stall or the ETA
+/// (the time until the switchover, `never` when the remaining does not fall).
+#[test]
+fn hmp_eta_line_in_active_unless_stalled() {
+    let mut info = seed_active();
+    info.x_switchover = Some(XSwitchover { eta: 12_345, ..Default::default() });
+    assert!(info.to_hmp_text().contains("Remaining: \t\t1.36 GiB\nETA: \t\t\t12.3 s\nRAM info:\n"));
+    info.x_switchover.as_mut().unwrap().eta = 850;
+    assert!(info.to_hmp_text().contains("ETA: \t\t\t850 ms\n"));
+    info.x_switchover.as_mut().unwrap().eta = u64::MAX;
+    assert!(info.to_hmp_text().contains("ETA: \t\t\tnever\n"));
+    // Stalled: the Stalled line instead.
+    let x = info.x_switchover.as_mut().unwrap();
+    x.stalled = true;
+    x.passes_since_progress = 5;
+    let text = info.to_hmp_text();
+    assert!(!text.contains("ETA:") && text.contains("Stalled: \t\t5 passes"), "{text}");
+    // Not in other states.
+    info.status = MigrationStatus::Device;
+    info.x_switchover.as_mut().unwrap().stalled = false;
+    assert!(!info.to_hmp_text().contains("ETA:"));
+}
+
+#[test]
+fn query_migrate_x_switchover_ends_with_eta() {
+    let mut info = seed_active();
+    info.x_switchover = Some(XSwitchover { recommended_downtime: 7, eta: u64::MAX, ..Default::default() });
+    let json = info.to_qmp_json();
+    assert!(json.ends_with("\"recommended-downtime\": 7, \"eta\": 18446744073709551615}}"), "{json}");
+}

@@ -107,6 +107,7 @@ SWO_INFO_STALLED = 1 << 1
 SWO_ADVICE_STALLED = 1 << 0
 SWO_ADVICE_WILL_SWITCHOVER = 1 << 1
 SWO_ADVICE_BEYOND_MAX = 1 << 2
+SWO_ETA_NEVER = UINT64_MAX
 
 
 class SwoPending(Structure):
@@ -212,6 +213,7 @@ class SwoAdvice(OutStruct):
         ("best_remaining_bytes", c_uint64),
         ("expected_downtime_ms", c_int64),
         ("recommended_downtime_ms", c_uint64),
+        ("eta_ms", c_uint64),          # appended after the 0.2.0 layout; SWO_ETA_NEVER = never
     ]
 
 

@@ -156,11 +156,15 @@ class Advice:
     best_remaining_bytes: int
     expected_downtime_ms: int
     recommended_downtime_ms: int
+    #: ms until the switchover can happen; ``None`` for ``SWO_ETA_NEVER`` (the remaining does
+    #: not fall, or no rate is known yet).
+    eta_ms: Optional[int] = None
 
     @classmethod
     def _from_c(cls, a: SwoAdvice) -> "Advice":
+        eta = None if a.eta_ms == UINT64_MAX else a.eta_ms
         return cls(a.flags, a.passes_since_progress, a.best_remaining_bytes,
-                   a.expected_downtime_ms, a.recommended_downtime_ms)
+                   a.expected_downtime_ms, a.recommended_downtime_ms, eta)
 
     @property
     def stalled(self) -> bool:

@@ -104,7 +104,12 @@ impl Session {
             return Ok(false);
         }
         let p = self.params();
-        Ok(self.counters.update(now_ms, p.downtime_limit_ms, p.avail_switchover_bandwidth))
+        Ok(self.counters.update_window(
+            now_ms,
+            p.downtime_limit_ms,
+            p.avail_switchover_bandwidth,
+            p.bandwidth_window_ms,
+        ))
     }
 
     /// Begins the switchover.

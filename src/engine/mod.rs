@@ -59,6 +59,7 @@ pub use step::{Action, Step};
 
 use crate::error::{Error, Result};
 use crate::reentrancy::{self, CallbackScope};
+use crate::eta::{DrainTracker, PassHistory};
 use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
 use crate::Session;
@@ -105,6 +106,10 @@ pub(crate) struct EngineState {
     /// Total of the last exact query (`dirty_bytes_last_sync`).
     pub(crate) last_sync_bytes: u64,
     pub(crate) stall: StallTracker,
+    /// The remaining of the last passes, for the ETA's trend.
+    pub(crate) passes: PassHistory,
+    /// How fast the remaining falls within a round, for the ETA.
+    pub(crate) drain: DrainTracker,
     pub(crate) postcopy_requested: bool,
     pub(crate) switchover_acked: bool,
     pub(crate) vm_running: bool,
@@ -140,6 +145,8 @@ impl Default for EngineState {
             pass: 0,
             last_sync_bytes: 0,
             stall: StallTracker::default(),
+            passes: PassHistory::default(),
+            drain: DrainTracker::default(),
             postcopy_requested: false,
             switchover_acked: false,
             vm_running: true,

@@ -2,6 +2,7 @@
 //! `swo_get_info`, `swo_get_advice`), computed when asked. Never calls a handler.
 use crate::params::{Params, MAX_MIGRATE_DOWNTIME_MS};
 use crate::ram::RamFigures;
+use crate::eta::eta_ms;
 use crate::stall::{recommended_downtime, StallTracker};
 use crate::state::MigrationStatus::{
     self, Active, Cancelling, Device, PostcopyActive, PreSwitchover,
@@ -108,6 +109,10 @@ pub struct Snapshot {
     pub will_switchover: bool,
     /// The `downtime-limit` the figures were computed with.
     pub downtime_limit_ms: u64,
+    /// Time until the migration can switch over, in ms ([`crate::eta`]); `ETA_NEVER`
+    /// (`u64::MAX`) when the remaining does not fall or no bandwidth is known; 0 outside the
+    /// pre-copy states (`active`).
+    pub eta_ms: u64,
     /// The switchover lifted the transfer rate limit.
     pub rate_limit_lifted: bool,
 }
@@ -151,6 +156,20 @@ impl Session {
             params.downtime_limit_ms,
         );
         let advice = advice_for(&st.stall, expected, &params);
+        let remaining = self.remaining();
+        let eta = match status {
+            Active => eta_ms(
+                &st.passes,
+                remaining,
+                window.threshold,
+                window.switchover_bw,
+                st.drain.rate(),
+                st.stall.stalled,
+                params.stall_passes,
+                params.stall_margin_pct,
+            ),
+            _ => 0,
+        };
         let fits = crate::counters::threshold_bytes(switchover_bw, params.downtime_limit_ms);
         Snapshot {
             status,
@@ -158,7 +177,7 @@ impl Session {
             setup_time_ms: st.setup_time_ms.unwrap_or(0),
             downtime_ms,
             expected_downtime_ms: expected,
-            remaining: self.remaining(),
+            remaining,
             has_remaining: matches!(
                 status,
                 Active | PreSwitchover | Device | Cancelling | PostcopyActive
@@ -187,6 +206,7 @@ impl Session {
             will_switchover: st.pass >= 2 && st.last_sync_bytes <= fits,
             downtime_limit_ms: params.downtime_limit_ms,
             rate_limit_lifted: st.rate_limit_lifted,
+            eta_ms: eta,
         }
     }
 }

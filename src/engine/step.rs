@@ -148,6 +148,7 @@ impl Session {
                 st.pass = st.pass.saturating_add(1);
                 st.last_sync_bytes = pending.total();
                 self.emit_if_events_on("MIGRATION_PASS", json!({"pass": st.pass}));
+                st.passes.record(pending.total());
                 let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
                 if outcome.became_stalled {
                     let bw = self.switchover_bw_now(&st, &params);

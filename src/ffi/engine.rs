@@ -91,8 +91,19 @@ pub struct SwoAdvice {
     /// expected × (1 + `downtime-headroom`%), rounded up to whole ms; 0 if no change is
     /// advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
     pub recommended_downtime_ms: u64,
+    /// Appended in 0.2 after the versioned layout (written when `struct_size` >= 48): ms until
+    /// the migration can switch over, `(R − T) / (D × (1 − q))` with the remaining `R`, the
+    /// threshold `T`, the rate `D` at which the remaining falls within a round (the window
+    /// bandwidth until measured) and the per-pass ratio `q` of the remaining over the last
+    /// `stall-passes` passes; `SWO_ETA_NEVER` when the remaining does not fall (a stall, or
+    /// less than `stall-margin` percent over those passes) or no rate is known; 0 outside
+    /// `active`. Same figure as `x-switchover.eta` in `query-migrate`.
+    pub eta_ms: u64,
 }
 versioned::out_struct!(SwoAdvice, 40);
+
+/// `SwoAdvice.eta_ms`: no end in sight (the remaining does not fall). `UINT64_MAX`.
+pub const SWO_ETA_NEVER: u64 = u64::MAX;
 
 impl From<&Snapshot> for SwoInfo {
     fn from(s: &Snapshot) -> SwoInfo {
@@ -143,6 +154,7 @@ impl From<&Snapshot> for SwoAdvice {
             best_remaining_bytes: s.best_remaining,
             expected_downtime_ms: s.expected_downtime_ms,
             recommended_downtime_ms: s.recommended_downtime_ms,
+            eta_ms: s.eta_ms,
         }
     }
 }

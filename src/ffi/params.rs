@@ -6,7 +6,7 @@ use std::ffi::c_char;
 /// bandwidths (`max-bandwidth`, `avail-switchover-bandwidth`, `max-postcopy-bandwidth`) are
 /// sizes parsed like `swo_parse_size` with MiB by default (`"100"` is 100 MiB/s); the others
 /// (`downtime-limit`, `rollback-tolerance`, `stall-margin`, `stall-passes`,
-/// `downtime-headroom`, `auto-downtime-max`) are plain decimal integers. The whole parameter
+/// `downtime-headroom`, `auto-downtime-max`, `bandwidth-window`) are plain decimal integers. The whole parameter
 /// set is then validated; on any error nothing changes. Allowed during a migration.
 /// `name` and `value` are borrowed for the call.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8),

@@ -50,6 +50,9 @@ pub struct XSwitchover {
     pub best_remaining: u64,
     /// Advised `downtime-limit` in ms; 0 when no change is advised.
     pub recommended_downtime: u64,
+    /// Time until the switchover can happen, in ms ([`crate::eta`]); `u64::MAX` = never
+    /// (the remaining does not fall, or no bandwidth is known yet).
+    pub eta: u64,
 }
 
 /// A `MigrationInfo`: `None` members are absent from the JSON.
@@ -268,5 +271,6 @@ fn x_value(x: &XSwitchover) -> Value {
     m.insert("passes-since-progress".into(), x.passes_since_progress.into());
     m.insert("best-remaining".into(), x.best_remaining.into());
     m.insert("recommended-downtime".into(), x.recommended_downtime.into());
+    m.insert("eta".into(), x.eta.into());
     Value::Object(m)
 }

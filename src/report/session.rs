@@ -36,6 +36,7 @@ impl MigrationInfo {
                     passes_since_progress: s.passes_since_progress,
                     best_remaining: s.best_remaining,
                     recommended_downtime: s.recommended_downtime_ms,
+                    eta: s.eta_ms,
                 });
             }
         }

@@ -16,7 +16,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m switchover.sim",
         description="Simulate a live migration against the switchover library's own "
                     "decisions, in simulated time.")
-    p.add_argument("scenario", help="scenario file (TOML), e.g. scenarios/vgpu.toml")
+    p.add_argument("scenario", nargs="?",
+                   help="scenario file (TOML), e.g. scenarios/vgpu.toml")
+    p.add_argument("--replay", metavar="RUN.json",
+                   help="instead of a scenario: feed a recorded real migration (QEMU's "
+                        "query-migrate samples) through the library and print what it would "
+                        "have said, pass by pass")
     p.add_argument("--seed", type=int, help="RNG seed for link jitter (default: the scenario's)")
     p.add_argument("--max-time", type=float, metavar="S",
                    help="give up after S simulated seconds (default: the scenario's)")
@@ -73,6 +78,16 @@ def _write_plot(draw, path: str, *args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.replay:
+        from . import replay
+        try:
+            return replay.main(args.replay, as_json=args.json)
+        except replay.ReplayError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    if not args.scenario:
+        print("error: a scenario file or --replay RUN.json is needed", file=sys.stderr)
+        return 2
     try:
         if args.plot:
             _prepare_plot(args.plot)

@@ -40,13 +40,19 @@ def fmt_time(ms: int | None) -> str:
 
 
 HEADER = (f"{'time':>9}  {'pass':>5}  {'remaining':>10}  {'threshold':>10}  "
-          f"{'exp.down':>9}  {'limit':>7}  {'Mbps':>8}  action")
+          f"{'exp.down':>9}  {'limit':>7}  {'Mbps':>8}  {'ETA':>8}  action")
+
+
+def fmt_eta(ms: int | None) -> str:
+    """The library's ETA: ``never`` (None), else seconds with one decimal."""
+    return "never" if ms is None else f"{ms / 1000:.1f} s"
 
 
 def pass_line(r: PassRecord) -> str:
     exp = "inf" if r.expected_downtime_ms >= INT64_MAX else str(r.expected_downtime_ms)
     line = (f"{r.t_ms / 1000:8.2f}s  {r.pass_:>5}  {fmt_size(r.remaining):>10}  "
-            f"{fmt_size(r.threshold):>10}  {exp:>9}  {r.limit_ms:>7}  {r.mbps:8.1f}  {r.action}")
+            f"{fmt_size(r.threshold):>10}  {exp:>9}  {r.limit_ms:>7}  {r.mbps:8.1f}  "
+            f"{fmt_eta(r.eta_ms):>8}  {r.action}")
     if r.notes:
         line += "  [" + "; ".join(r.notes) + "]"
     return line

@@ -32,6 +32,8 @@ class PassRecord:
     action: str
     notes: list[str] = field(default_factory=list)
     hmp: str | None = None
+    #: The library's ETA (x-switchover ``eta``, ms until the switchover); None = never.
+    eta_ms: int | None = None
 
 
 @dataclass
@@ -186,11 +188,15 @@ class Simulation:
         self._last_print = self.now
         rec = PassRecord(self.now, step.pass_, step.pending.total, step.threshold,
                          info.expected_downtime_ms, limit, info.mbps, action,
-                         self._notes)
+                         self._notes, eta_ms=self._eta())
         self._notes = []
         if self.hmp:
             rec.hmp = self.s.info_migrate(self.now)
         self.res.records.append(rec)
+
+    def _eta(self) -> int | None:
+        """The library's ETA now (``SwoAdvice.eta_ms``); None for never or unknown."""
+        return getattr(self.s.advice(self.now), "eta_ms", None)
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> Result:
