@@ -55,3 +55,11 @@ for run in "${RUNS[@]}"; do
   python3 tests/e2e/summarise_run.py "$OUT/$run.json" "tests/fixtures/real-qemu/$run.json" \
     --name "$run"
 done
+# The scenarios mirroring the runs (python/tests/test_real_qemu.py checks they are these).
+F=tests/fixtures/real-qemu
+for run in idle dirty8 dirty40 dirty40-raise; do
+  [ -f "$F/$run.json" ] || continue
+  from=()
+  [ "$run" = dirty40 ] && [ -f "$F/dirty40-raise.json" ] && from=(--switchover-from "$F/dirty40-raise.json")
+  python3 tests/e2e/mirror_scenario.py "$F/$run.json" "$F/$run.toml" "${from[@]}"
+done

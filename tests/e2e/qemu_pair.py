@@ -481,16 +481,7 @@ class QemuPair:
         dest: dict[str, Any] = {}
         final_status = samples[-1]["query-migrate"].get("status") if samples else None
         if final_status == "completed":
-            st = await self.dst_qmp.execute("query-status")
-            dest["status"] = st.get("status")
-            if check_destination:
-                # The guest prints SWO-STAT every 5 s: a line on the destination's serial log
-                # shows it runs there.
-                try:
-                    await self.wait_serial(self.dst_serial, "SWO-STAT", 12, self.dst)
-                    dest["guest_alive"] = True
-                except HarnessError:
-                    dest["guest_alive"] = False
+            dest = await self._check_destination(check_destination)
         guest_stats = parse_guest_stats(self.src_serial.read_text(errors="replace")
                                         if self.src_serial.exists() else "")
         record = {
@@ -524,6 +515,35 @@ class QemuPair:
         }
         record["outcome"] = summarise(record, timed_out=timed_out)
         return record
+
+    async def _check_destination(self, wait_for_guest: bool) -> dict:
+        """The destination after completion: its run state and whether the guest lives on
+        (it prints SWO-STAT every 5 s). A destination that died (a guest panic exits QEMU:
+        -no-reboot, panic=-1) is reported, with the end of its serial log, not raised: the
+        source's record of the migration stays valid."""
+        dest: dict[str, Any] = {}
+        try:
+            st = await asyncio.wait_for(self.dst_qmp.execute("query-status"), 5)
+            dest["status"] = st.get("status")
+        except Exception as exc:  # QMP gone: the destination QEMU exited
+            dest["status"] = "gone"
+            dest["error"] = f"{type(exc).__name__}: {exc}"
+        if wait_for_guest and dest["status"] != "gone":
+            try:
+                await self.wait_serial(self.dst_serial, "SWO-STAT", 12, self.dst)
+                dest["guest_alive"] = True
+            except HarnessError:
+                dest["guest_alive"] = False
+        else:
+            dest["guest_alive"] = False if dest["status"] == "gone" else None
+        if self.dst is not None and not self.dst.alive():
+            dest["qemu_exit"] = self.dst.popen.returncode
+        if dest.get("guest_alive") is False:
+            try:
+                dest["serial_tail"] = self.dst_serial.read_text(errors="replace")[-3000:]
+            except OSError:
+                pass
+        return dest
 
     async def _apply(self, act: Action, t: float) -> None:
         if act.parameters:
