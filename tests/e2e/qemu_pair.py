@@ -589,20 +589,26 @@ def _ram(sample: dict) -> dict:
 
 def syncs(samples: Sequence[dict]) -> list[dict]:
     """Per dirty-bitmap sync: the first sample that shows a new ``dirty-sync-count`` (at most
-    one sample interval after the sync), with the figures QEMU reported there."""
+    one sample interval after the sync), with the figures QEMU reported there, and the time
+    and ``transferred`` of the sample before it: the sync happened between the two, so the
+    remaining figure at the sync lay between ``remaining`` and ``remaining + transferred -
+    transferred_prev``."""
     out = []
     last = None
+    prev: Optional[dict] = None
     for s in samples:
         ram = _ram(s)
         n = ram.get("dirty-sync-count")
-        if n is None or n == last:
-            continue
-        last = n
-        q = s["query-migrate"]
-        out.append({"t": s["t"], "dirty-sync-count": n, "status": q.get("status"),
-                    "remaining": ram.get("remaining"), "transferred": ram.get("transferred"),
-                    "expected-downtime": q.get("expected-downtime"),
-                    "dirty-pages-rate": ram.get("dirty-pages-rate"), "mbps": ram.get("mbps")})
+        if n is not None and n != last:
+            last = n
+            q = s["query-migrate"]
+            out.append({"t": s["t"], "dirty-sync-count": n, "status": q.get("status"),
+                        "remaining": ram.get("remaining"), "transferred": ram.get("transferred"),
+                        "expected-downtime": q.get("expected-downtime"),
+                        "dirty-pages-rate": ram.get("dirty-pages-rate"), "mbps": ram.get("mbps"),
+                        "t_prev": prev["t"] if prev else None,
+                        "transferred_prev": _ram(prev).get("transferred", 0) if prev else None})
+        prev = s
     return out
 
 
