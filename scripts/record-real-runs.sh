@@ -4,6 +4,8 @@
 #   out/real-qemu/<run>.json                 the raw RUN.json of tests/e2e/qemu_pair.py
 #   tests/fixtures/real-qemu/<run>.json      a compact summary: inputs, one line per dirty-
 #                                            bitmap sync, the outcome (committed)
+#   tests/fixtures/real-qemu/<run>.run.json.gz  the samples cut to what a replay reads
+#   tests/fixtures/real-qemu/<run>.toml      the simulator scenario mirroring the run
 # Runs (1 GiB guest, 512 MiB filled, max-bandwidth 32 MiB/s):
 #   idle           no dirtying
 #   dirty8         8 MiB/s sequentially over 256 MiB (converges)
@@ -53,7 +55,7 @@ for run in "${RUNS[@]}"; do
   python3 tests/e2e/qemu_pair.py --qemu "$QEMU" "${FW[@]}" --guest-dir "$GUEST" \
     --max-bandwidth 32 --settle 12 --workdir "$OUT/$run" --out "$OUT/$run.json" "${args[@]}"
   python3 tests/e2e/summarise_run.py "$OUT/$run.json" "tests/fixtures/real-qemu/$run.json" \
-    --name "$run"
+    --name "$run" --samples "tests/fixtures/real-qemu/$run.run.json.gz"
 done
 # The scenarios mirroring the runs (python/tests/test_real_qemu.py checks they are these).
 F=tests/fixtures/real-qemu

@@ -612,13 +612,32 @@ def syncs(samples: Sequence[dict]) -> list[dict]:
     return out
 
 
+def stop_time(record: dict) -> Optional[float]:
+    """When the source stopped the guest for the switchover (the STOP event), if it did."""
+    for ev in record.get("events", []):
+        if ev.get("event") == "STOP":
+            return ev["t"]
+    return None
+
+
+def live_samples(record: dict) -> list[dict]:
+    """The samples of the live phase: status active and taken before the guest stopped
+    (QEMU 7.2 still says active while it sends the final copy, with the rate limit lifted)."""
+    t_stop = stop_time(record)
+    return [s for s in record["samples"] if s["query-migrate"].get("status") == "active"
+            and (t_stop is None or s["t"] < t_stop)]
+
+
 def summarise(record: dict, timed_out: bool = False) -> dict:
     """The outcome of a recorded run, from its samples."""
     samples = record["samples"]
     last = samples[-1]["query-migrate"] if samples else {}
-    active = [s for s in samples if s["query-migrate"].get("status") == "active"]
+    active = live_samples(record)
     last_active = active[-1] if active else None
-    ram = last.get("ram", {}) or {}
+    # A cancelled or failed migration's last sample has no ram member: the counters are the
+    # last ones QEMU reported.
+    with_ram = [s for s in samples if s["query-migrate"].get("ram")]
+    ram = with_ram[-1]["query-migrate"]["ram"] if with_ram else {}
     return {
         "status": last.get("status"),
         "timed_out": timed_out,
@@ -629,11 +648,14 @@ def summarise(record: dict, timed_out: bool = False) -> dict:
                                             if last_active else None),
         "remaining-at-switchover": _ram(last_active).get("remaining") if last_active else None,
         "t-last-active": last_active["t"] if last_active else None,
+        "total-time-last-active": (last_active["query-migrate"].get("total-time")
+                                   if last_active else None),
         "passes": ram.get("dirty-sync-count"),
         "transferred": ram.get("transferred"),
         "normal": ram.get("normal"),
         "duplicate": ram.get("duplicate"),
         "total": ram.get("total"),
+        "t-stop": stop_time(record),
         "samples": len(samples),
         "syncs": syncs(samples),
     }
