@@ -165,13 +165,15 @@ def kvm_boots(qemu: str, guest_dir: Path, timeout_s: float = 40.0) -> bool:
 
 def resolve_accel(accel: Union[str, Sequence[str]], qemu: str, guest_dir: Path) -> list[str]:
     """``"auto"`` → ``$SWO_ACCEL`` if set, else ``["kvm", "tcg"]`` where the guest boots
-    under KVM, else ``["tcg"]``;
+    under KVM, else ``["tcg"]``; another string is a ':'-separated list (``"kvm:tcg"``);
     a list is taken as given (each becomes one ``-accel``)."""
     if isinstance(accel, str):
         if accel == "auto" and os.environ.get("SWO_ACCEL"):
             accel = os.environ["SWO_ACCEL"]
         if accel != "auto":
-            return [a for a in accel.split(",") if a]
+            # ':' separates accelerators, so each may carry its own options:
+            # "kvm:tcg", "tcg,thread=single".
+            return [a for a in accel.split(":") if a]
         return ["kvm", "tcg"] if kvm_boots(qemu, guest_dir) else ["tcg"]
     return list(accel)
 
@@ -712,8 +714,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("-L", dest="firmware", action="append", default=[],
                     help="firmware directory (repeatable), passed to both QEMUs")
     ap.add_argument("--accel", default="auto",
-                    help="auto (default: kvm,tcg where the guest boots under KVM, else tcg) "
-                         "or a comma-separated list, each passed as -accel")
+                    help="auto (default: kvm then tcg where the guest boots under KVM, else "
+                         "tcg) or a ':'-separated list, each passed as -accel "
+                         "(kvm:tcg, tcg,thread=single)")
     ap.add_argument("--machine", default=None)
     ap.add_argument("--mem", type=int, default=1024, help="guest MiB (default 1024)")
     ap.add_argument("--smp", type=int, default=1)
