@@ -12,6 +12,8 @@
 #   dirty40        40 MiB/s over 256 MiB, downtime-limit 300 ms: never converges, cancelled
 #                  after 120 s
 #   dirty40-raise  the same, downtime-limit raised to 10000 ms at t = 40 s
+#   uniform40      40 MiB/s on pages drawn at random over 256 MiB, downtime-limit 300 ms:
+#                  the uniform pattern's plateau (cancelled after 90 s)
 # Usage: scripts/record-real-runs.sh [--qemu BIN [-L DIR]...] [RUN...]   (default: all four)
 # Takes about 8 minutes under TCG. Not a CI stage; the summaries feed the simulator's
 # validation test (python/tests/test_real_qemu.py).
@@ -34,7 +36,7 @@ if [ -z "$QEMU" ]; then
   e2e_need_debian_qemu
   QEMU="$E2E_QEMU"; FW=("${E2E_FIRMWARE[@]}")
 fi
-[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle dirty8 dirty40 dirty40-raise)
+[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle dirty8 dirty40 dirty40-raise uniform40)
 GUEST="$(e2e_guest_dir)"
 OUT=out/real-qemu
 mkdir -p "$OUT" tests/fixtures/real-qemu
@@ -46,7 +48,9 @@ for run in "${RUNS[@]}"; do
     dirty40)       args=(--rate 40 --region 256 --downtime-limit 300 --timeout 120) ;;
     dirty40-raise) args=(--rate 40 --region 256 --downtime-limit 300 --at 40:downtime-limit=10000
                          --timeout 120) ;;
-    *) echo "record-real-runs: unknown run '$run' (idle, dirty8, dirty40, dirty40-raise)" >&2
+    uniform40)     args=(--rate 40 --region 256 --pattern uniform --downtime-limit 300
+                         --timeout 90) ;;
+    *) echo "record-real-runs: unknown run '$run' (idle, dirty8, dirty40, dirty40-raise, uniform40)" >&2
        exit 2 ;;
   esac
   echo "=== $run"
@@ -59,9 +63,10 @@ for run in "${RUNS[@]}"; do
 done
 # The scenarios mirroring the runs (python/tests/test_real_qemu.py checks they are these).
 F=tests/fixtures/real-qemu
-for run in idle dirty8 dirty40 dirty40-raise; do
+for run in idle dirty8 dirty40 dirty40-raise uniform40; do
   [ -f "$F/$run.json" ] || continue
   from=()
-  [ "$run" = dirty40 ] && [ -f "$F/dirty40-raise.json" ] && from=(--switchover-from "$F/dirty40-raise.json")
+  case "$run" in dirty40|uniform40)
+    [ -f "$F/dirty40-raise.json" ] && from=(--switchover-from "$F/dirty40-raise.json") ;; esac
   python3 tests/e2e/mirror_scenario.py "$F/$run.json" "$F/$run.toml" "${from[@]}"
 done

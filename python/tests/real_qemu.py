@@ -27,7 +27,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "real-qemu"
 DOC = ROOT / "docs" / "simulator-validation.md"
 PLOT = ROOT / "docs" / "simulator-validation.png"
 MiB = 2**20
-ORDER = ("idle", "dirty8", "dirty40", "dirty40-raise")
+ORDER = ("idle", "dirty8", "dirty40", "dirty40-raise", "uniform40")
 
 
 def fixtures() -> list[str]:
@@ -238,7 +238,7 @@ def render(comparisons: list[Comparison], sims: dict) -> str:
             f"![simulated vs real remaining]({PLOT.name})",
             "",
             "The real figure is `ram.remaining` of `query-migrate`, sampled every 100 ms; the "
-            "simulated one is the pending total the library computes each 50 ms tick. Both saw "
+            "simulated one is the pending total the library computes each 50 ms tick. Both show "
             "teeth: a round sends what the last sync found, the next sync finds the whole "
             "region dirty again (the guest sweeps its 256 MiB faster than a round lasts).",
             "",
