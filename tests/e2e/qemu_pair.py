@@ -44,11 +44,17 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional, Sequence, Union
 
-try:
-    from qemu.qmp import QMPClient
-except ImportError as exc:  # pragma: no cover - the scripts install it first
-    raise SystemExit("qemu_pair: the qemu.qmp package is missing "
-                     "(.venv/bin/python -m pip install qemu.qmp)") from exc
+
+
+def _qmp_client(name: str):
+    """A ``qemu.qmp`` client; imported here so the record-reading parts of this module
+    (summarise, syncs, ...) work without the package."""
+    try:
+        from qemu.qmp import QMPClient
+    except ImportError as exc:  # the scripts install it first (scripts/e2e-env.sh)
+        raise HarnessError("the qemu.qmp package is missing (python3 -m pip install "
+                           "qemu.qmp, or source scripts/e2e-env.sh and run e2e_need_qmp)") from exc
+    return QMPClient(name)
 
 MiB = 2**20
 RUN_FORMAT = "switchover-real-run/1"
@@ -276,8 +282,8 @@ class QemuPair:
         self.port: Optional[int] = None
         self.src: Optional[_Proc] = None
         self.dst: Optional[_Proc] = None
-        self.src_qmp: Optional[QMPClient] = None
-        self.dst_qmp: Optional[QMPClient] = None
+        self.src_qmp: Any = None      # qemu.qmp.QMPClient once started
+        self.dst_qmp: Any = None
         self.t_ready: Optional[float] = None        # monotonic time of SWO-READY seen
         self.boot_s: Optional[float] = None
         self.version: Optional[str] = None
@@ -319,7 +325,7 @@ class QemuPair:
             argv += ["-incoming", f"tcp:127.0.0.1:{self.port}"] + self.dst_extra_args
         return argv
 
-    async def _connect(self, proc: _Proc, path: Path, timeout_s: float) -> QMPClient:
+    async def _connect(self, proc: _Proc, path: Path, timeout_s: float) -> Any:
         deadline = time.monotonic() + timeout_s
         last: Optional[Exception] = None
         while time.monotonic() < deadline:
@@ -327,7 +333,7 @@ class QemuPair:
                 raise HarnessError(f"{proc.name} QEMU exited (status {proc.popen.returncode}): "
                                    f"{proc.log_tail()}")
             if path.exists():
-                client = QMPClient(proc.name)
+                client = _qmp_client(proc.name)
                 try:
                     await client.connect(str(path))
                     return client
