@@ -197,6 +197,16 @@ def qemu_version(qemu: str) -> str:
     return m.group(1) if m else out.strip()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent exits (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG = 1
+    except Exception:
+        pass
+
+
 class _Proc:
     """One QEMU process with its monitor sockets and serial log."""
 
@@ -209,9 +219,11 @@ class _Proc:
     def start(self) -> None:
         log = open(self.log_path, "wb")
         try:
-            # Own process group: a Ctrl-C of the harness reaches QEMU only through kill().
+            # Own process group: a Ctrl-C of the harness reaches QEMU only through kill();
+            # and QEMU gets SIGKILL if the harness itself dies (killed by a CI timeout).
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=_die_with_parent)
         finally:
             log.close()
 
