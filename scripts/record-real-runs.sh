@@ -4,12 +4,16 @@
 #   out/real-qemu/<run>.json                 the raw RUN.json of tests/e2e/qemu_pair.py
 #   tests/fixtures/real-qemu/<run>.json      a compact summary: inputs, one line per dirty-
 #                                            bitmap sync, the outcome (committed)
+#   tests/fixtures/real-qemu/<run>.run.json.gz  the samples cut to what a replay reads
+#   tests/fixtures/real-qemu/<run>.toml      the simulator scenario mirroring the run
 # Runs (1 GiB guest, 512 MiB filled, max-bandwidth 32 MiB/s):
 #   idle           no dirtying
 #   dirty8         8 MiB/s sequentially over 256 MiB (converges)
 #   dirty40        40 MiB/s over 256 MiB, downtime-limit 300 ms: never converges, cancelled
 #                  after 120 s
 #   dirty40-raise  the same, downtime-limit raised to 10000 ms at t = 40 s
+#   uniform40      40 MiB/s on pages drawn at random over 256 MiB, downtime-limit 300 ms:
+#                  the uniform pattern's plateau (cancelled after 90 s)
 # Usage: scripts/record-real-runs.sh [--qemu BIN [-L DIR]...] [RUN...]   (default: all four)
 # Takes about 8 minutes under TCG. Not a CI stage; the summaries feed the simulator's
 # validation test (python/tests/test_real_qemu.py).
@@ -32,7 +36,7 @@ if [ -z "$QEMU" ]; then
   e2e_need_debian_qemu
   QEMU="$E2E_QEMU"; FW=("${E2E_FIRMWARE[@]}")
 fi
-[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle dirty8 dirty40 dirty40-raise)
+[ ${#RUNS[@]} -gt 0 ] || RUNS=(idle dirty8 dirty40 dirty40-raise uniform40)
 GUEST="$(e2e_guest_dir)"
 OUT=out/real-qemu
 mkdir -p "$OUT" tests/fixtures/real-qemu
@@ -44,7 +48,9 @@ for run in "${RUNS[@]}"; do
     dirty40)       args=(--rate 40 --region 256 --downtime-limit 300 --timeout 120) ;;
     dirty40-raise) args=(--rate 40 --region 256 --downtime-limit 300 --at 40:downtime-limit=10000
                          --timeout 120) ;;
-    *) echo "record-real-runs: unknown run '$run' (idle, dirty8, dirty40, dirty40-raise)" >&2
+    uniform40)     args=(--rate 40 --region 256 --pattern uniform --downtime-limit 300
+                         --timeout 90) ;;
+    *) echo "record-real-runs: unknown run '$run' (idle, dirty8, dirty40, dirty40-raise, uniform40)" >&2
        exit 2 ;;
   esac
   echo "=== $run"
@@ -53,5 +59,14 @@ for run in "${RUNS[@]}"; do
   python3 tests/e2e/qemu_pair.py --qemu "$QEMU" "${FW[@]}" --guest-dir "$GUEST" \
     --max-bandwidth 32 --settle 12 --workdir "$OUT/$run" --out "$OUT/$run.json" "${args[@]}"
   python3 tests/e2e/summarise_run.py "$OUT/$run.json" "tests/fixtures/real-qemu/$run.json" \
-    --name "$run"
+    --name "$run" --samples "tests/fixtures/real-qemu/$run.run.json.gz"
+done
+# The scenarios mirroring the runs (python/tests/test_real_qemu.py checks they are these).
+F=tests/fixtures/real-qemu
+for run in idle dirty8 dirty40 dirty40-raise uniform40; do
+  [ -f "$F/$run.json" ] || continue
+  from=()
+  case "$run" in dirty40|uniform40)
+    [ -f "$F/dirty40-raise.json" ] && from=(--switchover-from "$F/dirty40-raise.json") ;; esac
+  python3 tests/e2e/mirror_scenario.py "$F/$run.json" "$F/$run.toml" "${from[@]}"
 done

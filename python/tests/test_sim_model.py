@@ -31,6 +31,41 @@ def test_random_writes_saturate_the_working_set():
     assert r.unsynced == pytest.approx(w, rel=1e-9)
 
 
+def test_sequential_writes_dirty_one_new_page_each_until_the_set_is_full():
+    # dirtier's sweep: 8 MiB/s over a 256 MiB set dirties 8 MiB a second, all of the set
+    # after 32 s, never more.
+    r = ram(size="1GiB", working_set="256MiB", dirty_rate_mib_s=8, pattern="sequential")
+    r.advance(1.0, 0.0)
+    assert r.unsynced == pytest.approx(8 * MiB // 4096)
+    r.advance(30.0, 1.0)
+    assert r.unsynced == pytest.approx(31 * 8 * MiB // 4096)
+    r.advance(10.0, 31.0)
+    assert r.unsynced == 256 * MiB // 4096
+
+
+def test_a_sync_restarts_the_count_of_writes():
+    r = ram(size="1GiB", working_set="256MiB", dirty_rate_mib_s=40, pattern="sequential")
+    r.bulk = 0.0
+    r.advance(2.0, 0.0)
+    _, newly = r.sync()
+    assert newly == 80 * MiB // 4096
+    r.advance(1.0, 2.0)
+    assert r.unsynced == pytest.approx(40 * MiB // 4096)
+
+
+def test_hotspot_writes_follow_the_two_set_formula():
+    # 90 % of the writes on a 16 MiB hot set, the rest on all of a 160 MiB set.
+    r = ram(size="1GiB", working_set="160MiB", dirty_rate_mib_s=32, pattern="hotspot",
+            hot_share=0.9, hot_set="16MiB")
+    r.advance(1.0, 0.0)
+    W, H, w = 160 * 256, 16 * 256, 32 * 256
+    hot = H * (1 - math.exp(-(0.9 / H + 0.1 / W) * w))
+    cold = (W - H) * (1 - math.exp(-0.1 / W * w))
+    assert r.unsynced == pytest.approx(hot + cold)
+    # 1.8 writes per hot page: 1 - e^-1.8 = 83 % of the hot set; the cold part barely touched
+    assert 0.8 * H < hot < 0.86 * H and cold < 0.03 * (W - H)
+
+
 def test_dirtying_in_small_steps_equals_one_big_step():
     a, b = ram(working_set="64MiB", dirty_rate_mib_s=100), ram(working_set="64MiB", dirty_rate_mib_s=100)
     a.advance(0.5, 0)
@@ -61,9 +96,10 @@ def test_sync_reports_newly_dirtied_and_adds_only_pages_not_already_dirty():
 
 
 def test_sending_spends_the_budget_zero_pages_cheap():
+    # QEMU's save_page_header: 8 bytes before a normal page's 4096, a zero page 8 + 1.
     r = ram(size="4MiB", zero_share=0.5, zero_page_wire_bytes=9)
     pages = 1024
-    full_cost = pages * (0.5 * 9 + 0.5 * 4096)
+    full_cost = pages * (0.5 * 9 + 0.5 * (4096 + 8))
     assert r.wire_bytes_left() == pytest.approx(full_cost)
     nbytes, normal, zero = r.send(full_cost / 4)
     assert nbytes == pytest.approx(full_cost / 4)
@@ -80,7 +116,7 @@ def test_resent_pages_are_never_zero_pages():
     r.bulk = 0.0
     r.resend = 100.0
     nbytes, normal, zero = r.send(1e9)
-    assert (normal, zero) == (100, 0) and nbytes == 100 * 4096
+    assert (normal, zero) == (100, 0) and nbytes == 100 * (4096 + 8)
 
 
 def dev(**kw):

@@ -66,6 +66,11 @@ def test_defaults_describe_an_idle_4g_guest_on_10gbps():
     ({"ram": {"size": 4097}}, "ram.size"),
     ({"ram": {"zero_share": 1.5}}, "ram.zero_share"),
     ({"ram": {"colour": "red"}}, "ram.colour"),
+    ({"ram": {"pattern": "zigzag"}}, "ram.pattern"),
+    ({"ram": {"pattern": "uniform", "hot_share": 0.5}}, "ram.hot_share"),
+    ({"ram": {"pattern": "hotspot", "hot_share": 1.5}}, "ram.hot_share"),
+    ({"ram": {"pattern": "hotspot", "working_set": "64MiB", "hot_set": "128MiB"}}, "ram.hot_set"),
+    ({"ram": {"page_header_bytes": -1}}, "ram.page_header_bytes"),
     ({"devices": [{"name": "gpu"}]}, r"devices\[0\]\.stop_copy"),
     ({"devices": [{"stop_copy": "1M", "fault": "flaky"}]}, r"devices\[0\]\.fault"),
     ({"devices": [{"stop_copy": "1M", "precopy_initial": "2M"}]}, r"devices\[0\]\.precopy_initial"),
@@ -84,6 +89,13 @@ def test_defaults_describe_an_idle_4g_guest_on_10gbps():
 def test_invalid_values_are_refused_naming_the_key(raw, key):
     with pytest.raises(scn.ScenarioError, match=key):
         scn.from_dict(raw)
+
+
+def test_pattern_defaults_to_uniform_and_hotspot_to_a_tenth_of_the_set():
+    sc = scn.from_dict({})
+    assert sc.ram.pattern == "uniform" and sc.ram.page_header_bytes == 8
+    hs = scn.from_dict({"ram": {"working_set": "100MiB", "pattern": "hotspot"}}).ram
+    assert hs.hot_share == 0.9 and hs.hot_set_pages == 10 * 2**20 // 4096
 
 
 def test_dirty_rate_can_change_over_time():

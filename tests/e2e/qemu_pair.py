@@ -44,11 +44,17 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional, Sequence, Union
 
-try:
-    from qemu.qmp import QMPClient
-except ImportError as exc:  # pragma: no cover - the scripts install it first
-    raise SystemExit("qemu_pair: the qemu.qmp package is missing "
-                     "(.venv/bin/python -m pip install qemu.qmp)") from exc
+
+
+def _qmp_client(name: str):
+    """A ``qemu.qmp`` client; imported here so the record-reading parts of this module
+    (summarise, syncs, ...) work without the package."""
+    try:
+        from qemu.qmp import QMPClient
+    except ImportError as exc:  # the scripts install it first (scripts/e2e-env.sh)
+        raise HarnessError("the qemu.qmp package is missing (python3 -m pip install "
+                           "qemu.qmp, or source scripts/e2e-env.sh and run e2e_need_qmp)") from exc
+    return QMPClient(name)
 
 MiB = 2**20
 RUN_FORMAT = "switchover-real-run/1"
@@ -165,13 +171,15 @@ def kvm_boots(qemu: str, guest_dir: Path, timeout_s: float = 40.0) -> bool:
 
 def resolve_accel(accel: Union[str, Sequence[str]], qemu: str, guest_dir: Path) -> list[str]:
     """``"auto"`` → ``$SWO_ACCEL`` if set, else ``["kvm", "tcg"]`` where the guest boots
-    under KVM, else ``["tcg"]``;
+    under KVM, else ``["tcg"]``; another string is a ':'-separated list (``"kvm:tcg"``);
     a list is taken as given (each becomes one ``-accel``)."""
     if isinstance(accel, str):
         if accel == "auto" and os.environ.get("SWO_ACCEL"):
             accel = os.environ["SWO_ACCEL"]
         if accel != "auto":
-            return [a for a in accel.split(",") if a]
+            # ':' separates accelerators, so each may carry its own options:
+            # "kvm:tcg", "tcg,thread=single".
+            return [a for a in accel.split(":") if a]
         return ["kvm", "tcg"] if kvm_boots(qemu, guest_dir) else ["tcg"]
     return list(accel)
 
@@ -189,6 +197,16 @@ def qemu_version(qemu: str) -> str:
     return m.group(1) if m else out.strip()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent exits (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG = 1
+    except Exception:
+        pass
+
+
 class _Proc:
     """One QEMU process with its monitor sockets and serial log."""
 
@@ -201,9 +219,11 @@ class _Proc:
     def start(self) -> None:
         log = open(self.log_path, "wb")
         try:
-            # Own process group: a Ctrl-C of the harness reaches QEMU only through kill().
+            # Own process group: a Ctrl-C of the harness reaches QEMU only through kill();
+            # and QEMU gets SIGKILL if the harness itself dies (killed by a CI timeout).
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=_die_with_parent)
         finally:
             log.close()
 
@@ -274,8 +294,8 @@ class QemuPair:
         self.port: Optional[int] = None
         self.src: Optional[_Proc] = None
         self.dst: Optional[_Proc] = None
-        self.src_qmp: Optional[QMPClient] = None
-        self.dst_qmp: Optional[QMPClient] = None
+        self.src_qmp: Any = None      # qemu.qmp.QMPClient once started
+        self.dst_qmp: Any = None
         self.t_ready: Optional[float] = None        # monotonic time of SWO-READY seen
         self.boot_s: Optional[float] = None
         self.version: Optional[str] = None
@@ -317,7 +337,7 @@ class QemuPair:
             argv += ["-incoming", f"tcp:127.0.0.1:{self.port}"] + self.dst_extra_args
         return argv
 
-    async def _connect(self, proc: _Proc, path: Path, timeout_s: float) -> QMPClient:
+    async def _connect(self, proc: _Proc, path: Path, timeout_s: float) -> Any:
         deadline = time.monotonic() + timeout_s
         last: Optional[Exception] = None
         while time.monotonic() < deadline:
@@ -325,7 +345,7 @@ class QemuPair:
                 raise HarnessError(f"{proc.name} QEMU exited (status {proc.popen.returncode}): "
                                    f"{proc.log_tail()}")
             if path.exists():
-                client = QMPClient(proc.name)
+                client = _qmp_client(proc.name)
                 try:
                     await client.connect(str(path))
                     return client
@@ -481,16 +501,7 @@ class QemuPair:
         dest: dict[str, Any] = {}
         final_status = samples[-1]["query-migrate"].get("status") if samples else None
         if final_status == "completed":
-            st = await self.dst_qmp.execute("query-status")
-            dest["status"] = st.get("status")
-            if check_destination:
-                # The guest prints SWO-STAT every 5 s: a line on the destination's serial log
-                # shows it runs there.
-                try:
-                    await self.wait_serial(self.dst_serial, "SWO-STAT", 12, self.dst)
-                    dest["guest_alive"] = True
-                except HarnessError:
-                    dest["guest_alive"] = False
+            dest = await self._check_destination(check_destination)
         guest_stats = parse_guest_stats(self.src_serial.read_text(errors="replace")
                                         if self.src_serial.exists() else "")
         record = {
@@ -524,6 +535,35 @@ class QemuPair:
         }
         record["outcome"] = summarise(record, timed_out=timed_out)
         return record
+
+    async def _check_destination(self, wait_for_guest: bool) -> dict:
+        """The destination after completion: its run state and whether the guest lives on
+        (it prints SWO-STAT every 5 s). A destination that died (a guest panic exits QEMU:
+        -no-reboot, panic=-1) is reported, with the end of its serial log, not raised: the
+        source's record of the migration stays valid."""
+        dest: dict[str, Any] = {}
+        try:
+            st = await asyncio.wait_for(self.dst_qmp.execute("query-status"), 5)
+            dest["status"] = st.get("status")
+        except Exception as exc:  # QMP gone: the destination QEMU exited
+            dest["status"] = "gone"
+            dest["error"] = f"{type(exc).__name__}: {exc}"
+        if wait_for_guest and dest["status"] != "gone":
+            try:
+                await self.wait_serial(self.dst_serial, "SWO-STAT", 12, self.dst)
+                dest["guest_alive"] = True
+            except HarnessError:
+                dest["guest_alive"] = False
+        else:
+            dest["guest_alive"] = False if dest["status"] == "gone" else None
+        if self.dst is not None and not self.dst.alive():
+            dest["qemu_exit"] = self.dst.popen.returncode
+        if dest.get("guest_alive") is False:
+            try:
+                dest["serial_tail"] = self.dst_serial.read_text(errors="replace")[-3000:]
+            except OSError:
+                pass
+        return dest
 
     async def _apply(self, act: Action, t: float) -> None:
         if act.parameters:
@@ -569,30 +609,55 @@ def _ram(sample: dict) -> dict:
 
 def syncs(samples: Sequence[dict]) -> list[dict]:
     """Per dirty-bitmap sync: the first sample that shows a new ``dirty-sync-count`` (at most
-    one sample interval after the sync), with the figures QEMU reported there."""
+    one sample interval after the sync), with the figures QEMU reported there, and the time
+    and ``transferred`` of the sample before it: the sync happened between the two, so the
+    remaining figure at the sync lay between ``remaining`` and ``remaining + transferred -
+    transferred_prev``."""
     out = []
     last = None
+    prev: Optional[dict] = None
     for s in samples:
         ram = _ram(s)
         n = ram.get("dirty-sync-count")
-        if n is None or n == last:
-            continue
-        last = n
-        q = s["query-migrate"]
-        out.append({"t": s["t"], "dirty-sync-count": n, "status": q.get("status"),
-                    "remaining": ram.get("remaining"), "transferred": ram.get("transferred"),
-                    "expected-downtime": q.get("expected-downtime"),
-                    "dirty-pages-rate": ram.get("dirty-pages-rate"), "mbps": ram.get("mbps")})
+        if n is not None and n != last:
+            last = n
+            q = s["query-migrate"]
+            out.append({"t": s["t"], "dirty-sync-count": n, "status": q.get("status"),
+                        "remaining": ram.get("remaining"), "transferred": ram.get("transferred"),
+                        "expected-downtime": q.get("expected-downtime"),
+                        "dirty-pages-rate": ram.get("dirty-pages-rate"), "mbps": ram.get("mbps"),
+                        "t_prev": prev["t"] if prev else None,
+                        "transferred_prev": _ram(prev).get("transferred", 0) if prev else None})
+        prev = s
     return out
+
+
+def stop_time(record: dict) -> Optional[float]:
+    """When the source stopped the guest for the switchover (the STOP event), if it did."""
+    for ev in record.get("events", []):
+        if ev.get("event") == "STOP":
+            return ev["t"]
+    return None
+
+
+def live_samples(record: dict) -> list[dict]:
+    """The samples of the live phase: status active and taken before the guest stopped
+    (QEMU 7.2 still says active while it sends the final copy, with the rate limit lifted)."""
+    t_stop = stop_time(record)
+    return [s for s in record["samples"] if s["query-migrate"].get("status") == "active"
+            and (t_stop is None or s["t"] < t_stop)]
 
 
 def summarise(record: dict, timed_out: bool = False) -> dict:
     """The outcome of a recorded run, from its samples."""
     samples = record["samples"]
     last = samples[-1]["query-migrate"] if samples else {}
-    active = [s for s in samples if s["query-migrate"].get("status") == "active"]
+    active = live_samples(record)
     last_active = active[-1] if active else None
-    ram = last.get("ram", {}) or {}
+    # A cancelled or failed migration's last sample has no ram member: the counters are the
+    # last ones QEMU reported.
+    with_ram = [s for s in samples if s["query-migrate"].get("ram")]
+    ram = with_ram[-1]["query-migrate"]["ram"] if with_ram else {}
     return {
         "status": last.get("status"),
         "timed_out": timed_out,
@@ -603,11 +668,14 @@ def summarise(record: dict, timed_out: bool = False) -> dict:
                                             if last_active else None),
         "remaining-at-switchover": _ram(last_active).get("remaining") if last_active else None,
         "t-last-active": last_active["t"] if last_active else None,
+        "total-time-last-active": (last_active["query-migrate"].get("total-time")
+                                   if last_active else None),
         "passes": ram.get("dirty-sync-count"),
         "transferred": ram.get("transferred"),
         "normal": ram.get("normal"),
         "duplicate": ram.get("duplicate"),
         "total": ram.get("total"),
+        "t-stop": stop_time(record),
         "samples": len(samples),
         "syncs": syncs(samples),
     }
@@ -664,8 +732,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("-L", dest="firmware", action="append", default=[],
                     help="firmware directory (repeatable), passed to both QEMUs")
     ap.add_argument("--accel", default="auto",
-                    help="auto (default: kvm,tcg where the guest boots under KVM, else tcg) "
-                         "or a comma-separated list, each passed as -accel")
+                    help="auto (default: kvm then tcg where the guest boots under KVM, else "
+                         "tcg) or a ':'-separated list, each passed as -accel "
+                         "(kvm:tcg, tcg,thread=single)")
     ap.add_argument("--machine", default=None)
     ap.add_argument("--mem", type=int, default=1024, help="guest MiB (default 1024)")
     ap.add_argument("--smp", type=int, default=1)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from qemu_pair import MiB, summarise  # noqa: E402
+from qemu_pair import MiB, live_samples, summarise  # noqa: E402
 
 SUMMARY_FORMAT = "switchover-real-run-summary/1"
 
@@ -44,7 +44,7 @@ def summary(record: dict, name: str) -> dict:
         measured["first_round"] = {"t": first_round["t"], "normal": r.get("normal"),
                                    "duplicate": r.get("duplicate"),
                                    "transferred": r.get("transferred")}
-    active = [s for s in samples if s["query-migrate"].get("status") == "active"]
+    active = live_samples(record)
     if len(active) >= 2:
         a, b = active[0], active[-1]
         dt = b["t"] - a["t"]
@@ -88,11 +88,38 @@ def summary(record: dict, name: str) -> dict:
     }
 
 
+SAMPLE_KEYS = ("status", "total-time", "setup-time", "expected-downtime", "downtime",
+               "remaining")
+RAM_KEYS = ("transferred", "remaining", "total", "dirty-sync-count", "multifd-bytes", "normal",
+            "duplicate", "downtime-bytes", "mbps", "dirty-pages-rate")
+
+
+def reduced_run(record: dict) -> dict:
+    """The RUN.json with each sample cut to the members a replay reads (status, times, the
+    RAM counters), still in the switchover-real-run/1 format: small enough to commit."""
+    samples = []
+    for s in record["samples"]:
+        q = s["query-migrate"]
+        r = {k: q[k] for k in SAMPLE_KEYS if k in q}
+        if isinstance(q.get("ram"), dict):
+            r["ram"] = {k: q["ram"][k] for k in RAM_KEYS if k in q["ram"]}
+        samples.append({"t": s["t"], "query-migrate": r})
+    inputs = dict(record["inputs"])
+    inputs["qemu"] = {k: v for k, v in inputs["qemu"].items() if k != "src_argv"}
+    inputs.pop("guest_manifest", None)
+    return {"format": record["format"], "reduced": True, "inputs": inputs,
+            "actions_applied": record.get("actions_applied", []),
+            "events": record.get("events", []), "samples": samples,
+            "outcome": {k: v for k, v in record["outcome"].items() if k != "syncs"}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_json")
     ap.add_argument("out")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--samples", default=None, metavar="OUT.json.gz",
+                    help="also write the samples, cut to what a replay reads, gzipped")
     args = ap.parse_args(argv)
     record = json.loads(Path(args.run_json).read_text())
     name = args.name or Path(args.run_json).stem
@@ -101,6 +128,10 @@ def main(argv=None) -> int:
     # One sync / one series point per line: reviewable diffs.
     text = json.dumps(out, indent=1)
     Path(args.out).write_text(text + "\n")
+    if args.samples:
+        import gzip
+        with gzip.GzipFile(args.samples, "wb", mtime=0) as f:
+            f.write((json.dumps(reduced_run(record), separators=(",", ":")) + "\n").encode())
     o = out["outcome"]
     print(f"{args.out}: {o['status']}, total {o['total-time']} ms, downtime {o['downtime']} ms, "
           f"{len(out['syncs'])} syncs seen, passes {o['passes']}")

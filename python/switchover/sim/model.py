@@ -17,29 +17,61 @@ MiB = 2**20
 
 
 class GuestRam:
-    """Guest RAM as page counts.
+    """Guest RAM as page counts, following QEMU's rounds.
 
-    ``bulk`` pages were never sent (the first pass; a ``zero_share`` of them are zero pages),
-    ``resend`` pages were sent and dirtied again, and synced into the bitmap. ``unsynced``
-    pages were written since the last dirty-bitmap sync: the guest writes uniformly into its
-    working set, so after ``w`` page writes a set of ``W`` pages has ``W * (1 - exp(-w/W))``
-    distinct dirty pages. A sync folds the unsynced pages that are not already in the bitmap
-    into ``resend``.
+    ``bulk`` pages were never sent (the first round; a ``zero_share`` of them are zero
+    pages), ``resend`` pages were sent and dirtied again, and found by a dirty-bitmap sync.
+    Together they are the migration bitmap (``dirty_pages``): what a round still has to send,
+    the fast query's precopy figure. Between syncs the bitmap only shrinks: QEMU collects the
+    guest's writes (KVM's dirty log, TCG's dirty memory bitmap) only in
+    ``migration_bitmap_sync`` (migration/ram.c), so a page written during a round is found
+    at the next sync, whether it was sent before or after the write.
+
+    ``unsynced`` pages were written since the last sync: the distinct pages of the working set
+    hit by the ``writes`` page writes done since then (:meth:`distinct_pages`, by ``pattern``).
+    A sync (the exact query) folds those that are not already in the bitmap into ``resend``.
     """
 
     def __init__(self, spec: RamSpec):
         self.spec = spec
         self.total = spec.total_pages
         self.ws = max(1, spec.working_set_pages)
+        self.hot = spec.hot_set_pages
         self.bulk = float(self.total)
         self.resend = 0.0
         self.unsynced = 0.0
+        self.writes = 0.0             # page writes since the last sync
         self.running = True
         self.dirtying = True          # false once the guest runs on the destination
         self.sent_normal = 0
         self.sent_zero = 0
         self._bulk_sent = 0.0
         self._resend_sent = 0.0
+
+    def distinct_pages(self, writes: float) -> float:
+        """Distinct pages of the working set (``W`` pages) dirtied by ``writes`` page writes.
+
+        - ``sequential``: the guest sweeps its working set page after page, wrapping (a
+          ``memset`` loop, the test guest's ``dirtier``): ``min(writes, W)``; the whole set is
+          dirty again every ``W / rate`` seconds.
+        - ``uniform``: each write hits a page drawn uniformly: ``W * (1 - exp(-writes / W))``.
+        - ``hotspot``: a share ``h`` of the writes falls uniformly on a hot set of ``H`` pages,
+          the rest uniformly on the whole working set:
+          ``H * (1 - exp(-(h/H + (1-h)/W) * writes)) + (W - H) * (1 - exp(-(1-h)/W * writes))``.
+        """
+        if writes <= 0:
+            return 0.0
+        W = float(self.ws)
+        pattern = self.spec.pattern
+        if pattern == "sequential":
+            return min(writes, W)
+        if pattern == "hotspot":
+            H = float(self.hot)
+            h = self.spec.hot_share
+            cold = -math.expm1(-(1 - h) / W * writes)
+            hot = -math.expm1(-(h / H + (1 - h) / W) * writes)
+            return H * hot + (W - H) * cold
+        return W * -math.expm1(-writes / W)
 
     # -- guest side --------------------------------------------------------------------
     def advance(self, dt_s: float, t_s: float) -> None:
@@ -49,7 +81,8 @@ class GuestRam:
         writes = self.spec.dirty_rate_at(t_s) * MiB * dt_s / self.spec.page_size
         if writes <= 0:
             return
-        self.unsynced += (self.ws - self.unsynced) * -math.expm1(-writes / self.ws)
+        self.writes += writes
+        self.unsynced = max(self.unsynced, self.distinct_pages(self.writes))
 
     def sync(self) -> tuple[int, int]:
         """The dirty-bitmap sync: (dirty pages left, pages newly dirtied since the last)."""
@@ -58,6 +91,7 @@ class GuestRam:
         self.resend = min(float(self.total) - self.bulk,
                           self.resend + newly * max(0.0, 1.0 - already))
         self.unsynced = 0.0
+        self.writes = 0.0
         return self.dirty_pages, round(newly)
 
     # -- figures -----------------------------------------------------------------------
@@ -72,8 +106,11 @@ class GuestRam:
 
     def _page_cost_sum(self, bulk: float, resend: float) -> float:
         s = self.spec
-        bulk_cost = s.zero_share * s.zero_page_wire_bytes + (1 - s.zero_share) * s.page_size
-        return bulk * bulk_cost + resend * s.page_size
+        # QEMU's save_page_header (migration/ram.c) precedes every page: a zero page is that
+        # header and one byte (zero_page_wire_bytes), a normal page the header and its data.
+        normal = s.page_size + s.page_header_bytes
+        bulk_cost = s.zero_share * s.zero_page_wire_bytes + (1 - s.zero_share) * normal
+        return bulk * bulk_cost + resend * normal
 
     # -- sending -----------------------------------------------------------------------
     def send(self, budget: float) -> tuple[float, int, int]:

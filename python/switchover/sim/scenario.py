@@ -12,7 +12,10 @@ Reference (defaults in brackets)::
     [sim]   seed [1], tick_ms [50], max_time_s [600]
     [ram]   size ["4GiB"], page_size [4096], zero_share [0] (share of zero pages in the
             first pass), working_set [all of RAM], zero_page_wire_bytes [9],
-            dirty_rate_mib_s [0] -- a number, or [{at_s=0, dirty_rate_mib_s=10}, ...]
+            page_header_bytes [8] (QEMU's header before each normal page's data),
+            dirty_rate_mib_s [0] -- a number, or [{at_s=0, dirty_rate_mib_s=10}, ...],
+            pattern ["uniform"|"sequential"|"hotspot"] (how writes fall on the working
+            set), hot_share [0.9], hot_set [working set / 10] (hotspot only)
     [[devices]]  name, stop_copy (state moved with the guest stopped, incl. precopy data),
             precopy_initial [0], dirty_rate_mib_s [0] (a device with neither has no
             PRE_COPY state), fault ["none"|"garbage"|"ioctl-fails"|"lies-low"],
@@ -43,6 +46,9 @@ from typing import Any
 
 GARBAGE_SIZE = 2**64 - 1
 FAULTS = ("none", "garbage", "ioctl-fails", "lies-low")
+# How the guest's writes fall on its working set (model.GuestRam.distinct_pages has the
+# formula each follows).
+PATTERNS = ("uniform", "sequential", "hotspot")
 
 # Parameters whose values are sizes (bytes): strings like "1GiB" are accepted for them.
 SIZE_PARAMS = ("max-bandwidth", "avail-switchover-bandwidth", "max-postcopy-bandwidth")
@@ -144,6 +150,10 @@ class RamSpec:
     dirty_rate_mib_s: float = 0.0    # at t=0
     dirty_schedule: tuple[RateChange, ...] = ()
     zero_page_wire_bytes: int = 9    # header + marker byte QEMU sends for a zero page
+    page_header_bytes: int = 8       # QEMU's per-page header before a normal page's data
+    pattern: str = "uniform"         # how the guest's writes fall: see PATTERNS
+    hot_share: float = 0.9           # hotspot: share of the writes into the hot set
+    hot_set: int = 0                 # hotspot: bytes of the hot set (0 = working set / 10)
 
     @property
     def total_pages(self) -> int:
@@ -152,6 +162,12 @@ class RamSpec:
     @property
     def working_set_pages(self) -> int:
         return (self.working_set or self.size) // self.page_size
+
+    @property
+    def hot_set_pages(self) -> int:
+        ws = self.working_set_pages
+        hot = self.hot_set // self.page_size if self.hot_set else ws // 10
+        return max(1, min(ws, hot))
 
     def dirty_rate_at(self, t_s: float) -> float:
         """The guest's dirty rate in MiB/s at simulated time ``t_s``."""
@@ -233,7 +249,8 @@ class Scenario:
 
 def _ram(t: dict) -> RamSpec:
     _check_keys(t, {"size", "page_size", "zero_share", "working_set", "dirty_rate_mib_s",
-                    "zero_page_wire_bytes"}, "ram")
+                    "zero_page_wire_bytes", "page_header_bytes", "pattern", "hot_share",
+                    "hot_set"}, "ram")
     size = parse_size(t.get("size", RamSpec.size), "ram.size")
     page = parse_size(t.get("page_size", RamSpec.page_size), "ram.page_size")
     if page < 512 or page & (page - 1):
@@ -247,6 +264,19 @@ def _ram(t: dict) -> RamSpec:
         raise ScenarioError(f"ram.working_set: must be at least one page ({page}), got {ws}")
     zero = _number(t.get("zero_share", 0.0), "ram.zero_share", 0.0, 1.0)
     zwire = int(_number(t.get("zero_page_wire_bytes", 9), "ram.zero_page_wire_bytes", 0, page))
+    header = int(_number(t.get("page_header_bytes", 8), "ram.page_header_bytes", 0, page))
+    pattern = t.get("pattern", "uniform")
+    if pattern not in PATTERNS:
+        raise ScenarioError(f"ram.pattern: must be one of {', '.join(PATTERNS)}, got {pattern!r}")
+    hot_share = _number(t.get("hot_share", 0.9), "ram.hot_share", 0.0, 1.0)
+    hot_set = parse_size(t.get("hot_set", 0), "ram.hot_set")
+    if hot_set > (ws or size):
+        raise ScenarioError(f"ram.hot_set: {hot_set} is larger than the working set {ws or size}")
+    if 0 < hot_set < page:
+        raise ScenarioError(f"ram.hot_set: must be at least one page ({page}), got {hot_set}")
+    if pattern != "hotspot" and ("hot_share" in t or "hot_set" in t):
+        raise ScenarioError("ram.hot_share / ram.hot_set: only mean something with "
+                            "pattern = \"hotspot\"")
     rate_value = t.get("dirty_rate_mib_s", 0.0)
     schedule: list[RateChange] = []
     if isinstance(rate_value, list):
@@ -270,7 +300,8 @@ def _ram(t: dict) -> RamSpec:
         rate0 = _number(rate_value, "ram.dirty_rate_mib_s")
     return RamSpec(size=size, page_size=page, zero_share=zero, working_set=ws,
                    dirty_rate_mib_s=rate0, dirty_schedule=tuple(schedule),
-                   zero_page_wire_bytes=zwire)
+                   zero_page_wire_bytes=zwire, page_header_bytes=header, pattern=pattern,
+                   hot_share=hot_share, hot_set=hot_set)
 
 
 def _device(t: dict, i: int, seen: set[str]) -> DeviceSpec:
