@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite: the ABI checks, cargo test, the C tests (also under ASan+UBSan), the
-# examples and the Python tests, all through `meson test`. Extra arguments go to meson test.
+# examples and the Python tests, all through `meson test`. -v first: show the build tools'
+# output (meson's configure dump, cargo). Other arguments go to meson test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = -v ] || [ "${1:-}" = --verbose ]; then SWO_VERBOSE=1; shift; fi
 . scripts/env.sh
 setup_build
 rc=0
