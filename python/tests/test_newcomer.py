@@ -50,6 +50,10 @@ def _reader_env(home: Path) -> dict:
             "PKG_CONFIG_LIBDIR", "VIRTUAL_ENV", "ASAN_OPTIONS", "UBSAN_OPTIONS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     home.mkdir(parents=True, exist_ok=True)
+    # A fresh HOME (the block installs under $HOME), with the reader's Rust toolchain.
+    real_home = Path(os.environ.get("HOME", "/root"))
+    env.setdefault("RUSTUP_HOME", str(real_home / ".rustup"))
+    env.setdefault("CARGO_HOME", str(real_home / ".cargo"))
     env["HOME"] = str(home)
     return env
 
