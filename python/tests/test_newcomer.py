@@ -37,7 +37,8 @@ def _checkout(where: Path, build: Path) -> Path:
         shutil.rmtree(where)
     where.mkdir(parents=True)
     for entry in ROOT.iterdir():
-        if entry.name in (".git", "out", "target") or entry.name.startswith("build"):
+        if entry.name in (".git", "out", "target") or (entry.name.startswith("build")
+                                                          and entry.is_dir()):
             continue
         (where / entry.name).symlink_to(entry)
     (where / "build").symlink_to(build)
