@@ -3,6 +3,9 @@
 
 usage: cargo-build.py SRCDIR OUTDIR   (outputs: libswitchover.so, libswitchover.so.0,
 libswitchover.a, switchover.h.generated)
+
+Quiet (cargo's --quiet: no Compiling/Finished lines, errors and warnings still shown) unless
+SWO_VERBOSE=1 (scripts/test.sh -v, scripts/demo.sh -v).
 """
 import glob
 import os
@@ -11,14 +14,19 @@ import subprocess
 import sys
 
 src, outdir = sys.argv[1], sys.argv[2]
-target = os.path.join(outdir, "cargo-target")
+# SWO_CARGO_TARGET_DIR: one cargo target for several meson build dirs of the same checkout
+# (the README's install test); by default each build dir has its own.
+target = os.environ.get("SWO_CARGO_TARGET_DIR") or os.path.join(outdir, "cargo-target")
 env = dict(os.environ, CARGO_TARGET_DIR=target)
-subprocess.run(
-    ["cargo", "build", "--release", "--lib", "--manifest-path", os.path.join(src, "Cargo.toml")],
-    check=True,
-    env=env,
-)
 rel = os.path.join(target, "release")
+cmd = ["cargo", "build", "--release", "--lib", "--manifest-path", os.path.join(src, "Cargo.toml")]
+if os.environ.get("SWO_VERBOSE") != "1":
+    cmd.append("--quiet")
+    if not os.path.exists(os.path.join(rel, "libswitchover.so")):
+        print("building libswitchover with cargo (release; the first build takes a few minutes)",
+              flush=True)
+if subprocess.run(cmd, env=env).returncode != 0:
+    sys.exit("cargo build of libswitchover failed (the messages above)")
 shutil.copy2(os.path.join(rel, "libswitchover.so"), os.path.join(outdir, "libswitchover.so"))
 shutil.copy2(os.path.join(rel, "libswitchover.so"), os.path.join(outdir, "libswitchover.so.0"))
 shutil.copy2(os.path.join(rel, "libswitchover.a"), os.path.join(outdir, "libswitchover.a"))

@@ -113,12 +113,15 @@ fn qmp_member_order_is_qemus() {
     assert!(json.starts_with("{\"status\": \"active\", \"ram\": {\"transferred\": 1267015352, \"remaining\": 1460288880, \"total\": 4316200960, \"duplicate\": 388148, \"normal\": 307923, \"normal-bytes\": 1261252608, \"dirty-pages-rate\": 0, \"mbps\": 840.5, \"dirty-sync-count\": 1,"));
 }
 
-/// Issue 12 item 4: in `active`, one line after `Remaining:` says either the stall or the ETA
-/// (the time until the switchover, `never` when the remaining does not fall).
+/// Issue 12 item 4: in `active`, one line after `Remaining:` says either the stall or, while a
+/// library extension is in use, the ETA (the time until the switchover, `never` when the
+/// remaining does not fall). With no extension in use the text is QEMU's (docs/qemu-model.md).
 #[test]
 fn hmp_eta_line_in_active_unless_stalled() {
     let mut info = seed_active();
     info.x_switchover = Some(XSwitchover { eta: 12_345, ..Default::default() });
+    assert!(info.to_hmp_text().contains("Remaining: \t\t1.36 GiB\nRAM info:\n"));
+    info.x_switchover.as_mut().unwrap().extensions_in_use = true;
     assert!(info.to_hmp_text().contains("Remaining: \t\t1.36 GiB\nETA: \t\t\t12.3 s\nRAM info:\n"));
     info.x_switchover.as_mut().unwrap().eta = 850;
     assert!(info.to_hmp_text().contains("ETA: \t\t\t850 ms\n"));

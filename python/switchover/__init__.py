@@ -24,11 +24,32 @@ A migration loop, the way a VMM's migration thread drives it (``now`` is your cl
 Every failure of the library raises :class:`SwitchoverError` with its ``code`` and the
 library's ``message``. Sizes are ints (bytes).
 """
+import os as _os
+import sys as _sys
+
+
+def _is_command_line() -> bool:
+    """True while a command of this package starts: ``python -m switchover.X`` or a
+    ``switchover-*`` console script (pyproject.toml's [project.scripts])."""
+    argv = getattr(_sys, "orig_argv", [])
+    if "-m" in argv[:-1] and argv[argv.index("-m") + 1].startswith("switchover."):
+        return True
+    return _os.path.basename(_sys.argv[0] if _sys.argv else "").startswith("switchover-")
+
+
+try:
+    from . import _native  # loads libswitchover (SWITCHOVER_LIB, pkg-config, build tree)
+except ImportError as _e:
+    if _e.name == "libswitchover" and _is_command_line():
+        # A command run before the library is built: one clear line, no traceback.
+        print(f"error: {_e}", file=_sys.stderr)
+        raise SystemExit(4) from None
+    raise
+
 from ._native import (Action, HandlerFlag, MigrationStatus, Status, SwoAdvice,
                       SwoHandlerOps, SwoInfo, SwoPending, SwoRamFigures, SwoRamOps, SwoStep,
                       SwoVfioOps, SwoVfioSizes, SwoVmmOps, VfioState, has)
 from ._native import lib as _lib
-from . import _native
 from .errors import SwitchoverError
 from .figures import (Advice, Info, Pending, RamFigures, Step, VfioSizes, action_name,
                       migration_status_name)

@@ -4,8 +4,14 @@ The library is looked up once, at import, in this order:
 
 1. the ``SWITCHOVER_LIB`` environment variable (a path to the shared object): when it is
    set, nothing else is tried;
-2. a copy inside this package directory (``libswitchover.so.0`` or ``libswitchover.so``);
-3. ``../../build/libswitchover.so`` relative to this package (a meson build of the checkout).
+2. an installed library: ``libswitchover.so.0`` in the ``libdir`` that ``pkg-config
+   --variable=libdir switchover`` names (``meson install`` writes ``switchover.pc``; set
+   ``PKG_CONFIG_PATH`` for a prefix of your own);
+3. ``../../build/libswitchover.so`` relative to this package (a meson build of the checkout,
+   also what an editable install such as the checkout's ``.venv`` sees).
+
+When none loads, importing raises ``ImportError`` (``name == "libswitchover"``) whose message
+is one line saying how to build or point to the library.
 
 Every function is declared from :data:`FUNCTIONS` (``restype`` and ``argtypes``) the first time
 it is used. A function this binding knows but the loaded library lacks (an older build)
@@ -370,14 +376,27 @@ FUNCTIONS = {
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def _pkg_config_libdir() -> str | None:
+    """``pkg-config --variable=libdir switchover``, or None (no pkg-config, no .pc file)."""
+    import subprocess
+    try:
+        done = subprocess.run(["pkg-config", "--variable=libdir", "switchover"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = done.stdout.strip()
+    return libdir if done.returncode == 0 and libdir else None
+
+
 def candidates() -> list:
     """Where the library is looked for, in order."""
     env = os.environ.get("SWITCHOVER_LIB")
     if env:
         return [env]
     found = []
-    for name in ("libswitchover.so.0", "libswitchover.so"):
-        found.append(os.path.join(_PACKAGE_DIR, name))
+    libdir = _pkg_config_libdir()
+    if libdir:
+        found.append(os.path.join(libdir, "libswitchover.so.0"))
     found.append(os.path.normpath(os.path.join(_PACKAGE_DIR, "..", "..", "build",
                                                "libswitchover.so")))
     return found
@@ -438,8 +457,10 @@ def _load() -> Library:
                 f"{path} is switchover {lib.version}; this binding needs "
                 f"{COMPATIBLE_VERSION[0]}.{COMPATIBLE_VERSION[1]}.x")
         return lib
-    raise ImportError("libswitchover not found; set SWITCHOVER_LIB to its path or build it "
-                      "with meson (tried: " + "; ".join(tried) + ")")
+    raise ImportError(
+        "libswitchover not found: build it with scripts/demo.sh or scripts/test.sh in the "
+        "checkout, install it with meson (then pkg-config finds it), or set SWITCHOVER_LIB "
+        "to libswitchover.so (tried: " + "; ".join(tried) + ")", name="libswitchover")
 
 
 lib: Library = _load()

@@ -105,6 +105,8 @@ def test_constants_match_the_header():
 
 def _run_python(code, env_update, cwd):
     env = {k: v for k, v in os.environ.items() if k not in ("SWITCHOVER_LIB", "PYTHONPATH")}
+    # pkg-config sees only what a test puts in PKG_CONFIG_PATH, not the machine's .pc files.
+    env.update({"PKG_CONFIG_LIBDIR": str(cwd / "no-system-pc"), "PKG_CONFIG_PATH": ""})
     env.update(env_update)
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=60)
@@ -118,14 +120,34 @@ def test_switchover_lib_when_set_is_the_only_place_looked_at(tmp_path):
     assert "ImportError" in r.stderr and bad in r.stderr and "SWITCHOVER_LIB" in r.stderr
 
 
-def test_a_copy_inside_the_package_is_found_without_the_env_var(tmp_path):
-    shutil.copytree(os.path.join(PYTHON_DIR, "switchover"), tmp_path / "switchover",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.so*"))
-    shutil.copy2(switchover.library_path, tmp_path / "switchover" / "libswitchover.so.0")
+def test_an_installed_library_is_found_through_pkg_config_before_the_build_tree(tmp_path):
+    if shutil.which("pkg-config") is None:
+        pytest.skip("pkg-config is not installed")
+    # A prefix as `meson install --prefix P` leaves it: P/lib/libswitchover.so.0 and
+    # P/lib/pkgconfig/switchover.pc naming libdir=P/lib.
+    prefix = tmp_path / "prefix"
+    (prefix / "lib" / "pkgconfig").mkdir(parents=True)
+    shutil.copy2(switchover.library_path, prefix / "lib" / "libswitchover.so.0")
+    (prefix / "lib" / "pkgconfig" / "switchover.pc").write_text(
+        f"prefix={prefix}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\n\n"
+        "Name: switchover\nDescription: test\nVersion: 0.1.0\n"
+        "Libs: -L${libdir} -lswitchover\nCflags: -I${includedir}\n")
     r = _run_python("import switchover; print(switchover.library_path)",
-                    {"PYTHONPATH": str(tmp_path)}, tmp_path)
+                    {"PYTHONPATH": PYTHON_DIR, "PKG_CONFIG_PATH": str(prefix / "lib" / "pkgconfig")},
+                    tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(tmp_path / "switchover" / "libswitchover.so.0")
+    assert r.stdout.strip() == str(prefix / "lib" / "libswitchover.so.0")
+
+
+def test_without_the_library_importing_says_how_to_get_it_in_one_line(tmp_path):
+    # A copy of the package with no build tree beside it, no SWITCHOVER_LIB, no .pc file.
+    shutil.copytree(os.path.join(PYTHON_DIR, "switchover"), tmp_path / "pkg" / "switchover",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    r = _run_python("import switchover", {"PYTHONPATH": str(tmp_path / "pkg")}, tmp_path)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: libswitchover not found: build it")
+    assert "SWITCHOVER_LIB" in last and "pkg-config" in last
 
 
 def test_without_env_or_copy_the_meson_build_dir_is_used(tmp_path):

@@ -152,7 +152,7 @@ def test_one_axis_sweep_plot_labels_its_x_axis_and_shows_the_whole_title(values)
     try:
         fig.canvas.draw()
         (ax, *_colorbar) = fig.axes
-        assert ax.get_xlabel() == "params.downtime-limit"
+        assert ax.get_xlabel() == "downtime-limit (ms)"
         assert [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in values]
         assert _inside_figure(fig, ax.title), "title cut at the figure's edge"
         assert _inside_figure(fig, ax.xaxis.label)
@@ -160,10 +160,24 @@ def test_one_axis_sweep_plot_labels_its_x_axis_and_shows_the_whole_title(values)
         plt.close(fig)
 
 
-def test_cli_plot_into_a_missing_directory_creates_it(tmp_path):
-    path = tmp_path / "plots" / "new" / "vgpu.png"
-    assert main([str(SCENARIOS / "idle-4g.toml"), "--quiet", "--plot", str(path)]) == 0
-    assert path.read_bytes()[:4] == b"\x89PNG"
+def test_cli_plot_into_a_missing_directory_under_the_current_one_creates_it(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([str(SCENARIOS / "idle-4g.toml"), "--quiet", "--plot",
+                 "plots/new/vgpu.png"]) == 0
+    assert (tmp_path / "plots" / "new" / "vgpu.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_plot_into_a_missing_directory_elsewhere_is_an_error(tmp_path, monkeypatch,
+                                                                 capsys):
+    # Issue 16: no directories made outside the working tree (a typo in an absolute path).
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    target = tmp_path / "elsewhere" / "vgpu.png"
+    assert main([str(SCENARIOS / "idle-4g.toml"), "--quiet", "--plot", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"{target.parent} does not exist" in err
+    assert not target.parent.exists()
 
 
 def test_cli_plot_into_an_impossible_path_is_an_error_before_the_run(tmp_path, capsys):

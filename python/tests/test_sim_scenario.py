@@ -162,7 +162,9 @@ def test_bad_toml_and_missing_file_are_scenario_errors(tmp_path):
 def test_the_library_refuses_bad_names_and_values_at_load_naming_the_key(raw, key, wording):
     with pytest.raises(scn.ScenarioError) as refused:
         scn.from_dict(raw)
-    assert str(refused.value).startswith(f"{key}: ")
+    # Issue 16: the message names the key and the offending value, as the file writes it.
+    key_value = next(f"{key} = {'true' if v is True else v}" for v in [_value_at(raw, key)])
+    assert str(refused.value).startswith(f"{key_value}: "), str(refused.value)
     assert wording in str(refused.value)
 
 
@@ -186,3 +188,13 @@ def test_sizes_of_2_to_the_64_bytes_are_refused_naming_the_key(value, key):
 def test_the_largest_64_bit_size_loads():
     assert scn.parse_size(2**64 - 1, "k") == 2**64 - 1
     assert scn.parse_size("16383.99P", "k") < 2**64
+
+
+def _value_at(raw, key):
+    """The value a dotted key with [index] parts names in ``raw``."""
+    import re as _re
+    node = raw
+    for part in key.split("."):
+        m = _re.fullmatch(r"(.+)\[(\d+)\]", part)
+        node = node[m.group(1)][int(m.group(2))] if m else node[part]
+    return node

@@ -374,6 +374,9 @@ def test_the_eta_reaches_c_callers_in_swo_get_advice_and_query_migrate():
         s.query_pending()
         assert s.advice(100).eta_ms == 4000
         assert s.query_migrate(100)["x-switchover"]["eta"] == 4000
+        # HMP stays QEMU's text while no extension is in use (docs/qemu-model.md, defaults).
+        assert "ETA" not in s.info_migrate(100)
+        s.set_parameters({"auto-downtime-max": 3000})  # an extension in use: the ETA line
         assert "ETA: \t\t\t4.0 s\n" in s.info_migrate(100)
         # A second later the wire carried another 32,768,000 B but the remaining fell by
         # 65,536,000 B (zero pages): the drain rate replaces the bandwidth,

@@ -113,6 +113,9 @@ pub struct Snapshot {
     /// (`u64::MAX`) when the remaining does not fall or no bandwidth is known; 0 outside the
     /// pre-copy states (`active`).
     pub eta_ms: u64,
+    /// A library extension is in use (`auto-downtime-max` set): the library's own HMP lines
+    /// (the ETA) are printed. With none in use, HMP is QEMU's text (docs/qemu-model.md).
+    pub extensions_in_use: bool,
     /// The switchover lifted the transfer rate limit.
     pub rate_limit_lifted: bool,
 }
@@ -207,6 +210,7 @@ impl Session {
             downtime_limit_ms: params.downtime_limit_ms,
             rate_limit_lifted: st.rate_limit_lifted,
             eta_ms: eta,
+            extensions_in_use: params.auto_downtime_max_ms > 0,
         }
     }
 }

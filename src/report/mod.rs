@@ -53,6 +53,9 @@ pub struct XSwitchover {
     /// Time until the switchover can happen, in ms ([`crate::eta`]); `u64::MAX` = never
     /// (the remaining does not fall, or no bandwidth is known yet).
     pub eta: u64,
+    /// Not a `query-migrate` member: a library extension is in use, so HMP shows the
+    /// library's own lines (the ETA) even when no stall is reported.
+    pub extensions_in_use: bool,
 }
 
 /// A `MigrationInfo`: `None` members are absent from the JSON.
@@ -134,7 +137,9 @@ impl MigrationInfo {
     }
 
     /// HMP `info migrate` (QEMU 11.1 layout). `downtime_limit_ms` is not printed by QEMU; the
-    /// `Stalled:` line uses the advice instead.
+    /// `Stalled:` line uses the advice instead. The library's own lines follow `Remaining:`
+    /// in `active`: `Stalled:` while a stall is reported; else, only while an extension is in
+    /// use, `ETA:` (`never`, `<n> ms`, `<s>.<d> s`). With neither the text is QEMU's.
     pub fn to_hmp_text(&self) -> String {
         let mut t = String::new();
         // QEMU's `hmp_info_migrate` prints from `query-migrate`'s members, and in `none`
@@ -168,8 +173,10 @@ impl MigrationInfo {
         if let Some(remaining) = self.remaining {
             let _ = writeln!(t, "Remaining: \t\t{}", size_to_str(remaining));
         }
-        // The library's own line, only while a stall is reported: with no stall the text is
-        // QEMU's.
+        let live = self.status == MigrationStatus::Active;
+        if let Some(x) = self.x_switchover.as_ref().filter(|x| live && !x.stalled && x.extensions_in_use) {
+            let _ = writeln!(t, "ETA: \t\t\t{}", eta_text(x.eta));
+        }
         if let Some(x) = self.x_switchover.as_ref().filter(|x| x.stalled) {
             let _ = write!(
                 t,
@@ -228,6 +235,15 @@ impl MigrationInfo {
             t.push('\n');
         }
         t
+    }
+}
+
+/// `never`, `<n> ms` below a second, else seconds with one decimal (`12.3 s`).
+fn eta_text(eta_ms: u64) -> String {
+    match eta_ms {
+        crate::eta::ETA_NEVER => "never".to_string(),
+        ms if ms < 1000 => format!("{ms} ms"),
+        ms => format!("{}.{} s", ms / 1000, ms % 1000 / 100),
     }
 }
 

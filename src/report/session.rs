@@ -37,6 +37,7 @@ impl MigrationInfo {
                     best_remaining: s.best_remaining,
                     recommended_downtime: s.recommended_downtime_ms,
                     eta: s.eta_ms,
+                    extensions_in_use: s.extensions_in_use,
                 });
             }
         }

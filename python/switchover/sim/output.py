@@ -39,19 +39,20 @@ def fmt_time(ms: int | None) -> str:
     return f"{ms / 1000:.1f} s"
 
 
-HEADER = (f"{'time':>9}  {'pass':>5}  {'remaining':>10}  {'threshold':>10}  "
-          f"{'exp.down':>9}  {'limit':>7}  {'Mbps':>8}  {'ETA':>8}  action")
+# Units in the headers; sizes carry their unit in each cell (QEMU's size_to_str).
+HEADER = (f"{'time (s)':>9}  {'pass':>5}  {'remaining':>10}  {'threshold':>10}  "
+          f"{'exp.down ms':>11}  {'limit ms':>8}  {'Mbps':>8}  {'ETA (s)':>8}  action")
 
 
 def fmt_eta(ms: int | None) -> str:
-    """The library's ETA: ``never`` (None), else seconds with one decimal."""
-    return "never" if ms is None else f"{ms / 1000:.1f} s"
+    """The library's ETA in seconds with one decimal, or ``never`` (None)."""
+    return "never" if ms is None else f"{ms / 1000:.1f}"
 
 
 def pass_line(r: PassRecord) -> str:
     exp = "inf" if r.expected_downtime_ms >= INT64_MAX else str(r.expected_downtime_ms)
-    line = (f"{r.t_ms / 1000:8.2f}s  {r.pass_:>5}  {fmt_size(r.remaining):>10}  "
-            f"{fmt_size(r.threshold):>10}  {exp:>9}  {r.limit_ms:>7}  {r.mbps:8.1f}  "
+    line = (f"{r.t_ms / 1000:9.2f}  {r.pass_:>5}  {fmt_size(r.remaining):>10}  "
+            f"{fmt_size(r.threshold):>10}  {exp:>11}  {r.limit_ms:>8}  {r.mbps:8.1f}  "
             f"{fmt_eta(r.eta_ms):>8}  {r.action}")
     if r.notes:
         line += "  [" + "; ".join(r.notes) + "]"
@@ -92,6 +93,15 @@ def summary_lines(res: Result) -> list[str]:
         for w in res.warnings:
             data = ", ".join(f"{k}={v}" for k, v in w["data"].items())
             out.append(f"    {fmt_time(w['t_ms'])} {w['event']}: {data}")
+    stall = next((e for e in res.events if e.name == "MIGRATION_STALL"), None)
+    if not res.advice and stall is not None:
+        # A run that switched over after a stall: the advice the library gave at the stall.
+        rec = stall.data.get("recommended-downtime") or 0
+        exp = stall.data.get("expected-downtime")
+        what = (f"a downtime-limit of {rec} ms would switch over" if rec else
+                "no change of downtime-limit advised")
+        out.append(f"  advice:             at the stall ({fmt_time(stall.t_ms)}): {what} "
+                   f"(expected downtime {fmt_ms(exp)})")
     if res.advice:
         a = res.advice
         rec = a["recommended_downtime_ms"]

@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..qmpfeed import replay
 from .output import fmt_eta, fmt_size
 
-HEADER = (f"{'time':>9}  {'pass':>5}  {'sync figure':>11}  {'threshold':>10}  "
-          f"{'exp.down':>9}  {'limit':>7}  {'ETA':>8}  what switchover says")
+HEADER = (f"{'time (s)':>9}  {'pass':>5}  {'sync figure':>11}  {'threshold':>10}  "
+          f"{'exp.down ms':>11}  {'limit ms':>8}  {'ETA (s)':>8}  what switchover says")
 
 INT64_MAX = (1 << 63) - 1
 
@@ -74,9 +74,9 @@ def run(record: Dict[str, Any], params: Optional[Dict[str, Any]] = None
         exp = r.library.get("expected-downtime")
         exp_txt = "inf" if exp is None or exp >= INT64_MAX else str(exp)
         lines.append(
-            f"{r.now_ms / 1000:8.2f}s  {r.qemu_pass:>5}  "
+            f"{r.now_ms / 1000:9.2f}  {r.qemu_pass:>5}  "
             f"{fmt_size(r.x.get('last-sync-bytes')):>11}  {fmt_size(r.x.get('threshold')):>10}  "
-            f"{exp_txt:>9}  {_limit(record, r.now_ms):>7}  {fmt_eta(r.eta_ms):>8}  "
+            f"{exp_txt:>11}  {_limit(record, r.now_ms):>8}  {fmt_eta(r.eta_ms):>8}  "
             + ("; ".join(notes) if notes else "iterate"))
         summary["passes"] = r.passes
     final = record["samples"][-1]["query-migrate"] if record["samples"] else {}

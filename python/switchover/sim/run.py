@@ -275,7 +275,8 @@ class Simulation:
     def _apply(self, a: Action) -> bool:
         """Performs an operator action; false when it ends the migration."""
         so, s = self.so, self.s
-        self._sim_event("operator", "ACTION", f"operator: {a.describe()}")
+        self._sim_event("operator", "ACTION", f"operator: {a.describe()}", set=dict(a.set),
+                        capabilities=dict(a.capabilities))
         self._params_dirty = True
         try:
             if a.set:
@@ -524,5 +525,18 @@ def _event_text(name: str, data: dict) -> str:
     return f"{name}" + (f": {_kv(data)}" if data else "")
 
 
+# Event members in bytes and in ms (QEMU's names): shown with units, sizes as the pass
+# table shows them.
+_BYTE_MEMBERS = {"remaining", "best-remaining", "threshold", "allowed"}
+_MS_MEMBERS = {"expected-downtime", "downtime-limit", "recommended-downtime",
+               "old-downtime-limit", "auto-downtime-max"}
+
+
 def _kv(data: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in data.items())
+    def show(k: str, v: Any) -> str:
+        if k in _BYTE_MEMBERS and isinstance(v, int):
+            return _size(v)
+        if k in _MS_MEMBERS and isinstance(v, int):
+            return _ms(v)
+        return str(v)
+    return ", ".join(f"{k}={show(k, v)}" for k, v in data.items())

@@ -69,27 +69,27 @@ def parse_size(value: Any, key: str) -> int:
     2**64-1 (the library's sizes are 64-bit)."""
     size = _parse_size(value, key)
     if size > GARBAGE_SIZE:
-        raise ScenarioError(f"{key}: {value!r} is 2**64 bytes or more; sizes are 64-bit "
+        raise ScenarioError(f"{key} = {_toml(value)}: 2**64 bytes or more; sizes are 64-bit "
                             f"(at most {GARBAGE_SIZE})")
     return size
 
 
 def _parse_size(value: Any, key: str) -> int:
     if isinstance(value, bool):
-        raise ScenarioError(f"{key}: expected a size, got {value!r}")
+        raise ScenarioError(f"{key} = {_toml(value)}: expected a size")
     if isinstance(value, int):
         if value < 0:
-            raise ScenarioError(f"{key}: size must not be negative, got {value}")
+            raise ScenarioError(f"{key} = {_toml(value)}: a size must not be negative")
         return value
     if isinstance(value, float):
         if value < 0 or not math.isfinite(value):
-            raise ScenarioError(f"{key}: size must be a finite non-negative number, got {value}")
+            raise ScenarioError(f"{key} = {_toml(value)}: a size must be a finite non-negative number")
         return round(value)
     if isinstance(value, str):
         m = _SIZE_RE.match(value)
         if m:
             return round(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
-    raise ScenarioError(f"{key}: cannot read {value!r} as a size (e.g. 4096, \"8MiB\", \"1.9G\")")
+    raise ScenarioError(f"{key} = {_toml(value)}: cannot read it as a size (e.g. 4096, \"8MiB\", \"1.9G\")")
 
 
 def parse_rate(value: Any, key: str) -> float:
@@ -101,31 +101,31 @@ def parse_rate(value: Any, key: str) -> float:
         text = value.strip()
         if text.endswith("/s"):
             return float(parse_size(text[:-2], key))
-        raise ScenarioError(f"{key}: cannot read {value!r} as a rate (e.g. \"10Gbps\", \"1GiB/s\")")
+        raise ScenarioError(f"{key} = {_toml(value)}: cannot read it as a rate (e.g. \"10Gbps\", \"1GiB/s\")")
     return float(parse_size(value, key))
 
 
 def _number(value: Any, key: str, lo: float | None = 0.0, hi: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(f"{key}: expected a number, got {value!r}")
+        raise ScenarioError(f"{key} = {_toml(value)}: expected a number")
     if not math.isfinite(value):
-        raise ScenarioError(f"{key}: expected a finite number, got {value!r}")
+        raise ScenarioError(f"{key} = {_toml(value)}: expected a finite number")
     if lo is not None and value < lo:
-        raise ScenarioError(f"{key}: must be >= {lo:g}, got {value!r}")
+        raise ScenarioError(f"{key} = {_toml(value)}: must be at least {lo:g}")
     if hi is not None and value > hi:
-        raise ScenarioError(f"{key}: must be <= {hi:g}, got {value!r}")
+        raise ScenarioError(f"{key} = {_toml(value)}: must be at most {hi:g}")
     return float(value)
 
 
 def _bool(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
-        raise ScenarioError(f"{key}: expected true or false, got {value!r}")
+        raise ScenarioError(f"{key} = {_toml(value)}: expected true or false")
     return value
 
 
 def _table(value: Any, key: str) -> dict:
     if not isinstance(value, dict):
-        raise ScenarioError(f"{key}: expected a table, got {value!r}")
+        raise ScenarioError(f"{key} = {_toml(value)}: expected a table")
     return value
 
 
@@ -133,6 +133,174 @@ def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     for k in table:
         if k not in allowed:
             raise ScenarioError(f"{where}.{k}: unknown key (known: {', '.join(sorted(allowed))})")
+
+
+REQUIRED = object()   # a key without a default
+
+
+@dataclass(frozen=True)
+class Key:
+    """One row of the scenario format: the loader reads every key through :data:`KEYS`
+    (unknown keys, defaults, types and ranges) and ``docs/scenarios.md`` is generated from
+    it (``python -m switchover.sim.docs``; a test fails when the file is stale)."""
+
+    table: str          # "" (top level), "sim", "ram", "devices[]", "actions[]", ...
+    name: str
+    kind: str           # text, integer, number, size, rate, bool, choice, table, rate-or-schedule
+    default: Any        # the value a missing key means (REQUIRED: none)
+    unit: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    doc: str = ""
+    choices: tuple[str, ...] = ()
+    default_text: str = ""   # the default, when the value alone does not say it
+
+    @property
+    def path(self) -> str:
+        return f"{self.table}.{self.name}" if self.table else self.name
+
+
+KEYS: tuple[Key, ...] = (
+    Key("", "name", "text", None, default_text="the file name without .toml",
+        doc="shown in the output and the plot title"),
+    Key("", "description", "text", "", doc="free text"),
+    Key("sim", "seed", "integer", 1, doc="seed of the link jitter (`--seed` overrides it)"),
+    Key("sim", "tick_ms", "integer", 50, "ms", 1, 1000, doc="simulated time step"),
+    Key("sim", "max_time_s", "number", 600, "s", 0.001, 7 * 24 * 3600,
+        doc="give up after this much simulated time (`--max-time` overrides it)"),
+    Key("ram", "size", "size", "4GiB", "bytes", 1, GARBAGE_SIZE,
+        doc="guest memory; a non-zero multiple of `page_size`. **A scenario file must give "
+            "it** (the minimum file is `[ram]` with `size`)"),
+    Key("ram", "page_size", "size", 4096, "bytes", 512, GARBAGE_SIZE,
+        doc="a power of two"),
+    Key("ram", "zero_share", "number", 0, "share", 0, 1,
+        doc="share of never-written (zero) pages in the first pass"),
+    Key("ram", "working_set", "size", 0, "bytes", 0, GARBAGE_SIZE,
+        default_text="0 (all of RAM)",
+        doc="the part of RAM the guest writes into: at least one page, at most `size`"),
+    Key("ram", "zero_page_wire_bytes", "integer", 9, "bytes", 0, None,
+        doc="bytes QEMU sends for a zero page (header + marker); at most `page_size`"),
+    Key("ram", "page_header_bytes", "integer", 8, "bytes", 0, None,
+        doc="QEMU's header before each normal page's data on the wire; at most `page_size`"),
+    Key("ram", "pattern", "choice", "uniform", choices=PATTERNS,
+        doc="how the guest's writes fall on the working set of `W` pages, for the pages found "
+            "dirty at a sync after `n` writes: `sequential` sweeps page after page, wrapping "
+            "(`min(n, W)`); `uniform` draws each page uniformly (`W * (1 - exp(-n / W))`); "
+            "`hotspot` sends `hot_share` of the writes uniformly to a hot set of `H` pages and "
+            "the rest uniformly to the whole working set"),
+    Key("ram", "hot_share", "number", 0.9, "share", 0, 1,
+        doc="with `pattern = \"hotspot\"`: the share of the writes into the hot set"),
+    Key("ram", "hot_set", "size", 0, "bytes", 0, GARBAGE_SIZE,
+        default_text="0 (a tenth of the working set)",
+        doc="with `pattern = \"hotspot\"`: the hot set; at least one page, at most the working "
+            "set"),
+    Key("ram", "dirty_rate_mib_s", "rate-or-schedule", 0, "MiB/s", 0, None,
+        doc="how fast the guest dirties its working set: a number, or a schedule "
+            "`[{at_s = 0, dirty_rate_mib_s = 10}, {at_s = 30, dirty_rate_mib_s = 200}]`"),
+    Key("ram.dirty_rate_mib_s[]", "at_s", "number", REQUIRED, "s", 0, None,
+        doc="from when this rate holds; times increase"),
+    Key("ram.dirty_rate_mib_s[]", "dirty_rate_mib_s", "number", REQUIRED, "MiB/s", 0, None,
+        doc="the rate from `at_s` on"),
+    Key("devices[]", "name", "text", None, default_text="`vfio<index>`",
+        doc="the device's idstr; unique"),
+    Key("devices[]", "stop_copy", "size", REQUIRED, "bytes", 0, GARBAGE_SIZE,
+        doc="state the stop-copy phase moves (with the guest stopped), precopy data included"),
+    Key("devices[]", "precopy_initial", "size", 0, "bytes", 0, GARBAGE_SIZE,
+        doc="the part of `stop_copy` that can move while the guest runs; at most `stop_copy`"),
+    Key("devices[]", "dirty_rate_mib_s", "number", 0, "MiB/s", 0, None,
+        doc="device state re-dirtied per second while running (a device with neither this "
+            "nor `precopy_initial` has no PRE_COPY state)"),
+    Key("devices[]", "fault", "choice", "none", choices=FAULTS,
+        doc="`garbage`: reports `garbage_value` as its size; `ioctl-fails`: size queries "
+            "fail; `lies-low`: reports `lie_factor` of the truth"),
+    Key("devices[]", "lie_factor", "number", 0.1, "share", 0, 1,
+        doc="with `fault = \"lies-low\"`"),
+    Key("devices[]", "garbage_value", "integer", GARBAGE_SIZE, "bytes", 0, GARBAGE_SIZE,
+        default_text="2**64-1", doc="with `fault = \"garbage\"`"),
+    Key("link", "bandwidth", "rate", "10Gbps", "bytes/s", 1, None,
+        doc="what the wire carries: bytes per second, a size per second (`\"1GiB/s\"`) or "
+            "decimal bits per second (`\"460Mbps\"`)"),
+    Key("link", "jitter", "number", 0, "share", 0, 0.9,
+        doc="each tick's rate is `bandwidth * (1 + U(-jitter, +jitter))`, seeded"),
+    Key("link", "sender_max", "rate", 0, "bytes/s", 0, None, default_text="0 (the link)",
+        doc="what the sender reaches while the guest runs"),
+    Key("link", "switchover", "rate", 0, "bytes/s", 0, None, default_text="0 (the link)",
+        doc="what the sender really reaches with the guest stopped"),
+    Key("", "params", "table", {}, default_text="QEMU's defaults",
+        doc="QMP `migrate-set-parameters` members and the library's own (e.g. "
+            "`downtime-limit = 300` in ms, `avail-switchover-bandwidth = \"1GiB\"` in "
+            "bytes/s, `auto-downtime-max = 3000`); checked by the library when the file loads"),
+    Key("", "capabilities", "table", {}, default_text="`events` on, the rest off",
+        doc="QMP capabilities, e.g. `postcopy-ram = true`; checked by the library"),
+    Key("actions[]", "at_s", "number", REQUIRED, "s", 0, None,
+        doc="when the operator acts, in simulated seconds after the start"),
+    Key("actions[]", "set", "table", {}, doc="parameters to set, as in `[params]`"),
+    Key("actions[]", "capabilities", "table", {}, doc="capabilities to set"),
+    Key("actions[]", "postcopy", "bool", False, doc="request postcopy (`migrate-start-postcopy`)"),
+    Key("actions[]", "ack", "bool", False,
+        doc="the destination acks the switchover (capability `switchover-ack`)"),
+    Key("actions[]", "cancel", "bool", False, doc="cancel the migration"),
+)
+# Tables a scenario file may have (plus the top-level keys above): [[devices]], [[actions]].
+TABLES = ("sim", "ram", "devices", "link", "params", "capabilities", "actions")
+
+
+def keys_of(table: str) -> dict[str, Key]:
+    """The rows of one table, by name."""
+    return {k.name: k for k in KEYS if k.table == table}
+
+
+def _toml(value: Any) -> str:
+    """A value as a scenario file writes it (for messages)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _get(t: dict, table: str, name: str, where: str | None = None) -> Any:
+    """``t[name]`` (or the row's default), checked against its row of :data:`KEYS`:
+    converted to bytes (size), bytes/s (rate), float (number), int, bool, or a choice."""
+    row = keys_of(table)[name]
+    key = f"{where or table}.{name}" if (where or table) else name
+    if name not in t:
+        if row.default is REQUIRED:
+            raise ScenarioError(f"{key}: required ({row.doc})")
+        if row.default is None:
+            return None
+        value = row.default
+    else:
+        value = t[name]
+    kind = row.kind
+    if kind == "size":
+        out: Any = parse_size(value, key)
+    elif kind == "rate":
+        out = parse_rate(value, key)
+    elif kind == "number":
+        return _number(value, key, row.lo, row.hi)
+    elif kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{key} = {_toml(value)}: expected an integer")
+        out = value
+    elif kind == "bool":
+        return _bool(value, key)
+    elif kind == "text":
+        if not isinstance(value, str):
+            raise ScenarioError(f"{key} = {_toml(value)}: expected a string")
+        return value
+    elif kind == "choice":
+        if value not in row.choices:
+            raise ScenarioError(f"{key} = {_toml(value)}: must be one of "
+                                f"{', '.join(row.choices)}")
+        return value
+    else:
+        return value
+    if row.lo is not None and out < row.lo:
+        raise ScenarioError(f"{key} = {_toml(value)}: must be at least {row.lo:g}")
+    if row.hi is not None and out > row.hi:
+        raise ScenarioError(f"{key} = {_toml(value)}: must be at most {row.hi:g}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -248,35 +416,43 @@ class Scenario:
 
 
 def _ram(t: dict) -> RamSpec:
-    _check_keys(t, {"size", "page_size", "zero_share", "working_set", "dirty_rate_mib_s",
-                    "zero_page_wire_bytes", "page_header_bytes", "pattern", "hot_share",
-                    "hot_set"}, "ram")
-    size = parse_size(t.get("size", RamSpec.size), "ram.size")
-    page = parse_size(t.get("page_size", RamSpec.page_size), "ram.page_size")
-    if page < 512 or page & (page - 1):
-        raise ScenarioError(f"ram.page_size: must be a power of two >= 512, got {page}")
-    if size == 0 or size % page:
-        raise ScenarioError(f"ram.size: must be a non-zero multiple of ram.page_size ({page}), got {size}")
-    ws = parse_size(t.get("working_set", 0), "ram.working_set")
+    _check_keys(t, set(keys_of("ram")), "ram")
+    size = _get(t, "ram", "size")
+    page = _get(t, "ram", "page_size")
+    if page & (page - 1):
+        raise ScenarioError(f"ram.page_size = {_toml(t.get('page_size'))}: must be a power of "
+                            f"two >= 512")
+    if size % page:
+        raise ScenarioError(f"ram.size = {_toml(t.get('size'))}: must be a non-zero multiple of "
+                            f"ram.page_size ({page})")
+    ws = _get(t, "ram", "working_set")
     if ws > size:
-        raise ScenarioError(f"ram.working_set: {ws} is larger than ram.size {size}")
+        raise ScenarioError(f"ram.working_set = {_toml(t.get('working_set'))}: {ws} is larger "
+                            f"than ram.size {size}")
     if 0 < ws < page:
-        raise ScenarioError(f"ram.working_set: must be at least one page ({page}), got {ws}")
-    zero = _number(t.get("zero_share", 0.0), "ram.zero_share", 0.0, 1.0)
-    zwire = int(_number(t.get("zero_page_wire_bytes", 9), "ram.zero_page_wire_bytes", 0, page))
-    header = int(_number(t.get("page_header_bytes", 8), "ram.page_header_bytes", 0, page))
-    pattern = t.get("pattern", "uniform")
-    if pattern not in PATTERNS:
-        raise ScenarioError(f"ram.pattern: must be one of {', '.join(PATTERNS)}, got {pattern!r}")
-    hot_share = _number(t.get("hot_share", 0.9), "ram.hot_share", 0.0, 1.0)
-    hot_set = parse_size(t.get("hot_set", 0), "ram.hot_set")
+        raise ScenarioError(f"ram.working_set = {_toml(t.get('working_set'))}: must be at least "
+                            f"one page ({page})")
+    zero = _get(t, "ram", "zero_share")
+    zwire = _get(t, "ram", "zero_page_wire_bytes")
+    if zwire > page:
+        raise ScenarioError(f"ram.zero_page_wire_bytes = {zwire}: must be at most "
+                            f"ram.page_size ({page})")
+    header = _get(t, "ram", "page_header_bytes")
+    if header > page:
+        raise ScenarioError(f"ram.page_header_bytes = {header}: must be at most "
+                            f"ram.page_size ({page})")
+    pattern = _get(t, "ram", "pattern")
+    hot_share = _get(t, "ram", "hot_share")
+    hot_set = _get(t, "ram", "hot_set")
     if hot_set > (ws or size):
-        raise ScenarioError(f"ram.hot_set: {hot_set} is larger than the working set {ws or size}")
+        raise ScenarioError(f"ram.hot_set = {_toml(t.get('hot_set'))}: {hot_set} is larger than "
+                            f"the working set {ws or size}")
     if 0 < hot_set < page:
-        raise ScenarioError(f"ram.hot_set: must be at least one page ({page}), got {hot_set}")
+        raise ScenarioError(f"ram.hot_set = {_toml(t.get('hot_set'))}: must be at least one "
+                            f"page ({page})")
     if pattern != "hotspot" and ("hot_share" in t or "hot_set" in t):
-        raise ScenarioError("ram.hot_share / ram.hot_set: only mean something with "
-                            "pattern = \"hotspot\"")
+        raise ScenarioError(f"ram.pattern = {_toml(pattern)}: ram.hot_share and ram.hot_set "
+                            f"only mean something with pattern = \"hotspot\"")
     rate_value = t.get("dirty_rate_mib_s", 0.0)
     schedule: list[RateChange] = []
     if isinstance(rate_value, list):
@@ -285,19 +461,18 @@ def _ram(t: dict) -> RamSpec:
         for i, entry in enumerate(rate_value):
             where = f"ram.dirty_rate_mib_s[{i}]"
             entry = _table(entry, where)
-            _check_keys(entry, {"at_s", "dirty_rate_mib_s"}, where)
-            if "at_s" not in entry or "dirty_rate_mib_s" not in entry:
-                raise ScenarioError(f"{where}: needs at_s and dirty_rate_mib_s")
-            at = _number(entry["at_s"], f"{where}.at_s")
+            _check_keys(entry, set(keys_of("ram.dirty_rate_mib_s[]")), where)
+            at = _get(entry, "ram.dirty_rate_mib_s[]", "at_s", where)
             if at <= last_at:
-                raise ScenarioError(f"{where}.at_s: times must increase, got {at:g} after {last_at:g}")
+                raise ScenarioError(f"{where}.at_s = {at:g}: times must increase ({at:g} after "
+                                    f"{last_at:g})")
             last_at = at
-            rate = _number(entry["dirty_rate_mib_s"], f"{where}.dirty_rate_mib_s")
+            rate = _get(entry, "ram.dirty_rate_mib_s[]", "dirty_rate_mib_s", where)
             if at == 0:
                 rate0 = rate
             schedule.append(RateChange(at, rate))
     else:
-        rate0 = _number(rate_value, "ram.dirty_rate_mib_s")
+        rate0 = _number(rate_value, "ram.dirty_rate_mib_s", keys_of("ram")["dirty_rate_mib_s"].lo)
     return RamSpec(size=size, page_size=page, zero_share=zero, working_set=ws,
                    dirty_rate_mib_s=rate0, dirty_schedule=tuple(schedule),
                    zero_page_wire_bytes=zwire, page_header_bytes=header, pattern=pattern,
@@ -307,44 +482,33 @@ def _ram(t: dict) -> RamSpec:
 def _device(t: dict, i: int, seen: set[str]) -> DeviceSpec:
     where = f"devices[{i}]"
     t = _table(t, where)
-    _check_keys(t, {"name", "stop_copy", "precopy_initial", "dirty_rate_mib_s", "fault",
-                    "lie_factor", "garbage_value"}, where)
+    _check_keys(t, set(keys_of("devices[]")), where)
     name = t.get("name", f"vfio{i}")
     if not isinstance(name, str) or not name:
-        raise ScenarioError(f"{where}.name: expected a non-empty string, got {name!r}")
+        raise ScenarioError(f"{where}.name = {_toml(name)}: expected a non-empty string")
     if name in seen:
-        raise ScenarioError(f"{where}.name: duplicate device name {name!r}")
+        raise ScenarioError(f"{where}.name = {_toml(name)}: duplicate device name")
     seen.add(name)
-    if "stop_copy" not in t:
-        raise ScenarioError(f"{where}.stop_copy: required (the device state size)")
-    stop = parse_size(t["stop_copy"], f"{where}.stop_copy")
-    init = parse_size(t.get("precopy_initial", 0), f"{where}.precopy_initial")
+    stop = _get(t, "devices[]", "stop_copy", where)
+    init = _get(t, "devices[]", "precopy_initial", where)
     if init > stop:
-        raise ScenarioError(f"{where}.precopy_initial: {init} is larger than stop_copy {stop}")
-    fault = t.get("fault", "none")
-    if fault not in FAULTS:
-        raise ScenarioError(f"{where}.fault: must be one of {', '.join(FAULTS)}, got {fault!r}")
-    garbage = t.get("garbage_value", GARBAGE_SIZE)
-    if isinstance(garbage, bool) or not isinstance(garbage, int) or not 0 <= garbage < 2**64:
-        raise ScenarioError(f"{where}.garbage_value: expected an integer in 0..2**64-1, got {garbage!r}")
+        raise ScenarioError(f"{where}.precopy_initial = {_toml(t['precopy_initial'])}: {init} "
+                            f"is larger than stop_copy {stop}")
     return DeviceSpec(
         name=name, stop_copy=stop, precopy_initial=init,
-        dirty_rate_mib_s=_number(t.get("dirty_rate_mib_s", 0.0), f"{where}.dirty_rate_mib_s"),
-        fault=fault,
-        lie_factor=_number(t.get("lie_factor", 0.1), f"{where}.lie_factor", 0.0, 1.0),
-        garbage_value=garbage)
+        dirty_rate_mib_s=_get(t, "devices[]", "dirty_rate_mib_s", where),
+        fault=_get(t, "devices[]", "fault", where),
+        lie_factor=_get(t, "devices[]", "lie_factor", where),
+        garbage_value=_get(t, "devices[]", "garbage_value", where))
 
 
 def _link(t: dict) -> LinkSpec:
-    _check_keys(t, {"bandwidth", "jitter", "sender_max", "switchover"}, "link")
-    bw = parse_rate(t.get("bandwidth", "10Gbps"), "link.bandwidth")
-    if bw <= 0:
-        raise ScenarioError("link.bandwidth: must be above 0")
+    _check_keys(t, set(keys_of("link")), "link")
     return LinkSpec(
-        bandwidth=bw,
-        jitter=_number(t.get("jitter", 0.0), "link.jitter", 0.0, 0.9),
-        sender_max=parse_rate(t.get("sender_max", 0), "link.sender_max"),
-        switchover=parse_rate(t.get("switchover", 0), "link.switchover"))
+        bandwidth=_get(t, "link", "bandwidth"),
+        jitter=_get(t, "link", "jitter"),
+        sender_max=_get(t, "link", "sender_max"),
+        switchover=_get(t, "link", "switchover"))
 
 
 def _params(t: dict, where: str) -> dict:
@@ -353,7 +517,7 @@ def _params(t: dict, where: str) -> dict:
         if k in SIZE_PARAMS:
             v = parse_size(v, f"{where}.{k}")
         elif isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise ScenarioError(f"{where}.{k}: expected an integer or a string, got {v!r}")
+            raise ScenarioError(f"{where}.{k} = {_toml(v)}: expected an integer or a string")
         out[k] = v
     return out
 
@@ -365,17 +529,15 @@ def _caps(t: dict, where: str) -> dict:
 def _action(t: dict, i: int) -> Action:
     where = f"actions[{i}]"
     t = _table(t, where)
-    _check_keys(t, {"at_s", "set", "capabilities", "postcopy", "cancel", "ack"}, where)
-    if "at_s" not in t:
-        raise ScenarioError(f"{where}.at_s: required (simulated seconds after the start)")
+    _check_keys(t, set(keys_of("actions[]")), where)
     a = Action(
-        at_s=_number(t["at_s"], f"{where}.at_s"),
+        at_s=_get(t, "actions[]", "at_s", where),
         set=_params(_table(t.get("set", {}), f"{where}.set"), f"{where}.set"),
         capabilities=_caps(_table(t.get("capabilities", {}), f"{where}.capabilities"),
                            f"{where}.capabilities"),
-        postcopy=_bool(t.get("postcopy", False), f"{where}.postcopy"),
-        cancel=_bool(t.get("cancel", False), f"{where}.cancel"),
-        ack=_bool(t.get("ack", False), f"{where}.ack"))
+        postcopy=_get(t, "actions[]", "postcopy", where),
+        cancel=_get(t, "actions[]", "cancel", where),
+        ack=_get(t, "actions[]", "ack", where))
     if a.describe() == "nothing":
         raise ScenarioError(f"{where}: does nothing (give set, capabilities, postcopy, cancel or ack)")
     return a
@@ -406,7 +568,7 @@ def _apply_params(so: Any, s: Any, params: dict, where: str) -> None:
         try:
             s.set_parameters({key: value})
         except so.SwitchoverError as e:
-            raise ScenarioError(f"{where}.{key}: {e.message or e}") from None
+            raise ScenarioError(f"{where}.{key} = {_toml(value)}: {e.message or e}") from None
     raise ScenarioError(f"{where}: {refused.message or refused}") from None
 
 
@@ -415,7 +577,7 @@ def _apply_caps(so: Any, s: Any, caps: dict, where: str) -> None:
         try:
             s.set_capability(name, on)
         except so.SwitchoverError as e:
-            raise ScenarioError(f"{where}.{name}: {e.message or e}") from None
+            raise ScenarioError(f"{where}.{name} = {_toml(on)}: {e.message or e}") from None
 
 
 def check_with_library(params: dict, capabilities: dict,
@@ -438,17 +600,12 @@ def check_with_library(params: dict, capabilities: dict,
 def from_dict(raw: dict, origin: str = "scenario") -> Scenario:
     """Validates a parsed scenario table."""
     raw = _table(raw, origin)
-    _check_keys(raw, {"name", "description", "sim", "ram", "devices", "link", "params",
-                      "capabilities", "actions"}, origin)
+    _check_keys(raw, set(keys_of("")) | set(TABLES), origin)
     sim = _table(raw.get("sim", {}), "sim")
-    _check_keys(sim, {"seed", "tick_ms", "max_time_s"}, "sim")
-    seed = sim.get("seed", 1)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ScenarioError(f"sim.seed: expected an integer, got {seed!r}")
-    tick = sim.get("tick_ms", 50)
-    if isinstance(tick, bool) or not isinstance(tick, int) or not 1 <= tick <= 1000:
-        raise ScenarioError(f"sim.tick_ms: expected an integer in 1..1000, got {tick!r}")
-    max_time = _number(sim.get("max_time_s", 600.0), "sim.max_time_s", 0.001, 7 * 24 * 3600)
+    _check_keys(sim, set(keys_of("sim")), "sim")
+    seed = _get(sim, "sim", "seed")
+    tick = _get(sim, "sim", "tick_ms")
+    max_time = _get(sim, "sim", "max_time_s")
     devices = raw.get("devices", [])
     if not isinstance(devices, list):
         raise ScenarioError(f"devices: expected an array of tables ([[devices]]), got {devices!r}")
@@ -456,12 +613,10 @@ def from_dict(raw: dict, origin: str = "scenario") -> Scenario:
     actions = raw.get("actions", [])
     if not isinstance(actions, list):
         raise ScenarioError(f"actions: expected an array of tables ([[actions]]), got {actions!r}")
-    name = raw.get("name", Path(origin).stem)
-    if not isinstance(name, str):
-        raise ScenarioError(f"name: expected a string, got {name!r}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise ScenarioError(f"description: expected a string, got {description!r}")
+    name = _get(raw, "", "name")
+    if name is None:
+        name = Path(origin).stem
+    description = _get(raw, "", "description")
     ram = _ram(_table(raw.get("ram", {}), "ram"))
     device_specs = tuple(_device(d, i, seen) for i, d in enumerate(devices))
     link = _link(_table(raw.get("link", {}), "link"))
@@ -491,7 +646,19 @@ def load(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     raw = load_raw(path)
     for key, value in (overrides or {}).items():
         set_path(raw, key, value)
-    return from_dict(raw, str(path))
+    sc = from_dict(raw, str(path))   # errors naming a key first, then the minimum
+    check_minimum(raw, path)
+    return sc
+
+
+def check_minimum(raw: dict, path: str | Path) -> None:
+    """A scenario file says at least how much memory the guest has: an empty file (or one
+    that only sets, say, [params]) is a mistake, not an idle 4 GiB guest."""
+    ram = raw.get("ram")
+    if not isinstance(ram, dict) or "size" not in ram:
+        what = "is empty" if not raw else "has no [ram] size"
+        raise ScenarioError(f"{path} {what}: a scenario file needs at least the guest's memory, "
+                            f"[ram] size = \"4GiB\" for example (every key: docs/scenarios.md)")
 
 
 def set_path(raw: dict, key: str, value: Any) -> None:

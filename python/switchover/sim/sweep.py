@@ -15,7 +15,14 @@ def parse_axis(text: str) -> tuple[str, list[Any]]:
     key = key.strip()
     if not sep or not key or not values.strip():
         raise scn.ScenarioError(f"--sweep {text!r}: expected KEY=V1,V2,...")
-    return key, [scn.parse_cli_value(v.strip()) for v in values.split(",") if v.strip()]
+    parts = [v.strip() for v in values.split(",")]
+    if "" in parts:
+        raise scn.ScenarioError(f"--sweep {text!r}: an empty value (value {parts.index('') + 1} "
+                                f"of {len(parts)}); write KEY=V1,V2,... without empty items")
+    parsed = [scn.parse_cli_value(v) for v in parts]
+    if len(set(map(repr, parsed))) != len(parsed):
+        raise scn.ScenarioError(f"--sweep {text!r}: a value appears twice")
+    return key, parsed
 
 
 def run_sweep(raw: dict, origin: str, axes: Sequence[tuple[str, list[Any]]], *,
@@ -26,6 +33,9 @@ def run_sweep(raw: dict, origin: str, axes: Sequence[tuple[str, list[Any]]], *,
     any run starts (every cell is validated first)."""
     if not 1 <= len(axes) <= 2:
         raise scn.ScenarioError("--sweep takes one or two KEY=V1,V2,... axes")
+    if len(axes) == 2 and axes[0][0] == axes[1][0]:
+        raise scn.ScenarioError(f"--sweep: {axes[0][0]} is on both axes; the two axes need "
+                                f"two different keys (or one axis with every value)")
     key1, values1 = axes[0]
     key2, values2 = axes[1] if len(axes) == 2 else ("", [None])
     cells = []
