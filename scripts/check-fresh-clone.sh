@@ -8,14 +8,43 @@
 #   - be quiet on a second run: no meson configure dump, no cargo Compiling/Finished lines
 #     (and show them with -v).
 # usage: scripts/check-fresh-clone.sh [WORKDIR]   (default: a temporary directory, removed)
+#        scripts/check-fresh-clone.sh --in-place FREEZE_BEFORE
+#            CI's form: CI's checkout is itself a fresh clone on which .ci/run has already run
+#            scripts/test.sh, after saving the interpreter's `pip freeze --all` in
+#            FREEZE_BEFORE. Checks the rest where it stands, without building it all again:
+#            demo.sh quiet (.venv and build/ exist now), -v shows the tools, that freeze
+#            unchanged, the tree clean.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
+fail() { echo "check-fresh-clone: FAIL: $*" >&2; exit 1; }
+
+if [ "${1:-}" = "--in-place" ]; then
+  before="${2:?usage: $0 --in-place FREEZE_BEFORE}"
+  cd "$src"
+  log="$(mktemp "${TMPDIR:-/tmp}/switchover-demo.XXXXXX")"
+  echo "== scripts/demo.sh after scripts/test.sh (must be quiet)"
+  scripts/demo.sh --quiet > "$log" 2>&1 || { cat "$log"; fail "demo failed"; }
+  cat "$log"
+  if grep -E "The Meson build system|Compiling |Finished |Build targets in project|installing into .venv|setting up .venv" "$log"; then
+    fail "a run after the first printed tool output (above)"
+  fi
+  echo "== scripts/demo.sh -v (shows the tools)"
+  scripts/demo.sh -v --quiet > "$log" 2>&1 || { cat "$log"; fail "demo -v failed"; }
+  grep -q "The Meson build system" "$log" || fail "-v did not show meson's output"
+  rm -f "$log"
+  python3 -m pip freeze --all 2>/dev/null | diff -u "$before" - || fail "the interpreter that ran .ci/run changed (pip freeze above)"
+  echo "pip freeze of the interpreter that ran .ci/run: unchanged"
+  [ -x .venv/bin/python3 ] || fail "no .venv"
+  [ -z "$(git status --porcelain)" ] || { git status --porcelain; fail "the checkout is not clean"; }
+  echo "check-fresh-clone: OK in place (quiet demo, -v, pip freeze unchanged, clean tree)"
+  exit 0
+fi
+
 work="${1:-}"
 if [ -z "$work" ]; then
   work="$(mktemp -d "${TMPDIR:-/tmp}/switchover-fresh.XXXXXX")"
   trap 'rm -rf "$work"' EXIT
 fi
-fail() { echo "check-fresh-clone: FAIL: $*" >&2; exit 1; }
 
 echo "== fresh clone of $(git -C "$src" rev-parse --short HEAD) in $work/clone"
 git clone --quiet "$src" "$work/clone"
