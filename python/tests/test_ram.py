@@ -1,4 +1,4 @@
-"""The built-in RAM model from Python (issue 3 item 5; QEMU-BEHAVIOUR.md §Pending buckets:
+"""The built-in RAM model from Python (issue 3 item 5; docs/qemu-model.md §Pending buckets:
 RAM dirty pages are precopy, or postcopy with postcopy-ram; only exact queries sync)."""
 import gc
 import logging

@@ -5,7 +5,7 @@ import threading
 
 import switchover as so
 
-GB = 2_050_000_000              # the vGPU's stop-copy state (QEMU-BEHAVIOUR.md seed example)
+GB = 2_050_000_000              # the vGPU's stop-copy state (docs/qemu-model.md seed example)
 AVAIL = 1 << 30                 # avail-switchover-bandwidth 1 GiB/s: threshold 322122547 at 300 ms
 
 

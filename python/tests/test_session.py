@@ -1,4 +1,4 @@
-"""Sessions and pending-data handlers from Python (QEMU-BEHAVIOUR.md §Pending buckets)."""
+"""Sessions and pending-data handlers from Python (docs/qemu-model.md §Pending buckets)."""
 import gc
 import logging
 import weakref
@@ -142,7 +142,7 @@ def test_python_ints_beyond_64_bits_saturate(session):
 
 
 # A failing handler never under-counts: before its first answer it counts QEMU's VFIO
-# fallback for an unreadable size (QEMU-BEHAVIOUR.md §VFIO: stop-copy 100 GiB), after it
+# fallback for an unreadable size (docs/qemu-model.md §VFIO: stop-copy 100 GiB), after it
 # its last answer.
 UNKNOWN_STOP_COPY = 107374182400
 

@@ -1,4 +1,4 @@
-"""size_to_str and parse_size: every example of QEMU-BEHAVIOUR.md, plus rejections.
+"""size_to_str and parse_size: every example of docs/qemu-model.md, plus rejections.
 
 The real formatting and parsing arrive with the parameters work; until swo_parse_size is in
 the loaded library these tests are skipped ("params not merged yet")."""

@@ -1,4 +1,4 @@
-"""The VFIO device model from Python (issue 4; QEMU-BEHAVIOUR.md §VFIO)."""
+"""The VFIO device model from Python (issue 4; docs/qemu-model.md §VFIO)."""
 import errno
 import logging
 import os
