@@ -2,7 +2,7 @@
 # Regenerates c-tests/golden/*.json and *.txt from the library as built now. This is not a
 # test and never says "passed": it writes the files, shows the diff, and exits 3 when it
 # wrote them (1 when the build or a check inside the program failed). Review the diff figure
-# by figure against c-tests/golden/key.csv (the hand-worked figures), fix the key or the
+# by figure against c-tests/golden/key.toml (the hand-worked figures), fix the key or the
 # code, and run scripts/test.sh: the golden comparison and the key test are the tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,5 +17,5 @@ if [ "$rc" -ne 3 ]; then
   exit 1
 fi
 git --no-pager diff --stat -- c-tests/golden
-echo "update-golden: files rewritten; review 'git diff c-tests/golden' against c-tests/golden/key.csv"
+echo "update-golden: files rewritten; review 'git diff c-tests/golden' against c-tests/golden/key.toml"
 exit 3
