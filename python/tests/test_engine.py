@@ -406,6 +406,7 @@ def test_no_migration_events_without_the_events_capability(session):
     assert session.events == []
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_an_event_callback_that_raises_is_logged_and_the_event_kept(session, caplog):
     def bad(event):
         raise RuntimeError("observer bug")
@@ -452,6 +453,7 @@ def test_exact_sizing_with_the_guest_stopped_resumes_it_unless_switching_over(se
     assert vmm.stops == 2  # the step had stopped it already
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_vm_stop_that_raises_counts_as_eio_and_is_warned_about(session, caplog):
     def vm_stop():
         raise RuntimeError("hypervisor bug")

@@ -112,6 +112,7 @@ def test_a_garbage_sync_figure_is_clamped_to_the_page_count_with_a_warning(sessi
     assert len(warnings) == 1 and warnings[0]["device"] == "ram"
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_a_sync_that_raises_is_logged_and_leaves_the_dirty_count_unchanged(session, caplog):
     def broken():
         raise RuntimeError("bitmap gone")
