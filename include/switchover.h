@@ -605,9 +605,12 @@ SwoStatus swo_record_transferred(struct SwoSession *s,
 /**
  * Closes the 100 ms bandwidth window when `now_ms >= window start + 100`: measures `mbps`,
  * the switchover bandwidth (`avail-switchover-bandwidth` or the measured rate), the
- * threshold (`bandwidth × downtime-limit`) and pages per second; does nothing earlier. A
+ * threshold (`bandwidth / 1000 × downtime-limit`, QEMU's `migration_update_counters` order)
+ * and pages per second; does nothing earlier. A
  * clock that went backwards restarts the window at `now_ms` and keeps the last figures.
- * Allowed while a migration is under way. Migration thread.
+ * In `pre-switchover` and `device` no window closes (QEMU's migration thread is waiting in
+ * the pause or running the switchover then): `SWO_OK`, nothing changes. Allowed while a
+ * migration is under way. Migration thread.
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BAD_STATE`.
  */
 SwoStatus swo_update_counters(struct SwoSession *s, uint64_t now_ms);

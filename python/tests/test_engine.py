@@ -190,6 +190,7 @@ def test_vgpu_switches_over_on_the_next_pass_once_the_limit_is_2000_ms(session):
 
 
 def test_vgpu_stall_is_reported_once_with_an_advice_of_about_2100_ms(session):
+    session.set_capability("events", True)  # MIGRATION_STALL follows `events`, as QEMU's events
     loop = vgpu(session, 1000)
     for _ in range(5):  # pass 1 sets the best remaining; 4 passes without progress
         loop.pass_()
@@ -211,6 +212,7 @@ def test_vgpu_stall_is_reported_once_with_an_advice_of_about_2100_ms(session):
 
 
 def test_vgpu_converges_by_itself_with_auto_downtime_max_3000(session):
+    session.set_capability("events", True)  # MIGRATION_DOWNTIME_ADJUSTED follows `events`
     loop = vgpu(session, 300, **{"auto-downtime-max": 3000})
     actions = []
     while len(actions) < 12 and so.ACTION_SWITCHOVER not in actions:
@@ -302,11 +304,15 @@ def test_invalid_transitions_while_active_leave_it_active(session):
     assert e.value.code == Status.ERR_BAD_STATE and session.status == so.STATUS_SETUP
     session.setup_done(1)
     for call, args in [("migration_start", (2,)), ("setup_done", (2,)), ("complete", (2,)),
-                       ("postcopy_start", (2,)), ("migrate_continue", (so.STATUS_ACTIVE,))]:
+                       ("postcopy_start", (2,)),
+                       ("migrate_continue", (so.STATUS_PRE_SWITCHOVER,))]:
         with pytest.raises(SwitchoverError) as e:
             getattr(session, call)(*args)
         assert e.value.code == Status.ERR_BAD_STATE, call
         assert session.status == so.STATUS_ACTIVE, call
+    # qmp_migrate_continue: naming the current state when not paused does nothing.
+    session.migrate_continue(so.STATUS_ACTIVE)
+    assert session.status == so.STATUS_ACTIVE
 
 
 def test_completed_migration_can_start_again_and_statistics_reset(session):
