@@ -1,7 +1,7 @@
 //! Pending data: the three buckets of QEMU 11.1's merged `save_query_pending` callback, and
 //! the registry of handlers that report them.
 //!
-//! Concurrency contract (DESIGN.md §Threading):
+//! Concurrency contract (docs/design.md §Threading):
 //! - queries may run on any thread, concurrently with each other and with (un)registration;
 //! - callbacks run with no registry lock held;
 //! - [`Registry::unregister`] returns only when no callback of that handler runs or can start,
