@@ -68,23 +68,27 @@ fi
 rc=$?
 secs=$(($(date +%s) - start))
 
-count() { [ -f "$OUT/$1.txt" ] && grep -c . "$OUT/$1.txt" || echo 0; }
+count() { local n=0; [ -f "$OUT/$1.txt" ] && n=$(grep -c . "$OUT/$1.txt"); echo "${n:-0}"; }
 caught=$(count caught); missed=$(count missed); timeouts=$(count timeout); unviable=$(count unviable)
-total="$(grep -o '"total_mutants": *[0-9]*' "$OUT/outcomes.json" 2>/dev/null | grep -o '[0-9]*$' || echo "?")"
+total="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_mutants"])' \
+         "$OUT/outcomes.json" 2>/dev/null || echo "?")"
 tested=$((caught + missed + timeouts + unviable))
 echo "mutants: $caught caught, $missed missed, $timeouts timed out, $unviable unviable, of $total, in ${secs}s"
 [ "$missed" -gt 0 ] && { echo "mutants: MISSED (a test must fail on each, or docs/mutants.md explains it):"; sed 's/^/  /' "$OUT/missed.txt"; }
 [ "$timeouts" -gt 0 ] && { echo "mutants: TIMED OUT:"; sed 's/^/  /' "$OUT/timeout.txt"; }
-if [ "$rc" = 124 ] || { [ "$total" != "?" ] && [ "$tested" -lt "$total" ]; }; then
-  echo "mutants: NOT TESTED: $((total - tested)) mutant(s): the ${cap}s cap stopped the run"
+untested=0
+[ "$total" != "?" ] && untested=$((total - tested))
+if [ "$rc" = 124 ] || [ "$untested" -gt 0 ]; then
+  echo "mutants: NOT TESTED: $([ "$total" = "?" ] && echo "some" || echo "$untested") mutant(s):" \
+       "the run was stopped (cap ${cap}s)"
   [ "${MUTANTS_CAP_OK:-0}" = 1 ] || exit 1
   echo "mutants: MUTANTS_CAP_OK=1: passing on the $tested tested mutant(s) only"
 fi
 case "$rc" in
-  0|124) ;;
-  2|3) exit 1 ;;   # missed / timed out
+  0 | 124) ;;
+  2 | 3) exit 1 ;; # cargo-mutants: 2 = missed mutants, 3 = timeouts
   4) echo "mutants: the tests fail without any mutation (baseline)" >&2; exit 2 ;;
-  *) [ "$missed" -gt 0 ] || [ "$timeouts" -gt 0 ] && exit 1; [ "$rc" = 124 ] || exit 2 ;;
+  *) { [ "$missed" -gt 0 ] || [ "$timeouts" -gt 0 ]; } && exit 1; exit 2 ;;
 esac
-[ "$missed" -eq 0 ] && [ "$timeouts" -eq 0 ] || exit 1
+{ [ "$missed" -eq 0 ] && [ "$timeouts" -eq 0 ]; } || exit 1
 exit 0
