@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 VERSION=27.1.0
 ROOT="${SWITCHOVER_CACHE:-$HOME/.cache/switchover}/cargo"
 BIN="$ROOT/bin/cargo-mutants"
-if ! "$BIN" --version 2>/dev/null | grep -q " $VERSION\$"; then
+if ! "$BIN" mutants --version 2>/dev/null | grep -q " $VERSION\$"; then
   echo "mutants: installing cargo-mutants $VERSION into $ROOT (crates.io, cached)"
   cargo install cargo-mutants --locked --version "$VERSION" --root "$ROOT" || {
     echo "mutants: FAILED to install cargo-mutants from crates.io" >&2
