@@ -70,8 +70,9 @@ secs=$(($(date +%s) - start))
 
 count() { local n=0; [ -f "$OUT/$1.txt" ] && n=$(grep -c . "$OUT/$1.txt"); echo "${n:-0}"; }
 caught=$(count caught); missed=$(count missed); timeouts=$(count timeout); unviable=$(count unviable)
-total="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_mutants"])' \
-         "$OUT/outcomes.json" 2>/dev/null || echo "?")"
+# mutants.json lists every mutant the run was to test (outcomes.json only those it reached).
+total="$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' \
+         "$OUT/mutants.json" 2>/dev/null || echo "?")"
 tested=$((caught + missed + timeouts + unviable))
 echo "mutants: $caught caught, $missed missed, $timeouts timed out, $unviable unviable, of $total, in ${secs}s"
 [ "$missed" -gt 0 ] && { echo "mutants: MISSED (a test must fail on each, or docs/mutants.md explains it):"; sed 's/^/  /' "$OUT/missed.txt"; }
