@@ -39,4 +39,10 @@ fn pages_recorded_by_the_ram_model_make_pages_per_second() {
     ram.record_sent(400, 100);
     assert!(s.update_counters(200).unwrap());
     assert_eq!(s.snapshot(200).pages_per_second, 5_000);
+    // No destination page requests are ever recorded by the library (QEMU counts them on the
+    // destination's requests): `postcopy-requests` stays 0 (docs/mutants.md).
+    assert_eq!(s.snapshot(200).postcopy_requests, 0);
+    let qm: serde_json::Value = serde_json::from_str(&s.query_migrate_json(200)).unwrap();
+    assert_eq!(qm["ram"]["postcopy-requests"], 0);
+    assert_eq!(qm["ram"]["pages-per-second"], 5_000);
 }
