@@ -46,3 +46,23 @@ fn pages_recorded_by_the_ram_model_make_pages_per_second() {
     assert_eq!(qm["ram"]["postcopy-requests"], 0);
     assert_eq!(qm["ram"]["pages-per-second"], 5_000);
 }
+
+/// counters.rs `Counters::update`: a call at the very millisecond the window opened closes
+/// nothing and keeps the window as it is (`now_ms < start` is the only restart). Bytes sent
+/// after the window at 100 opened, with a second update at 100, still count in the window
+/// closed at 200: 1,000,000 B in 100 ms = 80 Mbps (QEMU's `migration_update_counters`).
+/// (Restarting the window on `now == start` dropped them and survived.)
+#[test]
+fn an_update_at_the_windows_own_start_keeps_its_bytes() {
+    use std::sync::Arc;
+    use switchover::counters::Channel;
+    use switchover::Session;
+    let s = Arc::new(Session::new());
+    s.migration_start(0).unwrap();
+    s.setup_done(0).unwrap();
+    assert!(s.update_counters(100).unwrap());
+    s.record_transferred(Channel::Main, 1_000_000);
+    assert!(!s.update_counters(100).unwrap());
+    assert!(s.update_counters(200).unwrap());
+    assert_eq!(s.snapshot(200).mbps, 80.0);
+}
