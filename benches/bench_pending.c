@@ -4,7 +4,7 @@
  *
  * 1. swo_query_pending over 1, 16, 256 and 4096 registered handlers, versus an array of
  *    {fn, opaque} where each handler is called into its own zeroed SwoPending and the three
- *    buckets are added with saturation (what QEMU-BEHAVIOUR.md §Pending buckets asks).
+ *    buckets are added with saturation (what docs/qemu-model.md §Pending buckets asks).
  * 2. swo_record_transferred from one thread and from two threads at once, versus a relaxed
  *    atomic add on one shared counter. The convergence engine brings that function; until
  *    it is in the library this section says so and is skipped (it is looked up at run time,
@@ -168,7 +168,7 @@ static void bench_query_pending(size_t n)
 
 /* --- 2. swo_record_transferred (slot for the convergence engine) --------------------- */
 
-/* DESIGN.md signatures; looked up at run time because the header gains them later. */
+/* docs/design.md signatures; looked up at run time because the header gains them later. */
 typedef SwoStatus (*record_fn)(SwoSession *, uint32_t, uint64_t);
 typedef SwoStatus (*time_fn)(SwoSession *, uint64_t);
 

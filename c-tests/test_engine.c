@@ -1,6 +1,6 @@
 /* The convergence engine through the public header: the seed's vGPU story, invalid
  * transitions, pause-before-switchover, exact sizing with the guest stopped, and the
- * switchover that steps back (QEMU-BEHAVIOUR.md §One loop pass, §Expected downtime,
+ * switchover that steps back (docs/qemu-model.md §One loop pass, §Expected downtime,
  * §Status and transitions; issue 3 items 6-8). */
 #include <inttypes.h>
 #include <stdio.h>

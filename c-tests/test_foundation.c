@@ -1,5 +1,5 @@
 /* Foundation, single-threaded: sessions, version, status names, the error message buffer,
- * and the merged pending-data registry (QEMU-BEHAVIOUR.md §Pending buckets), all through
+ * and the merged pending-data registry (docs/qemu-model.md §Pending buckets), all through
  * include/switchover.h only. Every return code is checked; every handle is freed. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -103,7 +103,7 @@ static void test_status_names_cover_every_code_and_an_unknown_one(void)
         SWO_ERR_REENTRANT, SWO_ERR_IO, SWO_ERR_UNSUPPORTED, SWO_ERR_PANIC,
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        CHECK(codes[i] == i); /* DESIGN.md numbers, never renumbered */
+        CHECK(codes[i] == i); /* docs/design.md numbers, never renumbered */
         const char *n = swo_status_name(codes[i]);
         CHECK(n != NULL && strcmp(n, names[i]) == 0);
     }

@@ -1,5 +1,5 @@
 /* Parameters, capabilities, size parsing and formatting through the public header
- * (QEMU-BEHAVIOUR.md §Parameters and the <size> paragraph of §HMP). */
+ * (docs/qemu-model.md §Parameters and the <size> paragraph of §HMP). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,10 @@
 /* query-migrate JSON and info migrate text for every status, built through the C API with
  * round numbers, compared whole against the files in c-tests/golden/ (written for a reviewer
  * to check each figure; see golden/README.md). Also the string-out buffer rules.
- * SWO_GOLDEN_DIR names the directory; SWO_GOLDEN_UPDATE=1 rewrites the files instead. */
+ * SWO_GOLDEN_DIR names the directory. Regenerating the files is not a test:
+ * scripts/update-golden.sh runs this program with `--write-golden DIR`, which writes the files
+ * and always exits 3 (never "passed"). A test run refuses SWO_GOLDEN_UPDATE, the variable of
+ * the old update mode, so a stray one can no longer turn the comparison into a rewrite. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -51,10 +54,12 @@ static char *read_file(const char *path)
 }
 
 /* The JSON file holds the document plus a newline; the text file holds the HMP text as is. */
+static const char *write_dir; /* --write-golden DIR: write the files, compare nothing */
+static int written;
+
 static void golden_one(const char *name, const char *ext, const char *actual, const char *suffix)
 {
-    const char *dir = getenv("SWO_GOLDEN_DIR");
-    const char *update = getenv("SWO_GOLDEN_UPDATE");
+    const char *dir = write_dir ? write_dir : getenv("SWO_GOLDEN_DIR");
     char path[1024];
     char *expected;
     char *want;
@@ -64,12 +69,13 @@ static void golden_one(const char *name, const char *ext, const char *actual, co
         abort();
     strcpy(want, actual);
     strcat(want, suffix);
-    if (update && strcmp(update, "1") == 0) {
+    if (write_dir) {
         FILE *f = fopen(path, "wb");
         CHECK(f != NULL);
         if (f) {
             fputs(want, f);
             fclose(f);
+            written++;
         }
         free(want);
         return;
@@ -309,8 +315,19 @@ static void buffer_rules(void)
     swo_session_free(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--write-golden") == 0) {
+        write_dir = argv[2];
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: %s [--write-golden DIR]\n", argv[0]);
+        return 2;
+    }
+    if (!write_dir && getenv("SWO_GOLDEN_UPDATE")) {
+        fprintf(stderr, "SWO_GOLDEN_UPDATE is set: refusing to run the golden comparison "
+                        "(regenerate with scripts/update-golden.sh, then unset it)\n");
+        return 1;
+    }
     precopy_path();
     cancel_path();
     fail_path();
@@ -318,5 +335,10 @@ int main(void)
     buffer_rules();
     if (failures)
         fprintf(stderr, "%d check(s) failed\n", failures);
+    if (write_dir) {
+        /* Not a test result: the caller reviews the diff. 3 whatever happened, 1 on a check. */
+        printf("wrote %d golden files into %s; nothing was compared\n", written, write_dir);
+        return failures ? 1 : 3;
+    }
     return failures ? 1 : 0;
 }

@@ -110,7 +110,19 @@ int main(void)
         CHECK(swo_record_transferred(s, pass % 2 ? SWO_CHANNEL_MULTIFD : SWO_CHANNEL_MAIN, 1000000) == SWO_OK);
         CHECK(swo_update_counters(s, now) == SWO_OK);
         CHECK(swo_iteration_step(s, now, &step) == SWO_OK);
-        CHECK(step.action == SWO_ACTION_ITERATE || step.action == SWO_ACTION_SWITCHOVER);
+        /* The step used the figure the handler held during it (it moves after the step):
+         * 500 MiB less 100,000 B per earlier pass, never below 224,188,000 B here. Every
+         * window after the first holds 10 x 1,000,000 B in 100 ms: 100,000,000 B/s, and the
+         * threshold is that times the 300 ms downtime-limit = 30,000,000 B
+         * (docs/qemu-model.md §The 100 ms window). Pending stays far above it: no exact
+         * query, no switchover, ever. */
+        CHECK(step.action == SWO_ACTION_ITERATE);
+        CHECK(step.pending.precopy_bytes ==
+              (500ull << 20) - (unsigned long long)(pass > 0 ? pass - 1 : 0) * 100000);
+        CHECK(step.pending.stopcopy_bytes == 0);
+        CHECK((step.flags & SWO_STEP_EXACT) == 0);
+        if (pass >= 50)
+            CHECK(step.threshold_bytes == 30000000);
         atomic_store(&dirty, (500ull << 20) - (unsigned long long)pass * 100000);
     }
     atomic_store(&done, 1);

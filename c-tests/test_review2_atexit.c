@@ -6,7 +6,7 @@
  * (the re-entrancy marks, the last-error message) are gone by then: the unregister panics
  * inside ("cannot access a Thread Local Storage value during or after destruction"), and
  * storing that panic's message touches the destroyed last-error slot again, outside the
- * panic boundary, which aborts the VMM (a panic may never cross the ABI: DESIGN.md §Bad input).
+ * panic boundary, which aborts the VMM (a panic may never cross the ABI: docs/design.md §Bad input).
  * Expected: SWO_OK from the unregister, and a clean exit. */
 #include <switchover.h>
 #include <stdio.h>

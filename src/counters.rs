@@ -1,4 +1,4 @@
-//! Transfer statistics and the 100 ms bandwidth window (QEMU-BEHAVIOUR.md §The 100 ms window).
+//! Transfer statistics and the 100 ms bandwidth window (docs/qemu-model.md §The 100 ms window).
 //!
 //! The byte counters are the hot path: `swo_record_transferred` is one relaxed atomic add on a
 //! cache-padded counter, no lock, safe from any number of threads. The window (bandwidth,

@@ -1,5 +1,5 @@
 //! switchover decides when a live migration can switch over, and reports how far it still has
-//! to go, with the accounting model of QEMU 11.1 (see `DESIGN.md` and `QEMU-BEHAVIOUR.md`).
+//! to go, with the accounting model of QEMU 11.1 (see `docs/design.md` and `docs/qemu-model.md`).
 //!
 //! The crate is a safe Rust core (every module but [`ffi`]) behind a thin C ABI shell
 //! ([`ffi`]), which converts and checks arguments and never decides anything.

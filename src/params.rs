@@ -1,4 +1,4 @@
-//! Migration parameters and capabilities (QEMU-BEHAVIOUR.md §Parameters), with the library's
+//! Migration parameters and capabilities (docs/qemu-model.md §Parameters), with the library's
 //! own additions. Parsing and validation follow QEMU's HMP and QMP rules; sizes are parsed and
 //! printed like QEMU's `qemu_strtosz_MiB` and `size_to_str`.
 use crate::error::{Code, Error, Result};

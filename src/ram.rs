@@ -5,7 +5,7 @@
 //! fast query reports `dirty pages × page size`; its exact (and final) query first runs the
 //! VMM's dirty-bitmap sync ([`DirtySync`]), which says how many dirty pages are left and how
 //! many were newly dirtied since the previous sync. The bytes go to the precopy bucket, or to
-//! the postcopy bucket while the `postcopy-ram` capability is on (QEMU-BEHAVIOUR §Pending
+//! the postcopy bucket while the `postcopy-ram` capability is on (docs/qemu-model.md §Pending
 //! buckets).
 //!
 //! Page counts, the total, the page size and the dirty-pages rate feed `query-migrate`'s `ram`

@@ -1,4 +1,4 @@
-//! Progress tracking, stall detection and downtime advice (DESIGN.md §Beyond QEMU).
+//! Progress tracking, stall detection and downtime advice (docs/design.md §Beyond QEMU).
 //!
 //! At each pass (each exact query of the loop) the system-wide remaining is compared with the
 //! figure of the last pass that made progress (the first pass counts as progress). A pass that

@@ -100,7 +100,7 @@ impl MigrationStatus {
         )
     }
 
-    /// The transitions of QEMU-BEHAVIOUR.md §Status and transitions:
+    /// The transitions of docs/qemu-model.md §Status and transitions:
     /// `none → setup → active → [pre-switchover →] device → completed`,
     /// `active → [pre-switchover →] device → postcopy-active → completed`,
     /// `device → active` (a switchover that steps back, capability `switchover-rollback`),

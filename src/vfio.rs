@@ -1,4 +1,4 @@
-//! The built-in VFIO device model (QEMU-BEHAVIOUR.md §VFIO).
+//! The built-in VFIO device model (docs/qemu-model.md §VFIO).
 //!
 //! One [`VfioDevice`] per assigned device. It keeps QEMU's per-device cache (`stopcopy_size`,
 //! `precopy_init_size`, `precopy_dirty_size`), registers itself as a pending-data handler

@@ -1,4 +1,4 @@
-//! One loop pass (QEMU-BEHAVIOUR.md §One loop pass) and the lifecycle (§Status and
+//! One loop pass (docs/qemu-model.md §One loop pass) and the lifecycle (§Status and
 //! transitions), through the Rust core.
 mod engine_support;
 use engine_support::*;

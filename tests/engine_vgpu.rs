@@ -1,4 +1,4 @@
-//! The seed's vGPU story (QEMU-BEHAVIOUR.md §Expected downtime), stall detection and downtime
+//! The seed's vGPU story (docs/qemu-model.md §Expected downtime), stall detection and downtime
 //! advice, through the Rust core. The vGPU reports 2,050,000,000 B of stop-copy state
 //! (≈1.91 GiB); RAM is idle; avail-switchover-bandwidth is 1 GiB/s (1,073,741,824 B/s), so the
 //! expected downtime is trunc(2,050,000,000 × 1000 / 1,073,741,824) = 1909 ms.
@@ -144,7 +144,7 @@ fn progress_of_more_than_the_margin_is_no_stall() {
 }
 
 /// Garbage-sized state (1 EiB of stop-copy data) gives no advice above the largest allowed
-/// `downtime-limit` (2,000,000 ms, QEMU-BEHAVIOUR.md §Parameters): none, flagged beyond max.
+/// `downtime-limit` (2,000,000 ms, docs/qemu-model.md §Parameters): none, flagged beyond max.
 #[test]
 fn advice_never_exceeds_the_largest_downtime_limit() {
     use switchover::{HandlerFlags, Pending, PendingSource};

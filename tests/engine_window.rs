@@ -1,4 +1,4 @@
-//! The 100 ms window and the threshold (QEMU-BEHAVIOUR.md §The 100 ms window), expected
+//! The 100 ms window and the threshold (docs/qemu-model.md §The 100 ms window), expected
 //! downtime (§Expected downtime) and the byte counters.
 mod engine_support;
 use engine_support::*;

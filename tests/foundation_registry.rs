@@ -1,4 +1,4 @@
-//! The merged pending-data model (QEMU-BEHAVIOUR.md §Pending buckets) through the public Rust
+//! The merged pending-data model (docs/qemu-model.md §Pending buckets) through the public Rust
 //! API: `Session`, `Registry`, `PendingSource`, `QueryKind`.
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -457,7 +457,7 @@ impl PendingSource for NeedsBigLock {
     }
 }
 
-/// DESIGN.md §Threading: unregister waits for the callbacks of its own handler only. The
+/// docs/design.md §Threading: unregister waits for the callbacks of its own handler only. The
 /// VMM thread holds its big lock and unregisters devices X while the migration thread's query
 /// is inside device Y's callback, waiting for that lock. Waiting for the whole query would
 /// deadlock; the query must stay blocked in Y until both unregisters have returned.

@@ -1,4 +1,4 @@
-//! Parameters and capabilities on a session: HMP and QMP rules (QEMU-BEHAVIOUR.md §Parameters).
+//! Parameters and capabilities on a session: HMP and QMP rules (docs/qemu-model.md §Parameters).
 use serde_json::{json, Value};
 use switchover::{Code, Session};
 

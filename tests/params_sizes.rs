@@ -1,4 +1,4 @@
-//! QEMU's size_to_str and HMP size parsing (QEMU-BEHAVIOUR.md §HMP `<size>`, §Parameters).
+//! QEMU's size_to_str and HMP size parsing (docs/qemu-model.md §HMP `<size>`, §Parameters).
 use proptest::prelude::*;
 use switchover::params::{parse_size, size_to_str};
 use switchover::Code;
@@ -148,13 +148,56 @@ const SUFFIXES: [(char, u32); 14] = [
 
 proptest! {
     #[test]
-    fn parse_size_never_panics(text in ".{0,40}", suffix in any::<char>()) {
-        let _ = parse_size(&text, suffix);
+    fn parse_size_of_any_text_is_a_bounded_size_or_a_coded_error(text in ".{0,40}", suffix in any::<char>()) {
+        match parse_size(&text, suffix) {
+            Ok(v) => {
+                prop_assert!(v <= i64::MAX as u64, "{:?} -> {}", text, v);
+                prop_assert!("BKMGTPEbkmgtpe".contains(suffix), "accepted default suffix {:?}", suffix);
+                // Only digits, '.', 'x', hex digits and one suffix letter can make a size.
+                prop_assert!(text.chars().all(|c| c.is_ascii_hexdigit() || ".xXbkmgtpeBKMGTPE+ ".contains(c)),
+                    "{:?} -> {}", text, v);
+            }
+            Err(e) if e.code == Code::InvalidArg => {
+                prop_assert!(!"BKMGTPEbkmgtpe".contains(suffix), "{:?}, {:?}: {}", text, suffix, e.message);
+            }
+            Err(e) => {
+                prop_assert!(e.code == Code::Parse || e.code == Code::OutOfRange, "{:?}: {:?}", text, e.code);
+                prop_assert_eq!(e.message, format!("Invalid size {text}"));
+            }
+        }
     }
 
     #[test]
-    fn parse_size_never_panics_on_size_like_text(text in "[-+ ]?[0-9]{0,22}(\\.[0-9]{0,22})?[bkmgtpeBKMGTPExX]?[0-9a-f]{0,3}") {
-        let _ = parse_size(&text, 'M');
+    fn parse_size_of_size_like_text_is_a_bounded_size_or_a_coded_error(text in "[-+ ]?[0-9]{0,22}(\\.[0-9]{0,22})?[bkmgtpeBKMGTPExX]?[0-9a-f]{0,3}") {
+        match parse_size(&text, 'M') {
+            Ok(v) => prop_assert!(v <= i64::MAX as u64, "{:?} -> {}", text, v),
+            Err(e) => {
+                prop_assert!(e.code == Code::Parse || e.code == Code::OutOfRange, "{:?}: {:?}", text, e.code);
+                prop_assert_eq!(e.message, format!("Invalid size {text}"));
+            }
+        }
+    }
+
+    /// docs/qemu-model.md §HMP `<size>`: the fractional product rounds half-up to whole bytes.
+    /// Worked exactly in integers: (I·10^d + F)·2^shift / 10^d, + ½, truncated. Suffixes up
+    /// to T, at most 3 fraction digits and I·2^shift below 2^42 keep the product far inside a
+    /// double's 53 bits, so no implementation choice (double or integer) changes the figure.
+    #[test]
+    fn fraction_with_suffix_is_the_rounded_exact_product(i in 0u64..1_048_576, f in 0u64..1000, d in 1u32..=3, which in 0..SUFFIXES.len()) {
+        let (suffix, shift) = SUFFIXES[which];
+        prop_assume!(shift > 0 && shift <= 40);
+        let i = i % (1u64 << (42 - shift).min(20));
+        let f = f % 10u64.pow(d);
+        let text = format!("{i}.{f:0width$}{suffix}", width = d as usize);
+        let den = 10u128.pow(d);
+        let num = ((i as u128) * den + f as u128) << shift;
+        let expected = (2 * num + den) / (2 * den);
+        let result = parse_size(&text, 'B');
+        if expected <= i64::MAX as u128 {
+            prop_assert_eq!(result, Ok(expected as u64), "{}", text);
+        } else {
+            prop_assert_eq!(result.unwrap_err().code, Code::OutOfRange, "{}", text);
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The report renderers against QEMU's own layout, with the seed's figures
-//! (QEMU-BEHAVIOUR.md §HMP and issue "Monitor interface").
+//! (docs/qemu-model.md §HMP and issue "Monitor interface").
 use switchover::report::{MigrationInfo, RamInfo, XSwitchover};
 use switchover::state::MigrationStatus;
 
@@ -102,14 +102,95 @@ fn qmp_none_is_an_empty_object() {
     assert_eq!(MigrationInfo::empty().to_qmp_json(), "{}");
 }
 
+/// The member names of a JSON object, in the order the text has them.
+fn keys(v: &serde_json::Value) -> Vec<&str> {
+    v.as_object().expect("an object").keys().map(String::as_str).collect()
+}
+
 #[test]
 fn qmp_member_order_is_qemus() {
+    // docs/qemu-model.md §query-migrate: `status, ram, remaining, vfio, total-time,
+    // expected-downtime, downtime, setup-time, error-desc`; the library's `x-switchover`
+    // comes after QEMU's members (docs/design.md §Reports). Every member present at once,
+    // so a swap of any two shows (also `remaining` with `ram.remaining`).
     let mut info = seed_active();
     info.vfio_transferred = Some(1);
+    info.downtime = Some(7);
+    info.error_desc = Some("e".into());
+    info.x_switchover = Some(XSwitchover {
+        threshold_bytes: 1,
+        switchover_bandwidth: 2,
+        last_sync_bytes: 3,
+        stalled: false,
+        passes_since_progress: 4,
+        best_remaining: 5,
+        recommended_downtime: 6,
+    });
     let json = info.to_qmp_json();
-    let order = ["\"status\"", "\"ram\"", "\"remaining\"", "\"vfio\"", "\"total-time\"", "\"expected-downtime\"", "\"setup-time\""];
-    let positions: Vec<usize> = order.iter().map(|k| json.find(k).unwrap_or_else(|| panic!("{k} missing"))).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        keys(&v),
+        [
+            "status",
+            "ram",
+            "remaining",
+            "vfio",
+            "total-time",
+            "expected-downtime",
+            "downtime",
+            "setup-time",
+            "error-desc",
+            "x-switchover"
+        ],
+        "{json}"
+    );
+    // §query-migrate, `ram` (all members present), in this order.
+    assert_eq!(
+        keys(&v["ram"]),
+        [
+            "transferred",
+            "remaining",
+            "total",
+            "duplicate",
+            "normal",
+            "normal-bytes",
+            "dirty-pages-rate",
+            "mbps",
+            "dirty-sync-count",
+            "postcopy-requests",
+            "page-size",
+            "multifd-bytes",
+            "pages-per-second",
+            "precopy-bytes",
+            "downtime-bytes",
+            "postcopy-bytes",
+            "dirty-sync-missed-zero-copy"
+        ],
+        "{json}"
+    );
+    assert_eq!(keys(&v["vfio"]), ["transferred"]);
+    // Each member carries its own figure (a swap of two same-typed fields shows here).
+    assert_eq!(v["remaining"], 1_460_288_880u64);
+    assert_eq!(v["ram"]["remaining"], 1_460_288_880u64);
+    assert_eq!(v["ram"]["transferred"], 1_267_015_352u64);
+    assert_eq!(v["ram"]["total"], 4_316_200_960u64);
+    assert_eq!(v["ram"]["duplicate"], 388_148);
+    assert_eq!(v["ram"]["normal"], 307_923);
+    assert_eq!(v["ram"]["normal-bytes"], 307_923u64 * 4096);
+    assert_eq!(v["ram"]["pages-per-second"], 25_660);
+    assert_eq!(v["ram"]["precopy-bytes"], 1_267_015_352u64);
+    assert_eq!(v["vfio"]["transferred"], 1);
+    assert_eq!(v["total-time"], 12_080);
+    assert_eq!(v["expected-downtime"], 300);
+    assert_eq!(v["downtime"], 7);
+    assert_eq!(v["setup-time"], 14);
+    assert_eq!(v["error-desc"], "e");
+    assert_eq!(
+        v["x-switchover"],
+        serde_json::json!({"threshold": 1, "switchover-bandwidth": 2, "last-sync-bytes": 3,
+            "stalled": false, "passes-since-progress": 4, "best-remaining": 5,
+            "recommended-downtime": 6})
+    );
     assert!(json.starts_with("{\"status\": \"active\", \"ram\": {\"transferred\": 1267015352, \"remaining\": 1460288880, \"total\": 4316200960, \"duplicate\": 388148, \"normal\": 307923, \"normal-bytes\": 1261252608, \"dirty-pages-rate\": 0, \"mbps\": 840.5, \"dirty-sync-count\": 1,"));
 }
 

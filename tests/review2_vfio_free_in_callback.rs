@@ -4,7 +4,7 @@
 //! once it returns. From a callback of the same session it used to "detach" the handler and
 //! return, although another thread's query could be inside the device's reader right then
 //! (or about to enter it): the VMM then freed `opaque` under a running reader, a
-//! use-after-free in the VMM (DESIGN.md §Threading: after unregistering returns "the caller
+//! use-after-free in the VMM (docs/design.md §Threading: after unregistering returns "the caller
 //! may free `opaque`").
 //!
 //! Now, like `swo_ram_free`, it refuses there: it frees nothing, the device stays registered

@@ -1,4 +1,4 @@
-//! Review findings against QEMU-BEHAVIOUR.md, DESIGN.md and issues 3-5: each test pins one
+//! Review findings against docs/qemu-model.md, docs/design.md and issues 3-5: each test pins one
 //! behaviour the merged core got wrong (findings 1-8 of the engine review), so it stays fixed.
 mod engine_support;
 use engine_support::*;
@@ -13,7 +13,7 @@ fn code<T: std::fmt::Debug>(r: switchover::Result<T>) -> Code {
     r.unwrap_err().code
 }
 
-/// QEMU-BEHAVIOUR.md §Status: `active → [pre-switchover →] device → postcopy-active`, and
+/// docs/qemu-model.md §Status: `active → [pre-switchover →] device → postcopy-active`, and
 /// "With `pause-before-switchover` the migration waits in `pre-switchover` until
 /// `migrate-continue` names that state". `postcopy_start` ignores the capability and goes
 /// straight through `device` to `postcopy-active`.
@@ -113,7 +113,7 @@ fn a_rejected_call_does_not_move_the_clock_that_freezes_total_time() {
     assert_eq!(failed["timestamp"]["microseconds"], 500_000, "{failed}");
 }
 
-/// QEMU-BEHAVIOUR.md §Expected downtime: `trunc(last_sync_bytes / switchover_bw * 1000)`,
+/// docs/qemu-model.md §Expected downtime: `trunc(last_sync_bytes / switchover_bw * 1000)`,
 /// with the switchover bandwidth `mbps / 8 * 1e6`. 1,000,000 B in a 300 ms window is
 /// 26.666... Mbps = 3,333,333.33 B/s; 70,000 B / that * 1000 = 20.999999999999996 → 20 ms.
 /// The engine computes `bytes * 1000 / bw` (see snapshot.rs) and reports 21.
@@ -182,7 +182,7 @@ impl VmmHooks for FlakyResumeVmm {
     fn event(&self, _event_json: &str) {}
 }
 
-/// DESIGN.md §Bad input: "nothing half-applied". When the step stopped the guest for exact
+/// docs/design.md §Bad input: "nothing half-applied". When the step stopped the guest for exact
 /// sizing and `vm_resume` fails, the step returns `SWO_ERR_IO` ("the guest is still stopped")
 /// but has already forgotten that the library stopped it (`stopped_by_library = None` before
 /// the resume). A later `cancel` therefore never tries to resume the guest again: it stays
@@ -210,7 +210,7 @@ fn a_failed_resume_after_exact_sizing_is_retried_by_cancel() {
     assert_eq!(vmm.resumes.load(Ordering::SeqCst), 2, "cancel did not retry the resume");
 }
 
-/// QEMU-BEHAVIOUR.md §One loop pass, step 3: "`can_switchover` = true unless the
+/// docs/qemu-model.md §One loop pass, step 3: "`can_switchover` = true unless the
 /// `switchover-ack` capability is on, the guest is running, and the destination has not
 /// acked." When the step itself stopped the guest for exact sizing
 /// (`SWO_HANDLER_EXACT_NEEDS_STOPPED_VM`), the guest is not running at the decision, yet the

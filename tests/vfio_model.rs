@@ -1,4 +1,4 @@
-//! The VFIO device model against QEMU-BEHAVIOUR.md §VFIO and the garbage list of its issue.
+//! The VFIO device model against docs/qemu-model.md §VFIO and the garbage list of its issue.
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

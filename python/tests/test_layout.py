@@ -139,7 +139,7 @@ def test_exported_constants_equal_the_header_defines():
 
 
 def test_vfio_state_numbers_are_the_uapi_ones():
-    # QEMU-BEHAVIOUR.md §VFIO: ERROR 0, STOP 1, RUNNING 2, STOP_COPY 3, RESUMING 4,
+    # docs/qemu-model.md §VFIO: ERROR 0, STOP 1, RUNNING 2, STOP_COPY 3, RESUMING 4,
     # RUNNING_P2P 5, PRE_COPY 6, PRE_COPY_P2P 7.
     assert [so.VFIO_ERROR, so.VFIO_STOP, so.VFIO_RUNNING, so.VFIO_STOP_COPY, so.VFIO_RESUMING,
             so.VFIO_RUNNING_P2P, so.VFIO_PRE_COPY, so.VFIO_PRE_COPY_P2P] == list(range(8))

@@ -1,7 +1,4 @@
-"""Parameters and capabilities (QEMU-BEHAVIOUR.md §Parameters) through the binding.
-
-These call functions added by the parameters work; until it is in the loaded library the
-tests are skipped with the reason "params not merged yet"."""
+"""Parameters and capabilities (docs/qemu-model.md §Parameters) through the binding."""
 import pytest
 
 from switchover import SwitchoverError, Status

@@ -1,4 +1,4 @@
-"""The built-in RAM model from Python (issue 3 item 5; QEMU-BEHAVIOUR.md §Pending buckets:
+"""The built-in RAM model from Python (issue 3 item 5; docs/qemu-model.md §Pending buckets:
 RAM dirty pages are precopy, or postcopy with postcopy-ram; only exact queries sync)."""
 import gc
 import logging
@@ -112,6 +112,7 @@ def test_a_garbage_sync_figure_is_clamped_to_the_page_count_with_a_warning(sessi
     assert len(warnings) == 1 and warnings[0]["device"] == "ram"
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_a_sync_that_raises_is_logged_and_leaves_the_dirty_count_unchanged(session, caplog):
     def broken():
         raise RuntimeError("bitmap gone")

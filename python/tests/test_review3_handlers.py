@@ -3,9 +3,11 @@ reviewed; see the review report for the finding number."""
 import errno
 import threading
 
+import pytest
+
 import switchover as so
 
-GB = 2_050_000_000              # the vGPU's stop-copy state (QEMU-BEHAVIOUR.md seed example)
+GB = 2_050_000_000              # the vGPU's stop-copy state (docs/qemu-model.md seed example)
 AVAIL = 1 << 30                 # avail-switchover-bandwidth 1 GiB/s: threshold 322122547 at 300 ms
 
 
@@ -18,6 +20,7 @@ def _one_pass(s):
     return s.iteration_step(100)
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_a_handler_raising_in_the_exact_query_does_not_let_the_migration_switch_over(session):
     # Finding 1: an exception in a Python handler is "counted as 0 bytes", so 2.05 GB of
     # stop-copy state vanishes from the exact figures and the library switches over with a
@@ -35,6 +38,7 @@ def test_a_handler_raising_in_the_exact_query_does_not_let_the_migration_switch_
         f"switched over with {step.pending.total} bytes counted for a device holding {GB}")
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_a_raising_is_active_does_not_drop_the_devices_state_from_the_decision(session):
     # Finding 1 (same cause): "an exception in is_active skips the handler".
     def is_active():

@@ -1,4 +1,4 @@
-"""Sessions and pending-data handlers from Python (QEMU-BEHAVIOUR.md §Pending buckets)."""
+"""Sessions and pending-data handlers from Python (docs/qemu-model.md §Pending buckets)."""
 import gc
 import logging
 import weakref
@@ -142,11 +142,12 @@ def test_python_ints_beyond_64_bits_saturate(session):
 
 
 # A failing handler never under-counts: before its first answer it counts QEMU's VFIO
-# fallback for an unreadable size (QEMU-BEHAVIOUR.md §VFIO: stop-copy 100 GiB), after it
+# fallback for an unreadable size (docs/qemu-model.md §VFIO: stop-copy 100 GiB), after it
 # its last answer.
 UNKNOWN_STOP_COPY = 107374182400
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_a_handler_raising_before_any_answer_counts_100_gib_of_stop_copy(session, caplog):
     def broken(exact, final):
         raise RuntimeError("device fell over")
@@ -159,6 +160,7 @@ def test_a_handler_raising_before_any_answer_counts_100_gib_of_stop_copy(session
     assert "broken" in caplog.text and "device fell over" in caplog.text
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_a_handler_raising_after_an_answer_counts_its_last_answer_again(session, caplog):
     answers = [(10, 2_050_000_000, 3), RuntimeError("busy"), RuntimeError("busy"), (1, 2, 3)]
 
@@ -180,6 +182,7 @@ def test_a_handler_raising_after_an_answer_counts_its_last_answer_again(session,
 
 @pytest.mark.parametrize("result", [(-1, 0, 0), (1, 2), "lots", {"precopy": 1, "typo": 2},
                                     (1.5, 0, 0)])
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_bad_results_are_logged_and_count_as_a_failure(session, caplog, result):
     session.register_handler("bad", lambda e, f: result)
     session.register_handler("fine", fixed(post=11))
@@ -188,6 +191,7 @@ def test_bad_results_are_logged_and_count_as_a_failure(session, caplog, result):
     assert "bad" in caplog.text
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_an_is_active_that_raises_counts_the_handler_as_active(session, caplog):
     class Flaky(Device):
         def is_active(self):

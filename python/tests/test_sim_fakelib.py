@@ -1,5 +1,5 @@
-"""A small stand-in for the ``switchover`` bindings, following PYTHON-API.md and the rules of
-QEMU-BEHAVIOUR.md (100 ms window threshold, fast/exact queries, `<=` completion, expected
+"""A small stand-in for the ``switchover`` bindings, following docs/python.md and the rules of
+docs/qemu-model.md (100 ms window threshold, fast/exact queries, `<=` completion, expected
 downtime, VFIO reporting), so the simulator's loop can be tested without the library. The
 real-library tests live in test_sim_scenarios.py."""
 from __future__ import annotations

@@ -87,7 +87,7 @@ def _advice_line(**advice):
 
 
 def test_advice_line_says_which_limit_would_switch_over_or_that_none_would():
-    # The vGPU seed example: 1910 ms expected, 10 % headroom -> 2101 ms (QEMU-BEHAVIOUR.md).
+    # The vGPU seed example: 1910 ms expected, 10 % headroom -> 2101 ms (docs/qemu-model.md).
     assert _advice_line(expected_downtime_ms=1910, recommended_downtime_ms=2101,
                         beyond_max=False).endswith(
         "expected downtime 1910 ms, a downtime-limit of 2101 ms would switch over")

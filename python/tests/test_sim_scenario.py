@@ -145,7 +145,7 @@ def test_bad_toml_and_missing_file_are_scenario_errors(tmp_path):
         scn.load(tmp_path / "missing.toml")
 
 
-# -- checked by the library when the scenario loads (QEMU-BEHAVIOUR.md §Parameters) --------
+# -- checked by the library when the scenario loads (docs/qemu-model.md §Parameters) --------
 
 @pytest.mark.parametrize("raw, key, wording", [
     ({"params": {"auto-downtime-max": 2_000_001}}, "params.auto-downtime-max",

@@ -1,5 +1,5 @@
 """The simulator against the real library: each shipped scenario's outcome, the vGPU story's
-numbers, determinism, and the downtime promise (QEMU-BEHAVIOUR.md §Expected downtime,
+numbers, determinism, and the downtime promise (docs/qemu-model.md §Expected downtime,
 issue 6)."""
 import json
 import os

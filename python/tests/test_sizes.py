@@ -1,7 +1,4 @@
-"""size_to_str and parse_size: every example of QEMU-BEHAVIOUR.md, plus rejections.
-
-The real formatting and parsing arrive with the parameters work; until swo_parse_size is in
-the loaded library these tests are skipped ("params not merged yet")."""
+"""size_to_str and parse_size: every example of docs/qemu-model.md, plus rejections."""
 import pytest
 
 from switchover import Status, SwitchoverError, parse_size, size_to_str

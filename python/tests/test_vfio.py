@@ -1,4 +1,4 @@
-"""The VFIO device model from Python (issue 4; QEMU-BEHAVIOUR.md §VFIO)."""
+"""The VFIO device model from Python (issue 4; docs/qemu-model.md §VFIO)."""
 import errno
 import logging
 import os
@@ -166,6 +166,7 @@ def test_a_reader_may_return_a_negative_errno(session):
     assert session.query_pending().stopcopy == FALLBACK
 
 
+@pytest.mark.callback_errors  # raises inside a callback on purpose
 def test_a_reader_that_raises_something_else_is_logged_and_counts_as_eio(session, caplog):
     with caplog.at_level(logging.ERROR, logger="switchover"):
         vfio = Vfio(session, "gpu", query_stop_copy_size=lambda: 1 / 0)

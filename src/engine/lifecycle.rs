@@ -1,5 +1,5 @@
 //! The migration lifecycle: start, setup, switchover (with pause-before-switchover and
-//! rollback), postcopy, completion, cancel and failure (QEMU-BEHAVIOUR.md §Status).
+//! rollback), postcopy, completion, cancel and failure (docs/qemu-model.md §Status).
 use super::{bad_state, EngineState};
 use std::sync::MutexGuard;
 use crate::counters::{Channel, MainBucket};

@@ -1,4 +1,4 @@
-//! One pass of the migration loop (QEMU-BEHAVIOUR.md §One loop pass), with stopped-guest
+//! One pass of the migration loop (docs/qemu-model.md §One loop pass), with stopped-guest
 //! exact sizing, stall tracking and automatic downtime adjustment.
 use super::bad_state;
 use super::snapshot::{advice_for, expected_downtime_ms};

@@ -1,4 +1,4 @@
-//! The C ABI's types and constants (DESIGN.md §The C ABI: names and layouts are fixed).
+//! The C ABI's types and constants (docs/design.md §ABI: names and layouts are fixed).
 use crate::pending::Pending;
 use crate::Session;
 use std::ffi::c_void;

@@ -3,7 +3,7 @@
 //! `x-switchover` member and `Stalled:` line.
 //!
 //! [`MigrationInfo`] is the report's data model, with each member present exactly when QEMU
-//! has it for the status (QEMU-BEHAVIOUR.md §query-migrate); the engine fills it from its
+//! has it for the status (docs/qemu-model.md §query-migrate); the engine fills it from its
 //! snapshot, and the two renderers only lay it out.
 pub mod qmp;
 mod session;

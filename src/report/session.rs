@@ -5,7 +5,7 @@ use crate::state::MigrationStatus::{self, *};
 use crate::Session;
 
 impl MigrationInfo {
-    /// Which members a status has (QEMU-BEHAVIOUR.md §query-migrate):
+    /// Which members a status has (docs/qemu-model.md §query-migrate):
     /// `none` → `{}`; `setup` → status; live states → times, ram, `remaining`, vfio;
     /// `completed` → times (with `downtime`), ram, vfio; `failed`/`cancelled` → status; and
     /// `error-desc` whenever the migration has an error (`fill_source_migration_info`).

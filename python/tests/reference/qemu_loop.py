@@ -121,7 +121,7 @@ class QemuMigration:
 
     def qemu_savevm_query_pending(self, exact: bool, final: bool = False) -> MigPendingData:
         """`qemu_savevm_query_pending_iter` / `_final`: every handler adds into the buckets;
-        the total becomes `mig_stats.dirty_bytes_total` (QEMU-BEHAVIOUR.md §Pending)."""
+        the total becomes `mig_stats.dirty_bytes_total` (docs/qemu-model.md §Pending buckets)."""
         pending = MigPendingData()
         for handler in self.handlers:
             pre, stop, post = handler(exact, final)
