@@ -10,7 +10,7 @@
 #                                    cargo mutants (e.g. --file src/stall.rs, --jobs 2)
 #
 # Bounds: MUTANTS_TIMEOUT seconds per mutant's tests (default 300), MUTANTS_BUILD_TIMEOUT per
-# build (default 600), MUTANTS_CAP seconds for the whole in-diff run (default 1800). When the
+# build (default 600), MUTANTS_CAP seconds for the whole in-diff run (default 900). When the
 # cap stops the run, the mutants it did not reach are counted as NOT TESTED and the run fails
 # unless MUTANTS_CAP_OK=1 (then it says so loudly and passes on what it tested).
 # Exit: 0 every tested mutant was caught (or unviable); 1 a mutant was missed or timed out, or
@@ -19,6 +19,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=27.1.0
+if [ "${1:-}" = "--in-diff" ] && git rev-parse -q --verify HEAD~1 >/dev/null; then
+  # Before installing anything: does the last commit touch the decision core at all?
+  if ! git diff --name-only HEAD~1 -- 'src/engine/*.rs' src/counters.rs src/pending.rs \
+      'src/report/*.rs' src/params.rs src/stall.rs src/vfio.rs | grep -q .; then
+    echo "mutants: the last commit touches no file of the decision core: nothing to test"
+    exit 0
+  fi
+fi
 ROOT="${SWITCHOVER_CACHE:-$HOME/.cache/switchover}/cargo"
 BIN="$ROOT/bin/cargo-mutants"
 if ! "$BIN" mutants --version 2>/dev/null | grep -q " $VERSION\$"; then
@@ -48,7 +56,7 @@ if [ "${1:-}" = "--in-diff" ]; then
   fi
   git diff HEAD~1 -- >"$diff"
   args+=(--in-diff "$diff")
-  cap="${MUTANTS_CAP:-1800}"
+  cap="${MUTANTS_CAP:-900}"
   # How many mutants the diff gives, before spending anything on builds.
   n="$(cargo mutants --list "${args[@]}" "$@" 2>/dev/null | grep -c . || true)"
   echo "mutants: $n mutant(s) on the lines HEAD~1..HEAD touches in the decision core"
