@@ -125,6 +125,8 @@ fn qmp_member_order_is_qemus() {
         passes_since_progress: 4,
         best_remaining: 5,
         recommended_downtime: 6,
+        eta: 8,
+        extensions_in_use: false,
     });
     let json = info.to_qmp_json();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -189,7 +191,7 @@ fn qmp_member_order_is_qemus() {
         v["x-switchover"],
         serde_json::json!({"threshold": 1, "switchover-bandwidth": 2, "last-sync-bytes": 3,
             "stalled": false, "passes-since-progress": 4, "best-remaining": 5,
-            "recommended-downtime": 6})
+            "recommended-downtime": 6, "eta": 8})
     );
     assert!(json.starts_with("{\"status\": \"active\", \"ram\": {\"transferred\": 1267015352, \"remaining\": 1460288880, \"total\": 4316200960, \"duplicate\": 388148, \"normal\": 307923, \"normal-bytes\": 1261252608, \"dirty-pages-rate\": 0, \"mbps\": 840.5, \"dirty-sync-count\": 1,"));
 }
