@@ -159,7 +159,7 @@ static void *migration_thread(void *arg)
             check_rc(swo_record_transferred(s, SWO_CHANNEL_MAIN, sent), "record main");
             uint64_t now = clock_ms();
             check_rc(swo_update_counters(s, now), "update_counters");
-            SwoStep step;
+            SwoStep step = { .struct_size = sizeof step };
             rc = swo_iteration_step(s, now, &step);
             check_rc(rc, "iteration_step");
             if (rc != SWO_OK)
@@ -232,9 +232,9 @@ static void *monitor_thread(void *arg)
         if (rc == SWO_OK)
             CHECK(buf[0] == '{' && strlen(buf) == len);
         check_rc(swo_info_migrate_text(s, now, buf, sizeof buf, &len), "info_migrate_text");
-        SwoInfo info;
+        SwoInfo info = { .struct_size = sizeof info };
         check_rc(swo_get_info(s, now, &info), "get_info");
-        SwoAdvice advice;
+        SwoAdvice advice = { .struct_size = sizeof advice };
         check_rc(swo_get_advice(s, now, &advice), "get_advice");
         check_rc(swo_query_parameters_json(s, buf, sizeof buf, &len), "query_parameters");
         check_rc(swo_query_capabilities_json(s, buf, sizeof buf, &len), "query_capabilities");
@@ -321,10 +321,10 @@ static void *churn_thread(void *arg)
         }
 
         /* Now and then the monitor cancels, or the VMM fails the migration. */
-        if (i % 97 == 0) {
+        if (i % 17 == 0) {
             if (swo_cancel(s, clock_ms()) == SWO_OK)
                 atomic_fetch_add(&cancels, 1);
-        } else if (i % 211 == 0) {
+        } else if (i % 29 == 0) {
             if (swo_fail(s, clock_ms(), "stress: injected failure") == SWO_OK)
                 atomic_fetch_add(&fails, 1);
         }

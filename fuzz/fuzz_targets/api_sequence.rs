@@ -70,6 +70,15 @@ fn pattern<T: Copy>() -> T {
     }
 }
 
+/// A versioned out-struct (`struct_size` first): the pattern, with `struct_size` set to the
+/// struct's size as a C caller sets it.
+fn versioned<T: Copy>() -> T {
+    let mut v = pattern::<T>();
+    // SAFETY: every versioned out-struct starts with `uint32_t struct_size`.
+    unsafe { (&mut v as *mut T).cast::<u32>().write(std::mem::size_of::<T>() as u32) };
+    v
+}
+
 fn bytes_of<T>(v: &T) -> Vec<u8> {
     // SAFETY: reading the bytes of a plain struct.
     unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
@@ -97,6 +106,18 @@ fn check_out<T: Copy>(rc: SwoStatus, out: &T, what: &str) {
     status_ok(rc, what);
     if rc != SWO_OK {
         assert_eq!(bytes_of(out), bytes_of(&pattern::<T>()), "{what}: output written on error {rc}");
+    }
+}
+
+/// As [`check_out`] for a versioned out-struct filled by [`versioned`].
+fn check_versioned<T: Copy>(rc: SwoStatus, out: &T, what: &str) {
+    status_ok(rc, what);
+    if rc != SWO_OK {
+        assert_eq!(bytes_of(out), bytes_of(&versioned::<T>()), "{what}: output written on error {rc}");
+    } else {
+        // SAFETY: `struct_size` is the first field.
+        let size = unsafe { (out as *const T).cast::<u32>().read() };
+        assert_eq!(size as usize, std::mem::size_of::<T>(), "{what}: struct_size written back");
     }
 }
 
@@ -219,10 +240,10 @@ unsafe extern "C" fn on_event(opaque: *mut c_void, json: *const c_char) {
             }
         }
         3 => {
-            let mut step: SwoStep = pattern();
+            let mut step: SwoStep = versioned();
             let rc = unsafe { swo_iteration_step(v.session.load(Ordering::Relaxed), 0, &mut step) };
             assert_eq!(rc, SWO_ERR_REENTRANT);
-            check_out(rc, &step, "step from the event hook");
+            check_versioned(rc, &step, "step from the event hook");
         }
         _ => {}
     }
@@ -363,9 +384,9 @@ fuzz_target!(|data: &[u8]| {
                 }
                 7 => status_ok(swo_update_counters(s, now), "update_counters"),
                 8 | 9 => {
-                    let mut step: SwoStep = pattern();
+                    let mut step: SwoStep = versioned();
                     let rc = swo_iteration_step(s, now, &mut step);
-                    check_out(rc, &step, "step");
+                    check_versioned(rc, &step, "step");
                     if rc == SWO_OK {
                         check_total(&step.pending, "step");
                         assert!(step.action <= SWO_ACTION_WAIT);
@@ -399,10 +420,10 @@ fuzz_target!(|data: &[u8]| {
                 }
                 20 => report(s, now),
                 21 => {
-                    let mut info: SwoInfo = pattern();
-                    check_out(swo_get_info(s, now, &mut info), &info, "get_info");
-                    let mut advice: SwoAdvice = pattern();
-                    check_out(swo_get_advice(s, now, &mut advice), &advice, "get_advice");
+                    let mut info: SwoInfo = versioned();
+                    check_versioned(swo_get_info(s, now, &mut info), &info, "get_info");
+                    let mut advice: SwoAdvice = versioned();
+                    check_versioned(swo_get_advice(s, now, &mut advice), &advice, "get_advice");
                 }
                 22 => {
                     let name = PARAMS[usize::from(input.u8()) % PARAMS.len()];
@@ -440,8 +461,8 @@ fuzz_target!(|data: &[u8]| {
                     status_ok(swo_vfio_set_state(*v, u32::from(input.u8() % 9)), "vfio_set_state");
                     status_ok(swo_vfio_refresh(*v), "vfio_refresh");
                     status_ok(swo_vfio_record_read(*v, input.size()), "vfio_record_read");
-                    let mut z: SwoVfioSizes = pattern();
-                    check_out(swo_vfio_get_sizes(*v, &mut z), &z, "vfio_get_sizes");
+                    let mut z: SwoVfioSizes = versioned();
+                    check_versioned(swo_vfio_get_sizes(*v, &mut z), &z, "vfio_get_sizes");
                 }
                 27 if !devices.is_empty() => {
                     let (v, r) = devices.remove(usize::from(input.u8()) % devices.len());
@@ -467,8 +488,8 @@ fuzz_target!(|data: &[u8]| {
                     } else {
                         status_ok(swo_ram_set_dirty_pages(ram, input.size()), "ram_set_dirty");
                         status_ok(swo_ram_record_sent(ram, input.size(), input.size()), "ram_record_sent");
-                        let mut f: SwoRamFigures = pattern();
-                        check_out(swo_ram_get_figures(ram, &mut f), &f, "ram_get_figures");
+                        let mut f: SwoRamFigures = versioned();
+                        check_versioned(swo_ram_get_figures(ram, &mut f), &f, "ram_get_figures");
                     }
                 }
                 29 if !ram.is_null() => {

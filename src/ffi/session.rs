@@ -18,8 +18,9 @@ pub unsafe extern "C" fn swo_session_new(out: *mut *mut SwoSession) -> SwoStatus
 /// Frees a session and unregisters its handlers. NULL is a no-op. No other call on the
 /// session may run or start on any thread; RAM and VFIO models created on it keep what they
 /// need alive until they are freed themselves. Any thread, except from a callback of the same
-/// session (the query running it still uses the session): there it frees nothing, the handle
-/// stays valid, and the thread's last error message says why; free it after the callback.
+/// session (a handler's or a model's, or the VMM's `vm_stop`, `vm_resume` or `event` hook:
+/// the call running it still uses the session): there it frees nothing, the handle stays
+/// valid, and the thread's last error message says why; free it after that call returned.
 #[no_mangle]
 pub unsafe extern "C" fn swo_session_free(s: *mut SwoSession) {
     call_or((), || {
