@@ -350,7 +350,7 @@ fuzz_target!(|data: &[u8]| {
                         is_active: if input.u8() & 1 == 0 { None } else { Some(handler_active) },
                     };
                     let name = NAMES[usize::from(input.u8()) % NAMES.len()];
-                    let mut id = 0xA5A5u64;
+                    let mut id: u64 = pattern();
                     let opaque = &*h as *const Handler as *mut c_void;
                     let rc = swo_register_handler(s, name.as_ptr(), u32::from(input.u8() % 2), &ops, opaque, &mut id);
                     check_out(rc, &id, "register");
