@@ -23,19 +23,21 @@
 
 
 
-/* A scripted device. */
+/* A scripted device. The read counters are atomic: the library may call a device's readers
+ * from several threads at once (queries from any thread), so a plain `++` in a reader would
+ * be a data race in the test itself (ThreadSanitizer, issue 13 defect 4). */
 struct device {
     int stop_rc;
     uint64_t stop_copy_length;
     int precopy_rc;
     uint64_t initial_bytes, dirty_bytes;
-    unsigned stop_reads, precopy_reads;
+    atomic_uint stop_reads, precopy_reads;
 };
 
 static int read_stop_copy(void *opaque, uint64_t *len)
 {
     struct device *d = opaque;
-    d->stop_reads++;
+    atomic_fetch_add(&d->stop_reads, 1);
     if (d->stop_rc == 0) {
         *len = d->stop_copy_length;
     }
@@ -45,7 +47,7 @@ static int read_stop_copy(void *opaque, uint64_t *len)
 static int read_precopy(void *opaque, uint64_t *init, uint64_t *dirty)
 {
     struct device *d = opaque;
-    d->precopy_reads++;
+    atomic_fetch_add(&d->precopy_reads, 1);
     if (d->precopy_rc == 0) {
         *init = d->initial_bytes;
         *dirty = d->dirty_bytes;

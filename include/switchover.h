@@ -417,6 +417,12 @@ typedef bool (*SwoIsActiveFn)(void *opaque);
 
 /**
  * A handler's operations. Copied at registration.
+ *
+ * No callback may unwind through the library: a C++ exception, `longjmp`, or a thread
+ * cancellation leaving a callback crosses Rust frames that cannot be unwound that way (a C++
+ * exception aborts the process with "Rust cannot catch foreign exceptions"; `longjmp` skips
+ * the library's unlocking, leaving the session locked). Catch everything inside the callback
+ * (`try { ... } catch (...) {}` in C++) and return normally.
  */
 typedef struct SwoHandlerOps {
     /**
@@ -510,6 +516,19 @@ typedef struct SwoRamFigures {
 
 /**
  * The VMM's operations for the library. Copied by `swo_session_set_vmm_ops`.
+ *
+ * Each of them is a callback of the session like a handler's: while it runs, the thread is
+ * inside a callback of the session, and what may not run from a callback (freeing the
+ * session, its RAM or VFIO models, unregistering, querying, stepping, replacing these ops)
+ * is refused with `SWO_ERR_REENTRANT` (or, for the free functions, frees nothing and sets the
+ * last error message). The `event` hook included: tear a session down after the call that
+ * delivered its `completed` or `cancelled` event has returned.
+ *
+ * No callback may unwind through the library: a C++ exception, `longjmp`, or a thread
+ * cancellation leaving a callback crosses Rust frames that cannot be unwound that way (a C++
+ * exception aborts the process with "Rust cannot catch foreign exceptions"; `longjmp` skips
+ * the library's unlocking, leaving the session locked). Catch everything inside the callback
+ * (`try { ... } catch (...) {}` in C++) and return normally.
  */
 typedef struct SwoVmmOps {
     /**
@@ -529,7 +548,8 @@ typedef struct SwoVmmOps {
      */
     int (*vm_resume)(void *opaque);
     /**
-     * Receives a QMP-style event; `event_json` is valid only during the call.
+     * Receives a QMP-style event; `event_json` is valid only during the call. Runs on the
+     * thread of whichever call delivers queued events, inside a callback of the session.
      */
     void (*event)(void *opaque, const char *event_json);
 } SwoVmmOps;
@@ -888,9 +908,12 @@ SwoStatus swo_set_parameter(struct SwoSession *s,
  * Sets parameters with QMP's rules (`migrate-set-parameters`): `json` is an object whose
  * members (QMP names, non-negative integers) are merged over the current set; the result is
  * validated as a whole and applied all or nothing. `json` is borrowed for the call.
+ * A key given twice (in any object of the text) is refused as QEMU's QMP parser refuses it:
+ * `SWO_ERR_PARSE` with `JSON parse error, duplicate key`, nothing applied.
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8, or a member that
- * is not an integer), `SWO_ERR_PARSE` (bad JSON, not an object), `SWO_ERR_NOT_FOUND`
- * (unknown member) or `SWO_ERR_OUT_OF_RANGE` (negative, or outside a parameter's bounds).
+ * is not an integer: `1.5`, `1e3`, a string), `SWO_ERR_PARSE` (bad JSON, a duplicate key,
+ * not an object), `SWO_ERR_NOT_FOUND` (unknown member) or `SWO_ERR_OUT_OF_RANGE` (an integer
+ * that is negative, beyond `uint64`, or outside a parameter's bounds).
  * Any thread.
  */
 SwoStatus swo_set_parameters_json(struct SwoSession *s, const char *json);
@@ -1074,8 +1097,9 @@ SwoStatus swo_session_new(struct SwoSession **out);
  * Frees a session and unregisters its handlers. NULL is a no-op. No other call on the
  * session may run or start on any thread; RAM and VFIO models created on it keep what they
  * need alive until they are freed themselves. Any thread, except from a callback of the same
- * session (the query running it still uses the session): there it frees nothing, the handle
- * stays valid, and the thread's last error message says why; free it after the callback.
+ * session (a handler's or a model's, or the VMM's `vm_stop`, `vm_resume` or `event` hook:
+ * the call running it still uses the session): there it frees nothing, the handle stays
+ * valid, and the thread's last error message says why; free it after that call returned.
  */
 void swo_session_free(struct SwoSession *s);
 
@@ -1083,9 +1107,16 @@ void swo_session_free(struct SwoSession *s);
  * Installs the VMM's operations (copied; `ops` may be freed afterwards). Each callback may
  * be NULL: without `vm_stop`/`vm_resume` the library never stops the guest itself, without
  * `event` events are dropped. The callbacks may be called from any thread that calls into
- * the session, with `opaque`, and never with a library lock held. Replaces earlier ops.
- * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` (session or ops), or `SWO_ERR_INVALID_ARG`
- * (`struct_size` too small, `reserved` not 0). Any thread.
+ * the session, with `opaque`, and never with a library lock held. A callback must not
+ * unwind through the library (see `SwoVmmOps`).
+ *
+ * Replaces earlier ops, and returns only once no thread runs, or can still start, one of the
+ * earlier callbacks (a call that took them before the replacement is waited for, as
+ * `swo_unregister_handler` waits for a handler's callbacks): the earlier `opaque` may be
+ * freed as soon as this returns. Events still queued then go to the new `event` hook.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` (session or ops), `SWO_ERR_INVALID_ARG`
+ * (`struct_size` too small, `reserved` not 0), or `SWO_ERR_REENTRANT` from a callback of
+ * the same session (it would wait for itself; the earlier ops stay). Any thread.
  */
 SwoStatus swo_session_set_vmm_ops(struct SwoSession *s, const struct SwoVmmOps *ops, void *opaque);
 

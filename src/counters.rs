@@ -5,7 +5,7 @@
 //! threshold, pages per second) is closed by [`Counters::update`] on the migration thread,
 //! under a short lock that no callback ever runs under.
 //!
-//! Every counter saturates at `u64::MAX` instead of wrapping.
+//! Every counter saturates at `u64::MAX` instead of wrapping, and never shows a wrapped value.
 use crate::error::{Error, Result};
 use crate::state::MigrationStatus;
 use crossbeam_utils::CachePadded;
@@ -77,13 +77,24 @@ pub struct Counters {
     window: Mutex<Window>,
 }
 
-/// A relaxed add that sticks at `u64::MAX` instead of wrapping. The add itself stays one
-/// atomic instruction; only an overflow (garbage input) pays for the extra store.
+/// A relaxed add that sticks at `u64::MAX` instead of wrapping, without ever storing a
+/// wrapped sum: a compare-and-swap of the saturated sum. (A `fetch_add` followed by a store of
+/// `u64::MAX` on overflow let a concurrent reader see the wrapped value in between, so
+/// `transferred` could go backwards in a report.) Uncontended, this is one load and one
+/// `lock cmpxchg`, about the cost of the `lock xadd` it replaces (benches/bench_pending.c
+/// compares it with a relaxed C add); a saturated counter is not written again.
 #[inline]
 fn saturating_add(counter: &AtomicU64, n: u64) {
-    let old = counter.fetch_add(n, Ordering::Relaxed);
-    if old.checked_add(n).is_none() {
-        counter.store(u64::MAX, Ordering::Relaxed);
+    let mut old = counter.load(Ordering::Relaxed);
+    loop {
+        let new = old.saturating_add(n);
+        if new == old {
+            return; // n == 0, or already saturated
+        }
+        match counter.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(seen) => old = seen,
+        }
     }
 }
 
@@ -339,6 +350,36 @@ mod tests {
         c.record(Channel::Multifd, MainBucket::Precopy, 5);
         assert_eq!(c.bytes().precopy, u64::MAX);
         assert_eq!(c.bytes().transferred(), u64::MAX);
+    }
+
+    /// Issue 13, defect 3: a saturated counter never shows a wrapped value, not even for a
+    /// moment to a concurrent reader (`fetch_add` then a store of `u64::MAX` used to expose
+    /// the wrapped sum in between, so `transferred` could go backwards in a report).
+    #[test]
+    fn a_saturated_counter_never_reads_wrapped() {
+        let adds: u64 = if cfg!(miri) { 50 } else { 2_000_000 };
+        let c = Counters::default();
+        c.record(Channel::Main, MigrationStatus::Active, u64::MAX);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let (mut reads, mut wrapped) = (0u64, 0u64);
+                while !done.load(Ordering::Relaxed) || reads == 0 {
+                    if c.bytes().precopy != u64::MAX {
+                        wrapped += 1;
+                    }
+                    reads += 1;
+                }
+                (reads, wrapped)
+            });
+            for _ in 0..adds {
+                c.record(Channel::Main, MigrationStatus::Active, 1 << 40);
+            }
+            done.store(true, Ordering::Relaxed);
+            let (reads, wrapped) = reader.join().unwrap();
+            assert_eq!(wrapped, 0, "{wrapped} of {reads} reads saw a wrapped counter");
+        });
+        assert_eq!(c.bytes().precopy, u64::MAX);
     }
 
     #[test]

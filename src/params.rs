@@ -486,33 +486,106 @@ pub fn capabilities_to_json(caps: &Capabilities) -> String {
     crate::report::qmp::to_string(&Value::Array(list))
 }
 
-/// One QMP member's value as a `u64` (QAPI `uint64` / `size`), with QEMU's wording.
-fn qmp_u64(name: &str, value: &Value) -> Result<u64> {
+/// One QMP member's value as a `u64` (QAPI `uint64` / `size`), with QEMU's wording. `raw` is
+/// the member's text: an integer literal that does not fit (negative, or beyond `uint64`,
+/// which serde_json reads as a float) is `SWO_ERR_OUT_OF_RANGE`; anything that is not an
+/// integer literal (`1.5`, `1e3`, a string) is the wrong type, `SWO_ERR_INVALID_ARG`.
+fn qmp_u64(name: &str, value: &Value, raw: &str) -> Result<u64> {
     let message = || format!("Parameter '{name}' expects uint64");
-    match value {
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(v), _) => Ok(v),
-            // QEMU takes negative integers and wraps them; the library refuses them.
-            (None, Some(_)) => Err(Error::out_of_range(message())),
-            (None, None) => Err(Error::invalid_arg(message())),
-        },
+    if let Some(v) = value.as_u64() {
+        return Ok(v);
+    }
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let integer_literal = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    match (value, integer_literal) {
+        // "-0" (read as the float -0.0) is the integer 0, as QEMU's parser reads it.
+        (Value::Number(_), true) if digits.bytes().all(|b| b == b'0') => Ok(0),
+        // QEMU takes negative integers and wraps them; the library refuses them.
+        (Value::Number(_), true) => Err(Error::out_of_range(message())),
         _ => Err(Error::invalid_arg(message())),
+    }
+}
+
+/// The message of QEMU's QMP parser for a key that appears twice in one object: `parse_pair`
+/// (qobject/json-parser.c) calls `parse_error(ctxt, token, "duplicate key")`, which words it
+/// `JSON parse error, %s`.
+const DUPLICATE_KEY: &str = "duplicate key";
+
+/// Any JSON value, read only to refuse a key that appears twice in any of its objects (at
+/// any depth, as QEMU's parser does); serde_json would keep the last one silently.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(DUPLICATE_KEY));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
     }
 }
 
 /// Merges a `migrate-set-parameters` object over `current`: members are read in schema
 /// order (so a mistyped known member is reported before an unknown one, as QAPI does), then
-/// the whole result is validated.
+/// the whole result is validated. A key that appears twice anywhere is refused before any of
+/// that (`JSON parse error, duplicate key`, as QEMU's QMP parser refuses it).
 pub fn merge_params_json(current: &Params, json: &str) -> Result<Params> {
-    let value: Value = serde_json::from_str(json)
-        .map_err(|e| Error::parse(format!("JSON parse error, {e}")))?;
+    let parse_error = |e: serde_json::Error| {
+        let text = e.to_string();
+        if e.is_data() && text.starts_with(DUPLICATE_KEY) {
+            Error::parse(format!("JSON parse error, {DUPLICATE_KEY}"))
+        } else {
+            Error::parse(format!("JSON parse error, {e}"))
+        }
+    };
+    serde_json::from_str::<NoDuplicateKeys>(json).map_err(parse_error)?;
+    let value: Value = serde_json::from_str(json).map_err(parse_error)?;
     let Value::Object(members) = value else {
         return Err(Error::parse("Invalid parameter type for 'parameters', expected: object"));
     };
+    // The members' texts, to tell an integer too large for `u64` from a float.
+    let raw: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_str(json).map_err(parse_error)?;
     let mut merged = current.clone();
     for p in Parameter::ALL {
         if let Some(v) = members.get(p.name()) {
-            p.set(&mut merged, qmp_u64(p.name(), v)?);
+            let text = raw.get(p.name()).map_or("", |r| r.get());
+            p.set(&mut merged, qmp_u64(p.name(), v, text)?);
         }
     }
     if let Some(unknown) = members.keys().find(|k| Parameter::from_name(k).is_none()) {
@@ -532,6 +605,22 @@ impl crate::Session {
         validate(&params)?;
         *write(&self.params) = params;
         Ok(())
+    }
+
+    /// Compare-and-set of `downtime-limit` alone, for the automatic raise: sets it to `new_ms`
+    /// when it still is `expected_ms` and `auto-downtime-max` still is `auto_max_ms` (the
+    /// figures the decision was made on), under the parameter lock. `Ok(false)` when either
+    /// changed meanwhile; every other parameter is left as it is now.
+    pub fn raise_downtime_limit_if(&self, expected_ms: u64, auto_max_ms: u64, new_ms: u64) -> Result<bool> {
+        let mut params = write(&self.params);
+        if params.downtime_limit_ms != expected_ms || params.auto_downtime_max_ms != auto_max_ms {
+            return Ok(false);
+        }
+        let mut updated = params.clone();
+        updated.downtime_limit_ms = new_ms;
+        validate(&updated)?;
+        *params = updated;
+        Ok(true)
     }
 
     /// Replaces the capabilities.

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::events::{self, EventQueue};
 use crate::params::{Capabilities, Params};
 use crate::pending::{Pending, QueryKind, Registry};
+use crate::reentrancy::{self, CallbackScope};
 use crate::state::{MigrationStatus, StatusCell};
 use crate::ram::RamSlot;
 use crate::vfio::VfioTotals;
@@ -26,6 +27,18 @@ pub trait VmmHooks: Send + Sync {
     fn can_stop_vm(&self) -> bool;
     /// Receives one QMP-style event (JSON text).
     fn event(&self, event_json: &str);
+}
+
+/// The VMM's hooks as installed in a session, in an allocation of the library's own: every
+/// caller holds a clone of it while it calls a hook, so [`Session::set_vmm`] can wait until
+/// no thread holds the old one (however many clones of the hooks the VMM keeps itself).
+pub struct InstalledHooks(Arc<dyn VmmHooks>);
+
+impl std::ops::Deref for InstalledHooks {
+    type Target = dyn VmmHooks;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -49,7 +62,7 @@ pub struct Session {
     pub(crate) remaining: AtomicU64,
     /// The latest `now_ms` any call brought; events are stamped with it.
     pub(crate) clock_ms: AtomicU64,
-    pub(crate) vmm: RwLock<Option<Arc<dyn VmmHooks>>>,
+    pub(crate) vmm: RwLock<Option<Arc<InstalledHooks>>>,
     pub(crate) events: EventQueue,
     pub(crate) counters: Counters,
     pub(crate) engine: Engine,
@@ -109,12 +122,36 @@ impl Session {
         self.remaining.load(Ordering::Acquire)
     }
 
-    /// Installs (or with `None` removes) the VMM's hooks.
-    pub fn set_vmm(&self, hooks: Option<Arc<dyn VmmHooks>>) {
-        *write(&self.vmm) = hooks;
+    /// Installs (or with `None` removes) the VMM's hooks, and returns once no thread runs or
+    /// can still start one of the hooks installed before (a caller that took them before the
+    /// swap is waited for, as `swo_unregister_handler` waits for a handler's callbacks): what
+    /// the old hooks use may be released then. From a callback of this session it would wait
+    /// for itself: `Reentrant`, and nothing changes.
+    pub fn set_vmm(&self, hooks: Option<Arc<dyn VmmHooks>>) -> Result<()> {
+        reentrancy::check(self.id, "swo_session_set_vmm_ops")?;
+        let new = hooks.map(|h| Arc::new(InstalledHooks(h)));
+        let old = std::mem::replace(&mut *write(&self.vmm), new);
+        if let Some(mut old) = old {
+            // No new clone of `old` can be taken (it left the slot under the write lock);
+            // `get_mut` succeeds once every other clone is dropped, with acquire ordering,
+            // so whatever the hooks did happens before this returns.
+            let mut spins = 0u32;
+            while Arc::get_mut(&mut old).is_none() {
+                spins = spins.saturating_add(1);
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else if spins < 1024 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+            }
+        }
+        Ok(())
     }
 
-    pub fn vmm(&self) -> Option<Arc<dyn VmmHooks>> {
+    /// The installed hooks; holding the result keeps [`Session::set_vmm`] waiting.
+    pub fn vmm(&self) -> Option<Arc<InstalledHooks>> {
         read(&self.vmm).clone()
     }
 
@@ -154,12 +191,16 @@ impl Session {
     }
 
     /// Delivers queued events to the VMM's `event` hook (dropped when there is none).
-    /// Called by every entry point once it holds no lock.
+    /// Called by every entry point once it holds no lock. The hook is a callback like every
+    /// other: the thread is marked as inside a callback of this session while it runs, so
+    /// what may not run from a callback (freeing the session or a model of it, waiting calls)
+    /// is refused there instead of freeing the session under this loop.
     pub fn flush_events(&self) {
         if self.events.is_empty() {
             return;
         }
         let hooks = self.vmm();
+        let _scope = CallbackScope::enter(self.id);
         self.events.drain(|event| {
             if let Some(h) = &hooks {
                 h.event(event);

@@ -212,7 +212,7 @@ fn ram_init_bitmaps_starts_the_dirty_rate_period_at_migration_start() {
 fn garbage_from_sync_dirty_is_clamped_with_one_warning_event() {
     let s = Arc::new(Session::new());
     let events = Arc::new(Events::default());
-    s.set_vmm(Some(events.clone()));
+    s.set_vmm(Some(events.clone())).unwrap();
     let (ram, script) = ram_with_script(&s, GIB);
     script.dirty.store(u64::MAX, Ordering::SeqCst);
     script.newly.store(u64::MAX, Ordering::SeqCst);

@@ -191,7 +191,7 @@ impl VmmHooks for FlakyResumeVmm {
 fn a_failed_resume_after_exact_sizing_is_retried_by_cancel() {
     let sess = Arc::new(Session::new());
     let vmm = Arc::new(FlakyResumeVmm::default());
-    sess.set_vmm(Some(vmm.clone()));
+    sess.set_vmm(Some(vmm.clone())).unwrap();
     let dev = Device::default();
     dev.set(pending(0, 1 << 30, 0)); // precopy 0: exact query; far above any threshold
     sess.registry()
@@ -261,7 +261,7 @@ impl VmmHooks for CancelDuringResume {
 fn a_step_during_which_the_migration_was_cancelled_fails_with_bad_state() {
     let sess = Arc::new(Session::new());
     let vmm = Arc::new(CancelDuringResume { sess: std::sync::Mutex::new(Some(Arc::downgrade(&sess))) });
-    sess.set_vmm(Some(vmm));
+    sess.set_vmm(Some(vmm)).unwrap();
     let dev = Device::default();
     dev.set(pending(0, 1 << 30, 0));
     sess.registry()
@@ -315,7 +315,7 @@ fn a_fail_during_a_failing_resume_still_gives_the_guest_back() {
         sess: std::sync::Mutex::new(Some(Arc::downgrade(&sess))),
         resumes: AtomicU64::new(0),
     });
-    sess.set_vmm(Some(vmm.clone()));
+    sess.set_vmm(Some(vmm.clone())).unwrap();
     let dev = Device::default();
     dev.set(pending(0, 1 << 30, 0));
     sess.registry()
@@ -412,7 +412,7 @@ fn a_no_postcopy_handler_registered_after_the_request_keeps_the_step_in_precopy(
 fn a_failed_resume_is_retried_by_the_next_step_and_after_a_rollback_by_fail() {
     let sess = Arc::new(Session::new());
     let vmm = Arc::new(FlakyResumeVmm::default());
-    sess.set_vmm(Some(vmm.clone()));
+    sess.set_vmm(Some(vmm.clone())).unwrap();
     let mut caps = sess.capabilities();
     caps.switchover_rollback = true;
     sess.set_capabilities(caps).unwrap();

@@ -82,7 +82,7 @@ impl Fixture {
     fn new() -> Fixture {
         let session = Arc::new(Session::new());
         let events = Arc::new(Events::default());
-        session.set_vmm(Some(events.clone()));
+        session.set_vmm(Some(events.clone())).unwrap();
         Fixture { session, events }
     }
 

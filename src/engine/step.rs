@@ -233,8 +233,13 @@ impl Session {
     /// With `auto-downtime-max` set and a stall whose expected downtime exceeds the limit:
     /// raises `downtime-limit` to the recommendation when it is within the ceiling, and emits
     /// `MIGRATION_DOWNTIME_ADJUSTED`. (Beyond the ceiling the advice says `BEYOND_MAX`.)
+    ///
+    /// Only `downtime-limit` is written, and only while it still holds the value the decision
+    /// was based on and `auto-downtime-max` is unchanged ([`crate::Session::raise_downtime_limit_if`]):
+    /// a parameter set by another thread meanwhile is never undone, and an operator's own
+    /// `downtime-limit` set meanwhile wins.
     fn auto_adjust_downtime(&self) {
-        let mut params = self.params();
+        let params = self.params();
         if params.auto_downtime_max_ms == 0 {
             return;
         }
@@ -249,15 +254,13 @@ impl Session {
             return;
         }
         let old = params.downtime_limit_ms;
-        params.downtime_limit_ms = advice.recommended_ms;
-        // A concurrent parameter change from the monitor between the read above and this
-        // write is lost; the window is one step, and the monitor's next change wins again.
-        if self.set_params(params.clone()).is_ok() {
+        let raised = self.raise_downtime_limit_if(old, params.auto_downtime_max_ms, advice.recommended_ms);
+        if raised == Ok(true) {
             self.emit_if_events_on(
                 "MIGRATION_DOWNTIME_ADJUSTED",
                 json!({
                     "old-downtime-limit": old,
-                    "downtime-limit": params.downtime_limit_ms,
+                    "downtime-limit": advice.recommended_ms,
                     "expected-downtime": expected,
                     "auto-downtime-max": params.auto_downtime_max_ms,
                 }),

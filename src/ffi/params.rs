@@ -28,9 +28,12 @@ pub unsafe extern "C" fn swo_set_parameter(
 /// Sets parameters with QMP's rules (`migrate-set-parameters`): `json` is an object whose
 /// members (QMP names, non-negative integers) are merged over the current set; the result is
 /// validated as a whole and applied all or nothing. `json` is borrowed for the call.
+/// A key given twice (in any object of the text) is refused as QEMU's QMP parser refuses it:
+/// `SWO_ERR_PARSE` with `JSON parse error, duplicate key`, nothing applied.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not UTF-8, or a member that
-/// is not an integer), `SWO_ERR_PARSE` (bad JSON, not an object), `SWO_ERR_NOT_FOUND`
-/// (unknown member) or `SWO_ERR_OUT_OF_RANGE` (negative, or outside a parameter's bounds).
+/// is not an integer: `1.5`, `1e3`, a string), `SWO_ERR_PARSE` (bad JSON, a duplicate key,
+/// not an object), `SWO_ERR_NOT_FOUND` (unknown member) or `SWO_ERR_OUT_OF_RANGE` (an integer
+/// that is negative, beyond `uint64`, or outside a parameter's bounds).
 /// Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_set_parameters_json(

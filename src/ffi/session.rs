@@ -18,8 +18,9 @@ pub unsafe extern "C" fn swo_session_new(out: *mut *mut SwoSession) -> SwoStatus
 /// Frees a session and unregisters its handlers. NULL is a no-op. No other call on the
 /// session may run or start on any thread; RAM and VFIO models created on it keep what they
 /// need alive until they are freed themselves. Any thread, except from a callback of the same
-/// session (the query running it still uses the session): there it frees nothing, the handle
-/// stays valid, and the thread's last error message says why; free it after the callback.
+/// session (a handler's or a model's, or the VMM's `vm_stop`, `vm_resume` or `event` hook:
+/// the call running it still uses the session): there it frees nothing, the handle stays
+/// valid, and the thread's last error message says why; free it after that call returned.
 #[no_mangle]
 pub unsafe extern "C" fn swo_session_free(s: *mut SwoSession) {
     call_or((), || {
@@ -80,9 +81,16 @@ const VMM_OPS_V1_SIZE: usize = std::mem::size_of::<SwoVmmOps>();
 /// Installs the VMM's operations (copied; `ops` may be freed afterwards). Each callback may
 /// be NULL: without `vm_stop`/`vm_resume` the library never stops the guest itself, without
 /// `event` events are dropped. The callbacks may be called from any thread that calls into
-/// the session, with `opaque`, and never with a library lock held. Replaces earlier ops.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` (session or ops), or `SWO_ERR_INVALID_ARG`
-/// (`struct_size` too small, `reserved` not 0). Any thread.
+/// the session, with `opaque`, and never with a library lock held. A callback must not
+/// unwind through the library (see `SwoVmmOps`).
+///
+/// Replaces earlier ops, and returns only once no thread runs, or can still start, one of the
+/// earlier callbacks (a call that took them before the replacement is waited for, as
+/// `swo_unregister_handler` waits for a handler's callbacks): the earlier `opaque` may be
+/// freed as soon as this returns. Events still queued then go to the new `event` hook.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` (session or ops), `SWO_ERR_INVALID_ARG`
+/// (`struct_size` too small, `reserved` not 0), or `SWO_ERR_REENTRANT` from a callback of
+/// the same session (it would wait for itself; the earlier ops stay). Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_session_set_vmm_ops(
     s: *mut SwoSession,
@@ -102,8 +110,7 @@ pub unsafe extern "C" fn swo_session_set_vmm_ops(
             if ops.reserved != 0 {
                 return Err(Error::invalid_arg("SwoVmmOps.reserved must be 0"));
             }
-            sess.set_vmm(Some(Arc::new(CVmm { ops: *ops, opaque })));
-            Ok(())
+            sess.set_vmm(Some(Arc::new(CVmm { ops: *ops, opaque })))
         })
     }
 }

@@ -124,6 +124,12 @@ pub type SwoQueryPendingFn =
 pub type SwoIsActiveFn = Option<unsafe extern "C" fn(opaque: *mut c_void) -> bool>;
 
 /// A handler's operations. Copied at registration.
+///
+/// No callback may unwind through the library: a C++ exception, `longjmp`, or a thread
+/// cancellation leaving a callback crosses Rust frames that cannot be unwound that way (a C++
+/// exception aborts the process with "Rust cannot catch foreign exceptions"; `longjmp` skips
+/// the library's unlocking, leaving the session locked). Catch everything inside the callback
+/// (`try { ... } catch (...) {}` in C++) and return normally.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SwoHandlerOps {
@@ -138,6 +144,19 @@ pub struct SwoHandlerOps {
 }
 
 /// The VMM's operations for the library. Copied by `swo_session_set_vmm_ops`.
+///
+/// Each of them is a callback of the session like a handler's: while it runs, the thread is
+/// inside a callback of the session, and what may not run from a callback (freeing the
+/// session, its RAM or VFIO models, unregistering, querying, stepping, replacing these ops)
+/// is refused with `SWO_ERR_REENTRANT` (or, for the free functions, frees nothing and sets the
+/// last error message). The `event` hook included: tear a session down after the call that
+/// delivered its `completed` or `cancelled` event has returned.
+///
+/// No callback may unwind through the library: a C++ exception, `longjmp`, or a thread
+/// cancellation leaving a callback crosses Rust frames that cannot be unwound that way (a C++
+/// exception aborts the process with "Rust cannot catch foreign exceptions"; `longjmp` skips
+/// the library's unlocking, leaving the session locked). Catch everything inside the callback
+/// (`try { ... } catch (...) {}` in C++) and return normally.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SwoVmmOps {
@@ -149,7 +168,8 @@ pub struct SwoVmmOps {
     pub vm_stop: Option<unsafe extern "C" fn(opaque: *mut c_void) -> std::ffi::c_int>,
     /// Resumes the guest; returns 0 on success.
     pub vm_resume: Option<unsafe extern "C" fn(opaque: *mut c_void) -> std::ffi::c_int>,
-    /// Receives a QMP-style event; `event_json` is valid only during the call.
+    /// Receives a QMP-style event; `event_json` is valid only during the call. Runs on the
+    /// thread of whichever call delivers queued events, inside a callback of the session.
     pub event: Option<unsafe extern "C" fn(opaque: *mut c_void, event_json: *const std::ffi::c_char)>,
 }
 

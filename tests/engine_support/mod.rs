@@ -128,7 +128,7 @@ impl Rig {
         let sess = Arc::new(Session::new());
         let dev = Device::default();
         let vmm = Vmm::new(dev.guest_stopped.clone());
-        sess.set_vmm(Some(vmm.clone()));
+        sess.set_vmm(Some(vmm.clone())).unwrap();
         sess.registry().register("dev", 0, flags, Box::new(dev.clone())).unwrap();
         let rig = Rig { sess, dev, vmm, now: 0 };
         rig.caps(|c| c.events = true);
