@@ -35,6 +35,14 @@ fn query_parameters_lists_every_parameter_in_a_fixed_order() {
             "stall-passes",
             "downtime-headroom",
             "auto-downtime-max",
+            "deadline",
+            "deadline-per-gib",
+            "deadline-action",
+            "stall-action",
+            "stall-action-passes",
+            "downtime-fixed",
+            "report-reason",
+            "reuse-switchover-bandwidth",
         ]
     );
     assert_eq!(sess.parameters_json(), sess.parameters_json());

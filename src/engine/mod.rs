@@ -50,11 +50,13 @@
 //!   with the guest running; adds `errno`, positive, of the first failure; once per migration);
 //!   `devices` — the handlers' idstrs.
 mod lifecycle;
+mod policy;
 mod snapshot;
 mod step;
 
 pub use lifecycle::SwitchoverOutcome;
 pub use snapshot::{expected_downtime_ms, Snapshot};
+pub use policy::Reason;
 pub use step::{Action, Step};
 
 use crate::error::{Error, Result};
@@ -127,6 +129,19 @@ pub(crate) struct EngineState {
     pub(crate) completion_mbps: Option<f64>,
     pub(crate) warned_no_vmm: bool,
     pub(crate) warned_vm_stop_failed: bool,
+    // -- operator policy (issue 15) --
+    /// The reason of the last step's decision.
+    pub(crate) reason: Reason,
+    /// The deadline or stall action taken in this migration (at most one).
+    pub(crate) policy_taken: Option<policy::PolicyTaken>,
+    /// The switchover under way was forced by a policy action: no rollback.
+    pub(crate) forced: bool,
+    /// Expected downtime (with `downtime-fixed`) when the switchover began.
+    pub(crate) predicted_downtime_ms: Option<i64>,
+    /// Bytes sent (every channel) when the guest stopped for the switchover.
+    pub(crate) downtime_start_bytes: u64,
+    /// Bytes sent between the stop and the end of the downtime, once it ended.
+    pub(crate) switchover_bytes: Option<u64>,
 }
 
 impl Default for EngineState {
@@ -153,6 +168,12 @@ impl Default for EngineState {
             completion_mbps: None,
             warned_no_vmm: false,
             warned_vm_stop_failed: false,
+            reason: Reason::None,
+            policy_taken: None,
+            forced: false,
+            predicted_downtime_ms: None,
+            downtime_start_bytes: 0,
+            switchover_bytes: None,
         }
     }
 }
