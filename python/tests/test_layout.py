@@ -146,3 +146,30 @@ def test_vfio_state_numbers_are_the_uapi_ones():
     # RUNNING_P2P 5, PRE_COPY 6, PRE_COPY_P2P 7.
     assert [so.VFIO_ERROR, so.VFIO_STOP, so.VFIO_RUNNING, so.VFIO_STOP_COPY, so.VFIO_RESUMING,
             so.VFIO_RUNNING_P2P, so.VFIO_PRE_COPY, so.VFIO_PRE_COPY_P2P] == list(range(8))
+
+
+def test_the_library_honours_struct_size_from_python():
+    """The ctypes mirrors speak the versioned protocol (DESIGN.md §ABI evolution): a larger
+    struct_size (a newer binding) gets this library's layout and keeps its tail; one below
+    the 0.2.0 layout is refused with SWO_ERR_INVALID_ARG and nothing written."""
+    from switchover import _native
+
+    class NewerInfo(ctypes.Structure):
+        _fields_ = [("info", so.SwoInfo), ("tail", ctypes.c_uint64 * 4)]
+
+    with so.Session() as session:
+        newer = NewerInfo()
+        newer.info.struct_size = ctypes.sizeof(NewerInfo)
+        for i in range(4):
+            newer.tail[i] = 0x5A5A5A5A5A5A5A5A
+        as_info = ctypes.cast(ctypes.pointer(newer), ctypes.POINTER(so.SwoInfo))
+        assert _native.lib.swo_get_info(session._handle, 0, as_info) == 0
+        assert newer.info.struct_size == ctypes.sizeof(so.SwoInfo)
+        assert newer.info.status == so.STATUS_NONE
+        assert list(newer.tail) == [0x5A5A5A5A5A5A5A5A] * 4
+
+        short = so.SwoInfo(struct_size=FIRST_SIZES["SwoInfo"] - 8)
+        short.pass_ = 12345
+        assert (_native.lib.swo_get_info(session._handle, 0, ctypes.byref(short))
+                == so.Status.ERR_INVALID_ARG)
+        assert short.struct_size == FIRST_SIZES["SwoInfo"] - 8 and short.pass_ == 12345

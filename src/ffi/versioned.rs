@@ -17,7 +17,8 @@
 //!
 //! Appending a field is: add it at the end of the `#[repr(C)]` struct (pairing a `u32` with a
 //! `reserved: u32`), fill it where the struct is built, regenerate the header
-//! (`SWO_UPDATE_HEADER=1 cargo build`) and the ABI baseline (`scripts/check-abi.sh --update`).
+//! (`SWO_UPDATE_HEADER=1 cargo build`) and the ABI baseline
+//! (`scripts/check-abi-baseline.sh --update`).
 //! Nothing here changes: [`OutStruct::FIRST_SIZE`] stays the size of the 0.2 layout forever.
 use crate::error::{Error, Result};
 use std::marker::PhantomData;
