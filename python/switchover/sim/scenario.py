@@ -19,9 +19,14 @@ Reference (defaults in brackets)::
             lie_factor [0.1], garbage_value [2**64-1]
     [link]  bandwidth ["10Gbps"], jitter [0] (fraction, uniform, seeded), sender_max [link]
             (what the sender reaches while the guest runs), switchover [link] (what it
-            really reaches with the guest stopped)
+            really reaches with the guest stopped), switchover_fixed_ms [0] (the real pause
+            bytes do not explain: final device state, reconnects; the library only knows
+            what the `downtime-fixed` parameter tells it)
     [params]        QMP migrate-set-parameters members, e.g. downtime-limit = 300,
-                    avail-switchover-bandwidth = "1GiB", auto-downtime-max = 3000
+                    avail-switchover-bandwidth = "1GiB", auto-downtime-max = 3000;
+                    the operator policy: deadline = 60000 (ms), deadline-per-gib,
+                    deadline-action = "cancel"|"force-switchover"|"postcopy",
+                    stall-action, stall-action-passes, downtime-fixed (ms)
     [capabilities]  e.g. events = true (always on unless set false), postcopy-ram = true
     [[actions]]     at_s, and any of: set = {downtime-limit = 2000}, capabilities = {...},
                     postcopy = true, ack = true (destination acks switchover), cancel = true
@@ -183,6 +188,7 @@ class LinkSpec:
     jitter: float = 0.0              # each tick's rate is bandwidth * (1 + U(-jitter, +jitter))
     sender_max: float = 0.0          # bytes/s the sender reaches while the guest runs (0 = link)
     switchover: float = 0.0          # bytes/s really reached with the guest stopped (0 = link)
+    switchover_fixed_ms: float = 0.0  # the real pause bytes do not explain
 
     def precopy_ceiling(self) -> float:
         return min(self.bandwidth, self.sender_max) if self.sender_max > 0 else self.bandwidth
@@ -305,7 +311,8 @@ def _device(t: dict, i: int, seen: set[str]) -> DeviceSpec:
 
 
 def _link(t: dict) -> LinkSpec:
-    _check_keys(t, {"bandwidth", "jitter", "sender_max", "switchover"}, "link")
+    _check_keys(t, {"bandwidth", "jitter", "sender_max", "switchover", "switchover_fixed_ms"},
+                "link")
     bw = parse_rate(t.get("bandwidth", "10Gbps"), "link.bandwidth")
     if bw <= 0:
         raise ScenarioError("link.bandwidth: must be above 0")
@@ -313,7 +320,9 @@ def _link(t: dict) -> LinkSpec:
         bandwidth=bw,
         jitter=_number(t.get("jitter", 0.0), "link.jitter", 0.0, 0.9),
         sender_max=parse_rate(t.get("sender_max", 0), "link.sender_max"),
-        switchover=parse_rate(t.get("switchover", 0), "link.switchover"))
+        switchover=parse_rate(t.get("switchover", 0), "link.switchover"),
+        switchover_fixed_ms=_number(t.get("switchover_fixed_ms", 0), "link.switchover_fixed_ms",
+                                    0.0, 2000 * 1000))
 
 
 def _params(t: dict, where: str) -> dict:
@@ -321,8 +330,11 @@ def _params(t: dict, where: str) -> dict:
     for k, v in t.items():
         if k in SIZE_PARAMS:
             v = parse_size(v, f"{where}.{k}")
-        elif isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise ScenarioError(f"{where}.{k}: expected an integer or a string, got {v!r}")
+        elif not isinstance(v, (bool, int, str)):
+            # bool for the on/off parameters (report-reason, reuse-switchover-bandwidth);
+            # the library refuses a bool for any other parameter when the scenario loads.
+            raise ScenarioError(f"{where}.{k}: expected an integer, a string or true/false, "
+                                f"got {v!r}")
         out[k] = v
     return out
 
