@@ -45,6 +45,11 @@
 #define SWO_ADVICE_BEYOND_MAX (1 << 2)
 
 /**
+ * `SwoInfo.policy_action`: no deadline or stall action was taken.
+ */
+#define SWO_POLICY_NONE 0
+
+/**
  * `SwoInfo.policy_action`: the library cancelled the migration.
  */
 #define SWO_POLICY_CANCEL 1
@@ -466,7 +471,7 @@ typedef struct SwoInfo {
      */
     uint32_t reason;
     /**
-     * `SWO_POLICY_*`: the deadline or stall action taken; 0 = none.
+     * `SWO_POLICY_*`: the deadline or stall action taken (`swo_policy_action_name`).
      */
     uint32_t policy_action;
     /**
@@ -1261,6 +1266,13 @@ const char *swo_action_name(uint32_t action);
  * other number. A static string, never freed. Any thread.
  */
 const char *swo_reason_name(uint32_t reason);
+
+/**
+ * The name of a policy action (`SWO_POLICY_*`, in `SwoInfo.policy_action`): `"none"`,
+ * `"cancel"`, `"force-switchover"`, `"postcopy"` (as `deadline-action` spells them);
+ * `"unknown"` for any other number. A static string, never freed. Any thread.
+ */
+const char *swo_policy_action_name(uint32_t action);
 
 /**
  * The name of a VFIO uAPI device state (`SWO_VFIO_STATE_*`), as QEMU's `mig_state_to_str`

@@ -350,6 +350,7 @@ FUNCTIONS = {
     "swo_migration_status_name": (c_char_p, [c_uint32]),
     "swo_action_name": (c_char_p, [c_uint32]),
     "swo_reason_name": (c_char_p, [c_uint32]),
+    "swo_policy_action_name": (c_char_p, [c_uint32]),
     "swo_vfio_state_name": (c_char_p, [c_uint32]),
     "swo_last_error_message": (c_uint32, [_buf, c_size_t, _size_p]),
     # session.rs

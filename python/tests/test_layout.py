@@ -138,7 +138,7 @@ def test_exported_constants_equal_the_header_defines():
         checked += 1
     # actions, step flags, statuses, handler flags, channels, info and advice flags, VFIO
     # states, reasons, policy actions.
-    assert checked == 6 + 3 + 10 + 2 + 2 + 2 + 3 + 8 + 16 + 3
+    assert checked == 6 + 3 + 10 + 2 + 2 + 2 + 3 + 8 + 16 + 4
 
 
 def test_vfio_state_numbers_are_the_uapi_ones():

@@ -66,7 +66,7 @@ pub struct SwoInfo {
     // ---- appended in 0.2 (operator policy) ----
     /// `SWO_REASON_*`: why the migration is where it is (`swo_reason_name`).
     pub reason: u32,
-    /// `SWO_POLICY_*`: the deadline or stall action taken; 0 = none.
+    /// `SWO_POLICY_*`: the deadline or stall action taken (`swo_policy_action_name`).
     pub policy_action: u32,
     /// The deadline in ms since `swo_migration_start` (`deadline` + `deadline-per-gib` × GiB
     /// of guest RAM); 0 = none.
@@ -80,6 +80,8 @@ pub struct SwoInfo {
     pub measured_switchover_bw: f64,
 }
 
+/// `SwoInfo.policy_action`: no deadline or stall action was taken.
+pub const SWO_POLICY_NONE: u32 = 0;
 /// `SwoInfo.policy_action`: the library cancelled the migration.
 pub const SWO_POLICY_CANCEL: u32 = 1;
 /// `SwoInfo.policy_action`: the library forced the switchover.

@@ -135,6 +135,22 @@ pub extern "C" fn swo_reason_name(reason: u32) -> *const c_char {
     name.as_ptr().cast()
 }
 
+/// The name of a policy action (`SWO_POLICY_*`, in `SwoInfo.policy_action`): `"none"`,
+/// `"cancel"`, `"force-switchover"`, `"postcopy"` (as `deadline-action` spells them);
+/// `"unknown"` for any other number. A static string, never freed. Any thread.
+#[no_mangle]
+pub extern "C" fn swo_policy_action_name(action: u32) -> *const c_char {
+    use super::engine::*;
+    let name = match action {
+        SWO_POLICY_NONE => "none\0",
+        SWO_POLICY_CANCEL => "cancel\0",
+        SWO_POLICY_FORCE_SWITCHOVER => "force-switchover\0",
+        SWO_POLICY_POSTCOPY => "postcopy\0",
+        _ => UNKNOWN,
+    };
+    name.as_ptr().cast()
+}
+
 /// The name of a VFIO uAPI device state (`SWO_VFIO_STATE_*`), as QEMU's `mig_state_to_str`
 /// (hw/vfio/migration.c) spells it: `"ERROR"`, `"STOP"`, `"RUNNING"`, `"STOP_COPY"`,
 /// `"RESUMING"`, `"RUNNING_P2P"`, `"PRE_COPY"`, `"PRE_COPY_P2P"`; `"unknown"` for any other
