@@ -257,3 +257,37 @@ def test_fixed_downtime_threshold(session):
     assert session.info(100).expected_downtime_ms == 250 + 50
     assert "= 300 ms - 50 ms fixed at 1 GiB/s" in session.query_migrate(100)["x-switchover"][
         "reason-text"]
+
+
+def test_reports_with_the_policy_in_use_validate_against_the_schema(session):
+    import json
+    import os
+
+    import jsonschema
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "schema",
+                        "migration-info.schema.json")
+    with open(path) as f:
+        schema = json.load(f)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    loop = vgpu(session, deadline=1000, **{"deadline-action": "force-switchover"})
+    loop.start()
+    reports = [session.query_migrate(0)]
+    loop.until(500)
+    reports.append(session.query_migrate(500))
+    loop.until(1000)
+    session.switchover_begin(1000)
+    reports.append(session.query_migrate(1000))
+    session.record_transferred(VGPU)
+    session.complete(3050)
+    reports.append(session.query_migrate(3050))
+    session.set_parameter("deadline-action", "cancel")
+    loop.now = 4000
+    loop.start()
+    loop.until(5000)
+    reports.append(session.query_migrate(5000))
+    assert [r["status"] for r in reports] == ["active", "active", "device", "completed",
+                                              "cancelled"]
+    for r in reports:
+        validator.validate(r)
+    assert reports[-1]["x-switchover"]["reason"] == "deadline-reached"
