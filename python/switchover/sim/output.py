@@ -74,7 +74,7 @@ def summary_lines(res: Result) -> list[str]:
                 and res.predicted_downtime_ms < INT64_MAX:
             err = res.simulated_downtime_ms - res.predicted_downtime_ms
             out.append(f"  prediction error:   {err:+d} ms (simulated - predicted)")
-        if res.measured_switchover_bw:
+        if res.measured_switchover_bw and not res.postcopy:
             out.append(f"  switchover bw:      {fmt_size(res.measured_switchover_bw)}/s measured "
                        "by the library (bytes sent stopped / downtime)")
         forced = f", forced by {res.policy_action}" if res.forced and res.policy_action else ""
