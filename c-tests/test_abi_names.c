@@ -74,12 +74,38 @@ static void test_action_names(void)
 {
     static const uint32_t v[] = {
         SWO_ACTION_ITERATE, SWO_ACTION_SWITCHOVER, SWO_ACTION_START_POSTCOPY,
-        SWO_ACTION_COMPLETE, SWO_ACTION_WAIT,
+        SWO_ACTION_COMPLETE, SWO_ACTION_WAIT, SWO_ACTION_CANCELLED,
     };
     static const char *const names[] = {
-        "iterate", "switchover", "start-postcopy", "complete", "wait",
+        "iterate", "switchover", "start-postcopy", "complete", "wait", "cancelled",
     };
-    check_names("swo_action_name", swo_action_name, v, names, 5);
+    check_names("swo_action_name", swo_action_name, v, names, 6);
+}
+
+/* Operator policy (issue 15): the reasons and the policy actions. */
+static void test_reason_and_policy_action_names(void)
+{
+    static const uint32_t r[] = {
+        SWO_REASON_NONE, SWO_REASON_ABOVE_THRESHOLD, SWO_REASON_EXACT_ABOVE_THRESHOLD,
+        SWO_REASON_WAITING_FOR_ACK, SWO_REASON_PAUSED_BEFORE_SWITCHOVER, SWO_REASON_STALLED,
+        SWO_REASON_DEADLINE_REACHED, SWO_REASON_STALL_ACTION, SWO_REASON_POSTCOPY_READY,
+        SWO_REASON_SWITCHOVER_READY, SWO_REASON_SWITCHING_OVER, SWO_REASON_POSTCOPY_ACTIVE,
+        SWO_REASON_POSTCOPY_DRAINED, SWO_REASON_SWITCHED_OVER, SWO_REASON_CANCELLED,
+        SWO_REASON_FAILED,
+    };
+    static const char *const rn[] = {
+        "none", "above-threshold", "exact-above-threshold", "waiting-for-ack",
+        "paused-before-switchover", "stalled", "deadline-reached", "stall-action",
+        "postcopy-ready", "switchover-ready", "switching-over", "postcopy-active",
+        "postcopy-drained", "switched-over", "cancelled", "failed",
+    };
+    _Static_assert(sizeof r / sizeof r[0] == sizeof rn / sizeof rn[0], "one name each");
+    check_names("swo_reason_name", swo_reason_name, r, rn, 16);
+    static const uint32_t p[] = {
+        SWO_POLICY_NONE, SWO_POLICY_CANCEL, SWO_POLICY_FORCE_SWITCHOVER, SWO_POLICY_POSTCOPY,
+    };
+    static const char *const pn[] = { "none", "cancel", "force-switchover", "postcopy" };
+    check_names("swo_policy_action_name", swo_policy_action_name, p, pn, 4);
 }
 
 /* QEMU's mig_state_to_str (hw/vfio/migration.c) for the uAPI enum vfio_device_mig_state. */
@@ -122,6 +148,7 @@ int main(void)
     test_migration_status_names();
     test_action_names();
     test_vfio_state_names();
+    test_reason_and_policy_action_names();
     test_names_of_returned_values();
     return check_summary("test_abi_names");
 }

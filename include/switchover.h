@@ -45,6 +45,26 @@
 #define SWO_ADVICE_BEYOND_MAX (1 << 2)
 
 /**
+ * `SwoInfo.policy_action`: no deadline or stall action was taken.
+ */
+#define SWO_POLICY_NONE 0
+
+/**
+ * `SwoInfo.policy_action`: the library cancelled the migration.
+ */
+#define SWO_POLICY_CANCEL 1
+
+/**
+ * `SwoInfo.policy_action`: the library forced the switchover.
+ */
+#define SWO_POLICY_FORCE_SWITCHOVER 2
+
+/**
+ * `SwoInfo.policy_action`: the library started postcopy.
+ */
+#define SWO_POLICY_POSTCOPY 3
+
+/**
  * `SwoAdvice.eta_ms`: no end in sight (the remaining does not fall). `UINT64_MAX`.
  */
 #define SWO_ETA_NEVER UINT64_MAX
@@ -135,6 +155,13 @@
 #define SWO_ACTION_WAIT 4
 
 /**
+ * Step action: the library cancelled the migration at its deadline or stall
+ * (`deadline-action` / `stall-action` `cancel`): stop sending; the status is `cancelled`.
+ * Only returned when one of those parameters is set.
+ */
+#define SWO_ACTION_CANCELLED 5
+
+/**
  * Step flag: an exact query ran in this step.
  */
 #define SWO_STEP_EXACT (1 << 0)
@@ -143,6 +170,93 @@
  * Step flag: the library stopped the guest and left it stopped for the switchover.
  */
 #define SWO_STEP_VM_STOPPED (1 << 1)
+
+/**
+ * Step flag: a deadline or stall action forced this `SWITCHOVER` or `START_POSTCOPY`,
+ * knowingly over `downtime-limit` (the switchover does not roll back). Only set when
+ * `deadline`, `deadline-per-gib` or `stall-action` is set.
+ */
+#define SWO_STEP_FORCED (1 << 2)
+
+/**
+ * Reason (`SwoStep.reason`, `SwoInfo.reason`): no decision yet.
+ */
+#define SWO_REASON_NONE 0
+
+/**
+ * Reason: the fast figures are above the threshold.
+ */
+#define SWO_REASON_ABOVE_THRESHOLD 1
+
+/**
+ * Reason: the exact figures are above the threshold.
+ */
+#define SWO_REASON_EXACT_ABOVE_THRESHOLD 2
+
+/**
+ * Reason: the figures fit, waiting for the destination's switchover-ack.
+ */
+#define SWO_REASON_WAITING_FOR_ACK 3
+
+/**
+ * Reason: paused in `pre-switchover` until `migrate-continue`.
+ */
+#define SWO_REASON_PAUSED_BEFORE_SWITCHOVER 4
+
+/**
+ * Reason: above the threshold and stalled.
+ */
+#define SWO_REASON_STALLED 5
+
+/**
+ * Reason: the deadline passed and its action was taken.
+ */
+#define SWO_REASON_DEADLINE_REACHED 6
+
+/**
+ * Reason: the stall lasted `stall-action-passes` passes and `stall-action` was taken.
+ */
+#define SWO_REASON_STALL_ACTION 7
+
+/**
+ * Reason: postcopy requested and precopy + stop-copy fit the threshold.
+ */
+#define SWO_REASON_POSTCOPY_READY 8
+
+/**
+ * Reason: the exact figures fit the threshold.
+ */
+#define SWO_REASON_SWITCHOVER_READY 9
+
+/**
+ * Reason: in `device`, switching over.
+ */
+#define SWO_REASON_SWITCHING_OVER 10
+
+/**
+ * Reason: in `postcopy-active`, pages still move.
+ */
+#define SWO_REASON_POSTCOPY_ACTIVE 11
+
+/**
+ * Reason: postcopy has drained.
+ */
+#define SWO_REASON_POSTCOPY_DRAINED 12
+
+/**
+ * Reason: completed.
+ */
+#define SWO_REASON_SWITCHED_OVER 13
+
+/**
+ * Reason: cancelled by the operator.
+ */
+#define SWO_REASON_CANCELLED 14
+
+/**
+ * Reason: failed.
+ */
+#define SWO_REASON_FAILED 15
 
 /**
  * Channel: the main migration stream.
@@ -277,6 +391,14 @@ typedef struct SwoStep {
      * `dirty-sync-count` after this step.
      */
     uint64_t pass;
+    /**
+     * `SWO_REASON_*`: why the step decided `action` (`swo_reason_name`).
+     */
+    uint32_t reason;
+    /**
+     * Written as 0.
+     */
+    uint32_t reserved_policy;
 } SwoStep;
 
 /**
@@ -349,6 +471,32 @@ typedef struct SwoInfo {
      * ms the guest was (or has been, so far) stopped for the switchover.
      */
     uint64_t downtime_ms;
+    /**
+     * `SWO_REASON_*`: why the migration is where it is (`swo_reason_name`).
+     */
+    uint32_t reason;
+    /**
+     * `SWO_POLICY_*`: the deadline or stall action taken (`swo_policy_action_name`).
+     */
+    uint32_t policy_action;
+    /**
+     * The deadline in ms since `swo_migration_start` (`deadline` + `deadline-per-gib` × GiB
+     * of guest RAM); 0 = none.
+     */
+    uint64_t deadline_ms;
+    /**
+     * Expected downtime (ms, with `downtime-fixed`) when the switchover began; -1 before.
+     */
+    int64_t predicted_downtime_ms;
+    /**
+     * Bytes sent between the guest's stop and the end of the downtime; 0 before it ended.
+     */
+    uint64_t switchover_bytes;
+    /**
+     * `switchover_bytes` ÷ the downtime, bytes/s: the switchover bandwidth seen; 0 before the
+     * downtime ended (or when it lasted 0 ms).
+     */
+    double measured_switchover_bw;
 } SwoInfo;
 
 /**
@@ -1156,6 +1304,23 @@ const char *swo_migration_status_name(uint32_t status);
  * string, never freed. Any thread.
  */
 const char *swo_action_name(uint32_t action);
+
+/**
+ * The name of a reason (`SWO_REASON_*`, in `SwoStep.reason` and `SwoInfo.reason`):
+ * `"none"`, `"above-threshold"`, `"exact-above-threshold"`, `"waiting-for-ack"`,
+ * `"paused-before-switchover"`, `"stalled"`, `"deadline-reached"`, `"stall-action"`,
+ * `"postcopy-ready"`, `"switchover-ready"`, `"switching-over"`, `"postcopy-active"`,
+ * `"postcopy-drained"`, `"switched-over"`, `"cancelled"`, `"failed"`; `"unknown"` for any
+ * other number. A static string, never freed. Any thread.
+ */
+const char *swo_reason_name(uint32_t reason);
+
+/**
+ * The name of a policy action (`SWO_POLICY_*`, in `SwoInfo.policy_action`): `"none"`,
+ * `"cancel"`, `"force-switchover"`, `"postcopy"` (as `deadline-action` spells them);
+ * `"unknown"` for any other number. A static string, never freed. Any thread.
+ */
+const char *swo_policy_action_name(uint32_t action);
 
 /**
  * The name of a VFIO uAPI device state (`SWO_VFIO_STATE_*`), as QEMU's `mig_state_to_str`

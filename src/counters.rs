@@ -359,7 +359,7 @@ mod tests {
     fn a_saturated_counter_never_reads_wrapped() {
         let adds: u64 = if cfg!(miri) { 50 } else { 2_000_000 };
         let c = Counters::default();
-        c.record(Channel::Main, MigrationStatus::Active, u64::MAX);
+        c.record(Channel::Main, MainBucket::Precopy, u64::MAX);
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             let reader = scope.spawn(|| {
@@ -373,7 +373,7 @@ mod tests {
                 (reads, wrapped)
             });
             for _ in 0..adds {
-                c.record(Channel::Main, MigrationStatus::Active, 1 << 40);
+                c.record(Channel::Main, MainBucket::Precopy, 1 << 40);
             }
             done.store(true, Ordering::Relaxed);
             let (reads, wrapped) = reader.join().unwrap();

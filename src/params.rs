@@ -36,6 +36,82 @@ pub struct Params {
     /// transfer only from outside, in samples that do not line up with the sender's
     /// rate-limit bursts (switchover-watch over QMP), widens it to average over many bursts.
     pub bandwidth_window_ms: u64,
+    // -- operator policy (issue 15); every default leaves QEMU's behaviour unchanged --
+    /// `deadline`, ms since `migration_start`; 0 = no fixed part.
+    pub deadline_ms: u64,
+    /// `deadline-per-gib`, ms per GiB of guest RAM (the RAM model's `total`); 0 = none.
+    pub deadline_per_gib_ms: u64,
+    /// `deadline-action`: what happens at the deadline.
+    pub deadline_action: PolicyAction,
+    /// `stall-action`: what happens at a stall; `None` = only report it.
+    pub stall_action: Option<PolicyAction>,
+    /// `stall-action-passes`: passes without progress before the stall action (at least the
+    /// stall itself, `stall-passes`).
+    pub stall_action_passes: u64,
+    /// `downtime-fixed`, ms: the part of the pause that does not depend on bytes (final
+    /// vCPU/device state, reconnects). Counted in expected downtime, taken off the budget.
+    pub downtime_fixed_ms: u64,
+    /// `report-reason`: the reason line in `x-switchover` and HMP even without other
+    /// extensions in use.
+    pub report_reason: bool,
+    /// `reuse-switchover-bandwidth`: at completion, the measured switchover bandwidth becomes
+    /// `avail-switchover-bandwidth` for the next migration of the session.
+    pub reuse_switchover_bandwidth: bool,
+}
+
+/// What the library does by itself at a deadline or a stall (`deadline-action`,
+/// `stall-action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyAction {
+    /// Cancel the migration (the guest keeps running on the source).
+    Cancel,
+    /// Switch over now, knowingly over `downtime-limit`.
+    ForceSwitchover,
+    /// Start postcopy now (capability `postcopy-ram`, no `NO_POSTCOPY` handler).
+    Postcopy,
+}
+
+impl PolicyAction {
+    pub const ALL: [PolicyAction; 3] =
+        [PolicyAction::Cancel, PolicyAction::ForceSwitchover, PolicyAction::Postcopy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyAction::Cancel => "cancel",
+            PolicyAction::ForceSwitchover => "force-switchover",
+            PolicyAction::Postcopy => "postcopy",
+        }
+    }
+}
+
+impl Params {
+    /// The deadline in ms since `migration_start` for a guest of `ram_total_bytes` (`None`
+    /// without a RAM model): `deadline + deadline-per-gib × GiB` (truncated to whole ms);
+    /// `None` when both parts are 0. Saturates.
+    pub fn effective_deadline_ms(&self, ram_total_bytes: Option<u64>) -> Option<u64> {
+        let scaled = ram_total_bytes.map_or(0, |total| {
+            let ms = (self.deadline_per_gib_ms as u128 * total as u128) >> 30;
+            u64::try_from(ms).unwrap_or(u64::MAX)
+        });
+        let deadline = self.deadline_ms.saturating_add(scaled);
+        (deadline != 0).then_some(deadline)
+    }
+
+    /// The part of `downtime-limit` left for bytes: `downtime-limit - downtime-fixed`, never
+    /// below 0. The threshold is the switchover bandwidth times this budget.
+    pub fn budget_ms(&self) -> u64 {
+        self.downtime_limit_ms.saturating_sub(self.downtime_fixed_ms)
+    }
+
+    /// A deadline, a stall action, a fixed downtime or `report-reason` is set: the reports
+    /// carry the reason line.
+    pub fn policy_in_use(&self) -> bool {
+        self.deadline_ms != 0
+            || self.deadline_per_gib_ms != 0
+            || self.stall_action.is_some()
+            || self.downtime_fixed_ms != 0
+            || self.report_reason
+    }
 }
 
 impl Default for Params {
@@ -51,6 +127,14 @@ impl Default for Params {
             downtime_headroom_pct: 10,
             auto_downtime_max_ms: 0,
             bandwidth_window_ms: 100,
+            deadline_ms: 0,
+            deadline_per_gib_ms: 0,
+            deadline_action: PolicyAction::Cancel,
+            stall_action: None,
+            stall_action_passes: 0,
+            downtime_fixed_ms: 0,
+            report_reason: false,
+            reuse_switchover_bandwidth: false,
         }
     }
 }
@@ -83,12 +167,38 @@ pub enum Parameter {
     DowntimeHeadroom,
     AutoDowntimeMax,
     BandwidthWindow,
+    Deadline,
+    DeadlinePerGib,
+    DeadlineAction,
+    StallAction,
+    StallActionPasses,
+    DowntimeFixed,
+    ReportReason,
+    ReuseSwitchoverBandwidth,
 }
+
+/// How a parameter is written in HMP and QMP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A size (HMP: MiB by default); QMP `size`.
+    Size,
+    /// A plain decimal integer; QMP `uint64`.
+    Integer,
+    /// One of these names; QMP a string. The stored value is the index.
+    Enum(&'static [&'static str]),
+    /// HMP `on`/`off`; QMP `bool`. Stored as 0/1.
+    Bool,
+}
+
+/// `deadline-action` values, in their stored order.
+pub const DEADLINE_ACTIONS: [&str; 3] = ["cancel", "force-switchover", "postcopy"];
+/// `stall-action` values, in their stored order.
+pub const STALL_ACTIONS: [&str; 3] = ["none", "cancel", "force-switchover"];
 
 impl Parameter {
     /// Every parameter, in the order `query-migrate-parameters` lists them (QEMU's own first,
     /// in QEMU's order, then the library's).
-    pub const ALL: [Parameter; 10] = [
+    pub const ALL: [Parameter; 18] = [
         Parameter::MaxBandwidth,
         Parameter::AvailSwitchoverBandwidth,
         Parameter::DowntimeLimit,
@@ -99,6 +209,14 @@ impl Parameter {
         Parameter::DowntimeHeadroom,
         Parameter::AutoDowntimeMax,
         Parameter::BandwidthWindow,
+        Parameter::Deadline,
+        Parameter::DeadlinePerGib,
+        Parameter::DeadlineAction,
+        Parameter::StallAction,
+        Parameter::StallActionPasses,
+        Parameter::DowntimeFixed,
+        Parameter::ReportReason,
+        Parameter::ReuseSwitchoverBandwidth,
     ];
 
     /// The QMP/HMP name, e.g. `downtime-limit`.
@@ -114,6 +232,14 @@ impl Parameter {
             Parameter::DowntimeHeadroom => "downtime-headroom",
             Parameter::AutoDowntimeMax => "auto-downtime-max",
             Parameter::BandwidthWindow => "bandwidth-window",
+            Parameter::Deadline => "deadline",
+            Parameter::DeadlinePerGib => "deadline-per-gib",
+            Parameter::DeadlineAction => "deadline-action",
+            Parameter::StallAction => "stall-action",
+            Parameter::StallActionPasses => "stall-action-passes",
+            Parameter::DowntimeFixed => "downtime-fixed",
+            Parameter::ReportReason => "report-reason",
+            Parameter::ReuseSwitchoverBandwidth => "reuse-switchover-bandwidth",
         }
     }
 
@@ -124,12 +250,20 @@ impl Parameter {
 
     /// True for the bandwidths, which HMP takes as sizes (MiB by default).
     pub fn is_size(self) -> bool {
-        matches!(
-            self,
+        self.kind() == ParamKind::Size
+    }
+
+    /// How the parameter is written.
+    pub fn kind(self) -> ParamKind {
+        match self {
             Parameter::MaxBandwidth
-                | Parameter::AvailSwitchoverBandwidth
-                | Parameter::MaxPostcopyBandwidth
-        )
+            | Parameter::AvailSwitchoverBandwidth
+            | Parameter::MaxPostcopyBandwidth => ParamKind::Size,
+            Parameter::DeadlineAction => ParamKind::Enum(&DEADLINE_ACTIONS),
+            Parameter::StallAction => ParamKind::Enum(&STALL_ACTIONS),
+            Parameter::ReportReason | Parameter::ReuseSwitchoverBandwidth => ParamKind::Bool,
+            _ => ParamKind::Integer,
+        }
     }
 
     pub fn get(self, p: &Params) -> u64 {
@@ -144,11 +278,32 @@ impl Parameter {
             Parameter::DowntimeHeadroom => p.downtime_headroom_pct,
             Parameter::AutoDowntimeMax => p.auto_downtime_max_ms,
             Parameter::BandwidthWindow => p.bandwidth_window_ms,
+            Parameter::Deadline => p.deadline_ms,
+            Parameter::DeadlinePerGib => p.deadline_per_gib_ms,
+            Parameter::DeadlineAction => p.deadline_action as u64,
+            Parameter::StallAction => p.stall_action.map_or(0, |a| a as u64 + 1),
+            Parameter::StallActionPasses => p.stall_action_passes,
+            Parameter::DowntimeFixed => p.downtime_fixed_ms,
+            Parameter::ReportReason => p.report_reason as u64,
+            Parameter::ReuseSwitchoverBandwidth => p.reuse_switchover_bandwidth as u64,
         }
     }
 
+    /// Stores `value` (an enum's index, a bool's 0/1); an enum index out of range is stored
+    /// as the first value (callers parse names, so it cannot come from outside).
     pub fn set(self, p: &mut Params, value: u64) {
+        let action = |i: u64| PolicyAction::ALL.get(i as usize).copied().unwrap_or(PolicyAction::Cancel);
         let field = match self {
+            Parameter::DeadlineAction => return p.deadline_action = action(value),
+            Parameter::StallAction => {
+                return p.stall_action = value.checked_sub(1).map(action);
+            }
+            Parameter::ReportReason => return p.report_reason = value != 0,
+            Parameter::ReuseSwitchoverBandwidth => return p.reuse_switchover_bandwidth = value != 0,
+            Parameter::Deadline => &mut p.deadline_ms,
+            Parameter::DeadlinePerGib => &mut p.deadline_per_gib_ms,
+            Parameter::StallActionPasses => &mut p.stall_action_passes,
+            Parameter::DowntimeFixed => &mut p.downtime_fixed_ms,
             Parameter::MaxBandwidth => &mut p.max_bandwidth,
             Parameter::AvailSwitchoverBandwidth => &mut p.avail_switchover_bandwidth,
             Parameter::DowntimeLimit => &mut p.downtime_limit_ms,
@@ -459,16 +614,48 @@ pub fn validate(params: &Params) -> Result<()> {
             "an integer in the range of 0 to (2000 * 1000) ms",
         ));
     }
+    if params.deadline_ms > MAX_DEADLINE_MS {
+        return Err(expects("deadline", "an integer in the range of 0 to 31536000000 ms"));
+    }
+    if params.deadline_per_gib_ms > MAX_DEADLINE_PER_GIB_MS {
+        return Err(expects("deadline_per_gib", "an integer in the range of 0 to 86400000 ms"));
+    }
+    if params.stall_action == Some(PolicyAction::Postcopy) {
+        return Err(Error::invalid_arg(
+            "Parameter 'stall-action' does not accept value 'postcopy'",
+        ));
+    }
+    if params.stall_action_passes > 1000 {
+        return Err(expects("stall_action_passes", "an integer in the range of 0 to 1000"));
+    }
+    if params.downtime_fixed_ms > MAX_MIGRATE_DOWNTIME_MS {
+        return Err(expects("downtime_fixed", "an integer in the range of 0 to (2000 * 1000) ms"));
+    }
     Ok(())
 }
+
+/// The largest `deadline`: a year, in ms.
+pub const MAX_DEADLINE_MS: u64 = 365 * 24 * 3600 * 1000;
+/// The largest `deadline-per-gib`: a day per GiB, in ms.
+pub const MAX_DEADLINE_PER_GIB_MS: u64 = 24 * 3600 * 1000;
 
 // ---------------------------------------------------------------------------------------------
 // JSON forms
 
 /// The parameters as `query-migrate-parameters` returns them: every member, fixed order.
 pub fn params_to_json(params: &Params) -> String {
-    let members: Map<String, Value> =
-        Parameter::ALL.iter().map(|p| (p.name().to_owned(), Value::from(p.get(params)))).collect();
+    let members: Map<String, Value> = Parameter::ALL
+        .iter()
+        .map(|p| {
+            let v = p.get(params);
+            let value = match p.kind() {
+                ParamKind::Enum(names) => Value::from(names[v as usize]),
+                ParamKind::Bool => Value::from(v != 0),
+                ParamKind::Size | ParamKind::Integer => Value::from(v),
+            };
+            (p.name().to_owned(), value)
+        })
+        .collect();
     crate::report::qmp::to_string(&Value::Object(members))
 }
 
@@ -584,8 +771,21 @@ pub fn merge_params_json(current: &Params, json: &str) -> Result<Params> {
     let mut merged = current.clone();
     for p in Parameter::ALL {
         if let Some(v) = members.get(p.name()) {
-            let text = raw.get(p.name()).map_or("", |r| r.get());
-            p.set(&mut merged, qmp_u64(p.name(), v, text)?);
+            let value = match p.kind() {
+                ParamKind::Enum(names) => match v {
+                    Value::String(text) => enum_index(p.name(), names, text)?,
+                    _ => return Err(Error::invalid_arg(format!("Invalid parameter type for '{}', expected: string", p.name()))),
+                },
+                ParamKind::Bool => match v {
+                    Value::Bool(b) => *b as u64,
+                    _ => return Err(Error::invalid_arg(format!("Invalid parameter type for '{}', expected: boolean", p.name()))),
+                },
+                ParamKind::Size | ParamKind::Integer => {
+                    let text = raw.get(p.name()).map_or("", |r| r.get());
+                    qmp_u64(p.name(), v, text)?
+                }
+            };
+            p.set(&mut merged, value);
         }
     }
     if let Some(unknown) = members.keys().find(|k| Parameter::from_name(k).is_none()) {
@@ -593,6 +793,27 @@ pub fn merge_params_json(current: &Params, json: &str) -> Result<Params> {
     }
     validate(&merged)?;
     Ok(merged)
+}
+
+/// The index of `text` among an enum parameter's `names` (QAPI's wording when absent).
+fn enum_index(name: &str, names: &[&str], text: &str) -> Result<u64> {
+    names.iter().position(|n| *n == text).map(|i| i as u64).ok_or_else(|| {
+        Error::invalid_arg(format!("Parameter '{name}' does not accept value '{text}'"))
+    })
+}
+
+/// HMP's boolean words (QEMU's `qapi_bool_parse`: on/yes/true/y, off/no/false/n).
+fn parse_hmp_bool(name: &str, text: &str) -> Result<u64> {
+    match text {
+        "on" | "yes" | "true" | "y" => Ok(1),
+        "off" | "no" | "false" | "n" => Ok(0),
+        _ => Err(Error::parse(format!("Parameter '{name}' expects 'on' or 'off'"))),
+    }
+}
+
+/// The (already parsed and valid) JSON object names `param`.
+fn json_names(json: &str, param: Parameter) -> bool {
+    serde_json::from_str::<Map<String, Value>>(json).is_ok_and(|m| m.contains_key(param.name()))
 }
 
 fn unknown_parameter(name: &str) -> Error {
@@ -634,17 +855,39 @@ impl crate::Session {
     /// validated as a whole; nothing changes on error. Allowed during a migration.
     pub fn set_parameter(&self, name: &str, value: &str) -> Result<()> {
         let param = Parameter::from_name(name).ok_or_else(|| unknown_parameter(name))?;
-        let parsed = if param.is_size() {
-            parse_size(value, 'M')?
-        } else {
-            parse_hmp_integer(name, value)?
+        let parsed = match param.kind() {
+            ParamKind::Size => parse_size(value, 'M')?,
+            ParamKind::Integer => parse_hmp_integer(name, value)?,
+            ParamKind::Enum(names) => enum_index(name, names, value)?,
+            ParamKind::Bool => parse_hmp_bool(name, value)?,
         };
         let mut params = write(&self.params);
         let mut updated = params.clone();
         param.set(&mut updated, parsed);
         validate(&updated)?;
+        if param == Parameter::DeadlineAction {
+            self.check_postcopy_action(&updated)?;
+        }
         *params = updated;
         Ok(())
+    }
+
+    /// `deadline-action postcopy` needs capability `postcopy-ram` and no handler flagged
+    /// `NO_POSTCOPY` when it is set (`SWO_ERR_UNSUPPORTED`). A `NO_POSTCOPY` handler
+    /// registered later, or the capability turned off later, is met at the deadline: the
+    /// action becomes `cancel` and the `MIGRATION_DEADLINE` event says why.
+    fn check_postcopy_action(&self, params: &Params) -> Result<()> {
+        if params.deadline_action != PolicyAction::Postcopy {
+            return Ok(());
+        }
+        if !read(&self.caps).postcopy_ram {
+            return Err(Error::unsupported(
+                "Parameter 'deadline-action' value 'postcopy' needs capability postcopy-ram",
+            ));
+        }
+        self.refuse_postcopy_devices().map_err(|e| {
+            Error::unsupported(format!("Parameter 'deadline-action' value 'postcopy': {}", e.message))
+        })
     }
 
     /// QMP `migrate-set-parameters`: merges the members of a JSON object over the current
@@ -652,6 +895,9 @@ impl crate::Session {
     pub fn set_parameters_json(&self, json: &str) -> Result<()> {
         let mut params = write(&self.params);
         let merged = merge_params_json(&params, json)?;
+        if json_names(json, Parameter::DeadlineAction) {
+            self.check_postcopy_action(&merged)?;
+        }
         *params = merged;
         Ok(())
     }

@@ -36,6 +36,14 @@ fn query_parameters_lists_every_parameter_in_a_fixed_order() {
             "downtime-headroom",
             "auto-downtime-max",
             "bandwidth-window",
+            "deadline",
+            "deadline-per-gib",
+            "deadline-action",
+            "stall-action",
+            "stall-action-passes",
+            "downtime-fixed",
+            "report-reason",
+            "reuse-switchover-bandwidth",
         ]
     );
     assert_eq!(sess.parameters_json(), sess.parameters_json());

@@ -127,6 +127,7 @@ fn qmp_member_order_is_qemus() {
         recommended_downtime: 6,
         eta: 8,
         extensions_in_use: false,
+        policy: None,
     });
     let json = info.to_qmp_json();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();

@@ -46,13 +46,14 @@ except ImportError as _e:
         raise SystemExit(4) from None
     raise
 
-from ._native import (Action, HandlerFlag, MigrationStatus, Status, SwoAdvice,
+from ._native import (Action, HandlerFlag, MigrationStatus, PolicyAction, Reason, Status,
+                      SwoAdvice,
                       SwoHandlerOps, SwoInfo, SwoPending, SwoRamFigures, SwoRamOps, SwoStep,
                       SwoVfioOps, SwoVfioSizes, SwoVmmOps, VfioState, has)
 from ._native import lib as _lib
 from .errors import SwitchoverError
 from .figures import (Advice, Info, Pending, RamFigures, Step, VfioSizes, action_name,
-                      migration_status_name)
+                      migration_status_name, reason_name)
 from .ram import Ram
 from .session import KEEP_EVENTS, UNKNOWN_STOP_COPY, Handler, Session
 from .sizes import parse_size, size_to_str
@@ -65,9 +66,33 @@ ACTION_SWITCHOVER = Action.SWITCHOVER
 ACTION_START_POSTCOPY = Action.START_POSTCOPY
 ACTION_COMPLETE = Action.COMPLETE
 ACTION_WAIT = Action.WAIT
+ACTION_CANCELLED = Action.CANCELLED
 
 STEP_EXACT = _native.SWO_STEP_EXACT
 STEP_VM_STOPPED = _native.SWO_STEP_VM_STOPPED
+STEP_FORCED = _native.SWO_STEP_FORCED
+
+REASON_NONE = Reason.NONE
+REASON_ABOVE_THRESHOLD = Reason.ABOVE_THRESHOLD
+REASON_EXACT_ABOVE_THRESHOLD = Reason.EXACT_ABOVE_THRESHOLD
+REASON_WAITING_FOR_ACK = Reason.WAITING_FOR_ACK
+REASON_PAUSED_BEFORE_SWITCHOVER = Reason.PAUSED_BEFORE_SWITCHOVER
+REASON_STALLED = Reason.STALLED
+REASON_DEADLINE_REACHED = Reason.DEADLINE_REACHED
+REASON_STALL_ACTION = Reason.STALL_ACTION
+REASON_POSTCOPY_READY = Reason.POSTCOPY_READY
+REASON_SWITCHOVER_READY = Reason.SWITCHOVER_READY
+REASON_SWITCHING_OVER = Reason.SWITCHING_OVER
+REASON_POSTCOPY_ACTIVE = Reason.POSTCOPY_ACTIVE
+REASON_POSTCOPY_DRAINED = Reason.POSTCOPY_DRAINED
+REASON_SWITCHED_OVER = Reason.SWITCHED_OVER
+REASON_CANCELLED = Reason.CANCELLED
+REASON_FAILED = Reason.FAILED
+
+POLICY_NONE = PolicyAction.NONE
+POLICY_CANCEL = PolicyAction.CANCEL
+POLICY_FORCE_SWITCHOVER = PolicyAction.FORCE_SWITCHOVER
+POLICY_POSTCOPY = PolicyAction.POSTCOPY
 
 STATUS_NONE = MigrationStatus.NONE
 STATUS_SETUP = MigrationStatus.SETUP
@@ -118,8 +143,8 @@ library_path: str = _lib.path
 _CONSTANTS = [name for name in list(globals()) if name.isupper() and not name.startswith("_")]
 
 __all__ = [
-    "Action", "Advice", "Handler", "HandlerFlag", "Info", "MigrationStatus", "Pending", "Ram",
-    "RamFigures", "Session", "Status", "Step", "SwitchoverError", "SwoAdvice", "SwoHandlerOps",
+    "Action", "Advice", "Handler", "HandlerFlag", "Info", "MigrationStatus", "Pending",
+    "PolicyAction", "Ram", "RamFigures", "Reason", "reason_name", "Session", "Status", "Step", "SwitchoverError", "SwoAdvice", "SwoHandlerOps",
     "SwoInfo", "SwoPending", "SwoRamFigures", "SwoRamOps", "SwoStep", "SwoVfioOps",
     "SwoVfioSizes", "SwoVmmOps", "Vfio", "VfioSizes", "VfioState", "action_name", "has",
     "library_path", "library_version", "migration_status_name", "parse_size", "size_to_str",

@@ -89,6 +89,39 @@ class Action(enum.IntEnum):
     START_POSTCOPY = 2
     COMPLETE = 3
     WAIT = 4
+    #: Only with ``deadline-action`` / ``stall-action`` ``cancel`` set.
+    CANCELLED = 5
+
+
+class Reason(enum.IntEnum):
+    """``SWO_REASON_*``: why a step decided what it did, or why the migration is where it
+    is (``Step.reason``, ``Info.reason``)."""
+
+    NONE = 0
+    ABOVE_THRESHOLD = 1
+    EXACT_ABOVE_THRESHOLD = 2
+    WAITING_FOR_ACK = 3
+    PAUSED_BEFORE_SWITCHOVER = 4
+    STALLED = 5
+    DEADLINE_REACHED = 6
+    STALL_ACTION = 7
+    POSTCOPY_READY = 8
+    SWITCHOVER_READY = 9
+    SWITCHING_OVER = 10
+    POSTCOPY_ACTIVE = 11
+    POSTCOPY_DRAINED = 12
+    SWITCHED_OVER = 13
+    CANCELLED = 14
+    FAILED = 15
+
+
+class PolicyAction(enum.IntEnum):
+    """``SWO_POLICY_*``: the deadline or stall action the library took (``Info.policy_action``)."""
+
+    NONE = 0
+    CANCEL = 1
+    FORCE_SWITCHOVER = 2
+    POSTCOPY = 3
 
 
 class VfioState(enum.IntEnum):
@@ -106,6 +139,7 @@ class VfioState(enum.IntEnum):
 
 SWO_STEP_EXACT = 1 << 0
 SWO_STEP_VM_STOPPED = 1 << 1
+SWO_STEP_FORCED = 1 << 2
 SWO_CHANNEL_MAIN = 0
 SWO_CHANNEL_MULTIFD = 1
 SWO_INFO_HAS_REMAINING = 1 << 0
@@ -183,6 +217,9 @@ class SwoStep(OutStruct):
         ("pending", SwoPending),
         ("threshold_bytes", c_uint64),
         ("pass_", c_uint64),
+        # appended in 0.2 (operator policy)
+        ("reason", c_uint32),
+        ("reserved_policy", c_uint32),
     ]
 
 
@@ -205,6 +242,13 @@ class SwoInfo(OutStruct):
         ("total_time_ms", c_uint64),
         ("setup_time_ms", c_uint64),
         ("downtime_ms", c_uint64),
+        # appended in 0.2 (operator policy)
+        ("reason", c_uint32),
+        ("policy_action", c_uint32),
+        ("deadline_ms", c_uint64),
+        ("predicted_downtime_ms", c_int64),
+        ("switchover_bytes", c_uint64),
+        ("measured_switchover_bw", c_double),
     ]
 
 
@@ -313,6 +357,8 @@ FUNCTIONS = {
     "swo_status_name": (c_char_p, [c_uint32]),
     "swo_migration_status_name": (c_char_p, [c_uint32]),
     "swo_action_name": (c_char_p, [c_uint32]),
+    "swo_reason_name": (c_char_p, [c_uint32]),
+    "swo_policy_action_name": (c_char_p, [c_uint32]),
     "swo_vfio_state_name": (c_char_p, [c_uint32]),
     "swo_last_error_message": (c_uint32, [_buf, c_size_t, _size_p]),
     # session.rs

@@ -6,12 +6,12 @@ from typing import Optional
 
 from ._native import (INT64_MAX, SWO_ADVICE_BEYOND_MAX, SWO_ADVICE_STALLED,
                       SWO_ADVICE_WILL_SWITCHOVER, SWO_INFO_HAS_REMAINING, SWO_INFO_STALLED,
-                      SWO_STEP_EXACT, SWO_STEP_VM_STOPPED, UINT64_MAX, Action,
-                      MigrationStatus, SwoAdvice, SwoInfo, SwoPending, SwoRamFigures, SwoStep,
+                      SWO_STEP_EXACT, SWO_STEP_FORCED, SWO_STEP_VM_STOPPED, UINT64_MAX,
+                      Action, MigrationStatus, PolicyAction, Reason, SwoAdvice, SwoInfo, SwoPending, SwoRamFigures, SwoStep,
                       SwoVfioSizes)
 
 __all__ = ["Pending", "Step", "Info", "Advice", "RamFigures", "VfioSizes",
-           "migration_status_name", "action_name"]
+           "migration_status_name", "action_name", "reason_name"]
 
 
 def _saturating_sum(*values: int) -> int:
@@ -34,6 +34,16 @@ def action_name(action: int) -> str:
         return Action(action).name.lower().replace("_", "-")
     except ValueError:
         return f"unknown({action})"
+
+
+def reason_name(reason: int) -> str:
+    """The name of a reason (``swo_reason_name``): ``'above-threshold'``,
+    ``'deadline-reached'``, ...; ``'unknown'`` for a number that is no reason."""
+    from . import _native
+
+    if not 0 <= reason <= 0xFFFF_FFFF:
+        return "unknown"
+    return _native.lib.swo_reason_name(reason).decode()
 
 
 def _enum(cls, value: int):
@@ -81,11 +91,22 @@ class Step:
     pending: Pending
     threshold: int
     pass_: int
+    #: ``REASON_*``: why the step decided ``action``.
+    reason: int = 0
 
     @classmethod
     def _from_c(cls, s: SwoStep) -> "Step":
         return cls(_enum(Action, s.action), s.flags, Pending._from_c(s.pending),
-                   s.threshold_bytes, s.pass_)
+                   s.threshold_bytes, s.pass_, _enum(Reason, s.reason))
+
+    @property
+    def reason_name(self) -> str:
+        return reason_name(self.reason)
+
+    @property
+    def forced(self) -> bool:
+        """A deadline or stall action forced this switchover or postcopy."""
+        return bool(self.flags & SWO_STEP_FORCED)
 
     @property
     def action_name(self) -> str:
@@ -120,13 +141,32 @@ class Info:
     total_time_ms: int
     setup_time_ms: int
     downtime_ms: int
+    # -- operator policy --
+    #: ``REASON_*``: why the migration is where it is.
+    reason: int = 0
+    #: ``PolicyAction``: the deadline or stall action taken (``NONE`` = none).
+    policy_action: int = 0
+    #: The deadline in ms since the start (0 = none).
+    deadline_ms: int = 0
+    #: Expected downtime when the switchover began; -1 before.
+    predicted_downtime_ms: int = -1
+    #: Bytes sent between the guest's stop and the end of the downtime (0 before).
+    switchover_bytes: int = 0
+    #: ``switchover_bytes`` / the downtime, bytes/s (0 before the downtime ended).
+    measured_switchover_bw: float = 0.0
 
     @classmethod
     def _from_c(cls, i: SwoInfo) -> "Info":
         return cls(_enum(MigrationStatus, i.status), i.flags, i.remaining_bytes,
                    i.last_sync_bytes, i.threshold_bytes, i.pass_, i.transferred_bytes, i.mbps,
                    i.switchover_bw, i.expected_downtime_ms, i.total_time_ms, i.setup_time_ms,
-                   i.downtime_ms)
+                   i.downtime_ms, _enum(Reason, i.reason),
+                   _enum(PolicyAction, i.policy_action), i.deadline_ms,
+                   i.predicted_downtime_ms, i.switchover_bytes, i.measured_switchover_bw)
+
+    @property
+    def reason_name(self) -> str:
+        return reason_name(self.reason)
 
     @property
     def status_name(self) -> str:

@@ -124,7 +124,8 @@ def header_defines():
 
 def test_exported_constants_equal_the_header_defines():
     defines = header_defines()
-    prefixes = ("ACTION_", "STEP_", "STATUS_", "HANDLER_", "CHANNEL_", "INFO_", "ADVICE_")
+    prefixes = ("ACTION_", "STEP_", "STATUS_", "HANDLER_", "CHANNEL_", "INFO_", "ADVICE_",
+                "REASON_", "POLICY_")
     checked = 0
     for name, value in defines.items():
         short = name[len("SWO_"):]
@@ -135,7 +136,9 @@ def test_exported_constants_equal_the_header_defines():
         assert getattr(so, short) == value, name
         assert short in so.__all__, name
         checked += 1
-    assert checked == 5 + 2 + 10 + 2 + 2 + 2 + 3 + 8
+    # actions, step flags, statuses, handler flags, channels, info and advice flags, VFIO
+    # states, reasons, policy actions.
+    assert checked == 6 + 3 + 10 + 2 + 2 + 2 + 3 + 8 + 16 + 4
 
 
 def test_vfio_state_numbers_are_the_uapi_ones():

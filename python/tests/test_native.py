@@ -79,10 +79,12 @@ def test_struct_mirrors_have_the_c_layout():
     assert ctypes.sizeof(switchover.SwoHandlerOps) == 8 + 2 * ptr
     assert switchover.SwoHandlerOps.save_query_pending.offset == 8
     assert ctypes.sizeof(switchover.SwoVmmOps) == 8 + 3 * ptr
-    # struct_size, action, flags, reserved (4 bytes each), SwoPending, threshold, pass.
-    assert ctypes.sizeof(switchover.SwoStep) == 4 * 4 + 32 + 8 + 8
+    # struct_size, action, flags, reserved (4 bytes each), SwoPending, threshold, pass; then
+    # the 0.2 policy block: reason, reserved_policy (4 bytes each).
+    assert ctypes.sizeof(switchover.SwoStep) == 4 * 4 + 32 + 8 + 8 + 4 + 4
     assert switchover.SwoStep.pending.offset == 16
     assert switchover.SwoStep.pass_.offset == 56
+    assert switchover.SwoStep.reason.offset == 64
 
 
 def test_constants_match_the_header():

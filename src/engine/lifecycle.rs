@@ -24,6 +24,14 @@ pub struct SwitchoverOutcome {
     pub proceed: bool,
 }
 
+/// The switchover bandwidth seen: bytes sent between the stop and the end of the downtime
+/// divided by that time, in bytes/s; `None` before the downtime ended or when it lasted 0 ms.
+pub(crate) fn measured_switchover_bw(st: &EngineState) -> Option<f64> {
+    let bytes = st.switchover_bytes?;
+    let ms = st.downtime_ms.filter(|&ms| ms != 0)?;
+    Some(bytes as f64 * 1000.0 / ms as f64)
+}
+
 impl Session {
     /// `migration_start`: from `none`, `completed`, `cancelled` or `failed` to `setup`; resets
     /// every statistic (counters, window, stall tracking, times, error, the RAM and VFIO
@@ -106,7 +114,7 @@ impl Session {
         let p = self.params();
         Ok(self.counters.update_window(
             now_ms,
-            p.downtime_limit_ms,
+            p.budget_ms(),
             p.avail_switchover_bandwidth,
             p.bandwidth_window_ms,
         ))
@@ -140,6 +148,8 @@ impl Session {
     /// The status part of `switchover_begin`; false while paused in `pre-switchover`.
     fn enter_switchover(&self, now_ms: u64) -> Result<bool> {
         const CALL: &str = "swo_switchover_begin";
+        let params = self.params();
+        let deadline = self.deadline_now(&params);
         let already_stopped = {
             let mut st = self.engine_state();
             let status = self.status.get();
@@ -150,7 +160,9 @@ impl Session {
                         status.name()
                     )))
                 }
-                PreSwitchover => return Ok(false),
+                PreSwitchover => {
+                    return self.deadline_in_pause(&mut st, &params, deadline, CALL, now_ms)
+                }
                 Device if st.awaiting_final => {
                     self.observe_clock(now_ms);
                     st.awaiting_final = false;
@@ -196,6 +208,14 @@ impl Session {
         }
         st.stopped_by_library = already_stopped.or(stopped_now);
         st.downtime_start_ms = Some(already_stopped.unwrap_or(now_ms));
+        // The prediction at the switchover decision, against which the measured pause is
+        // reported at completion; and the byte count the switchover bandwidth is measured from.
+        let params = self.params();
+        let bw = self.switchover_bw_now(&st, &params);
+        st.predicted_downtime_ms =
+            Some(super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params));
+        st.downtime_start_bytes = self.counters.bytes().transferred();
+        st.switchover_bytes = None;
         st.rate_limit_lifted = true;
         st.final_done = false;
         Ok(st)
@@ -241,7 +261,8 @@ impl Session {
         // The final query updates only the total (`remaining`); `dirty_bytes_last_sync` is
         // set by the loop's exact pass alone (QEMU's `migration_iteration_go_next`).
         let allowed = (threshold as u128) * (100 + params.rollback_tolerance_pct as u128) / 100;
-        if !(caps.switchover_rollback && total as u128 > allowed) {
+        // A switchover forced by a policy action goes on whatever the final query shows.
+        if st.forced || !(caps.switchover_rollback && total as u128 > allowed) {
             st.final_done = true;
             return Ok(SwitchoverOutcome { final_pending, proceed: true });
         }
@@ -294,7 +315,7 @@ impl Session {
     }
 
     /// The first handler that refuses postcopy, as an `SWO_ERR_UNSUPPORTED` error.
-    pub(super) fn refuse_postcopy_devices(&self) -> Result<()> {
+    pub(crate) fn refuse_postcopy_devices(&self) -> Result<()> {
         match self.registry.handlers().into_iter().find(|h| h.flags.contains(HandlerFlags::NO_POSTCOPY)) {
             Some(h) => Err(Error::unsupported(format!(
                 "Postcopy is not supported: device '{}' (instance {}) cannot take part in postcopy",
@@ -351,11 +372,19 @@ impl Session {
     pub fn postcopy_start(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_postcopy_start";
         self.migration_call(CALL, || {
+            let params = self.params();
+            let deadline = self.deadline_now(&params);
             let (status, already_stopped) = {
-                let st = self.engine_state();
+                let mut st = self.engine_state();
                 let status = self.status.get();
                 match status {
-                    PreSwitchover if st.postcopy_switchover => return Ok(()),
+                    PreSwitchover if st.postcopy_switchover => {
+                        if !self.deadline_in_pause(&mut st, &params, deadline, CALL, now_ms)? {
+                            return Ok(());
+                        }
+                        drop(st);
+                        return self.postcopy_final_query_and_enter(now_ms);
+                    }
                     Device if st.postcopy_switchover && st.awaiting_final => {}
                     Active => {
                         if !st.postcopy_requested {
@@ -421,7 +450,7 @@ impl Session {
     /// `device → postcopy-active`: the destination runs the guest now. `downtime` is set as
     /// QEMU's `migration_downtime_end` does (`now - downtime_start` while it is still 0).
     fn enter_postcopy(&self, st: &mut EngineState, now_ms: u64) -> Result<()> {
-        Self::downtime_end(st, now_ms);
+        self.downtime_end(st, now_ms);
         st.stopped_by_library = None;
         st.postcopy_switchover = false;
         self.move_to(st, "swo_postcopy_start", PostcopyActive)
@@ -430,10 +459,14 @@ impl Session {
     /// QEMU's `migration_downtime_end`: `downtime = now - downtime_start` whenever the
     /// downtime is still 0 (postcopy set it when the destination started; a 0 from a
     /// same-millisecond postcopy start is measured again at completion).
-    fn downtime_end(st: &mut EngineState, now_ms: u64) {
+    /// The bytes sent since the stop are counted with it, for the measured switchover
+    /// bandwidth.
+    fn downtime_end(&self, st: &mut EngineState, now_ms: u64) {
         if st.downtime_ms.unwrap_or(0) == 0 {
             let stop = st.downtime_start_ms.unwrap_or(now_ms);
             st.downtime_ms = Some(now_ms.saturating_sub(stop));
+            let sent = self.counters.bytes().transferred();
+            st.switchover_bytes = Some(sent.saturating_sub(st.downtime_start_bytes));
         }
     }
 
@@ -450,8 +483,8 @@ impl Session {
                 // QEMU's `migration_completion_end` → `migration_downtime_end`: precopy
                 // measures the downtime here; postcopy measured it when the destination
                 // started, unless that came out 0 (same millisecond), which is measured again.
-                Device if st.final_done => Self::downtime_end(&mut st, now_ms),
-                PostcopyActive => Self::downtime_end(&mut st, now_ms),
+                Device if st.final_done => self.downtime_end(&mut st, now_ms),
+                PostcopyActive => self.downtime_end(&mut st, now_ms),
                 _ => {
                     return Err(bad_state(
                         CALL,
@@ -470,8 +503,27 @@ impl Session {
             }
             // The destination runs the guest now; the VMM does not get it back.
             st.stopped_by_library = None;
-            self.move_to(&mut st, CALL, Completed)
+            self.move_to(&mut st, CALL, Completed)?;
+            let measured = measured_switchover_bw(&st);
+            drop(st);
+            self.reuse_switchover_bandwidth(measured);
+            Ok(())
         })
+    }
+
+    /// With `reuse-switchover-bandwidth` on, the measured switchover bandwidth (whole bytes
+    /// per second, when one was measured) becomes `avail-switchover-bandwidth` for the next
+    /// migration of this session.
+    fn reuse_switchover_bandwidth(&self, measured: Option<f64>) {
+        let mut params = self.params();
+        let Some(bw) = measured.filter(|_| params.reuse_switchover_bandwidth) else { return };
+        // Within the parameter's range (at most SIZE_MAX); a bandwidth below 1 B/s is none.
+        let bw = bw.min(usize::MAX as f64) as u64;
+        if bw == 0 {
+            return;
+        }
+        params.avail_switchover_bandwidth = bw;
+        let _ = self.set_params(params);
     }
 
     /// Any live status but `postcopy-active` (QEMU's `qmp_migrate_cancel`: "Postcopy

@@ -44,17 +44,39 @@
 //! - `MIGRATION_SWITCHOVER_ROLLBACK` (only with capability `events`): `remaining` (bytes, the final query's total),
 //!   `threshold` (bytes), `rollback-tolerance` (percent), `allowed` (bytes: threshold plus the
 //!   tolerance), `reason` (text).
+//! - `MIGRATION_DEADLINE` (only with capability `events`; only with `deadline` or
+//!   `deadline-per-gib` set, once per migration): `action` (taken: `cancel`,
+//!   `force-switchover`, `postcopy`), `elapsed`, `deadline` (ms since the start),
+//!   `remaining` (bytes), `expected-downtime`, `downtime-limit` (ms); when a `postcopy`
+//!   action became `cancel`: `requested-action` and `reason`.
+//! - `MIGRATION_STALL_ACTION` (only with capability `events`; only with `stall-action` set,
+//!   once per migration): `action`, `passes-since-progress`, `remaining`,
+//!   `expected-downtime`, `downtime-limit`.
+//!
+//! # Operator policy (all off by default)
+//! A deadline (`deadline` ms since the start, plus `deadline-per-gib` ms per GiB of the RAM
+//! model's `total`) or a stall lasting `stall-action-passes` passes (with `stall-action`)
+//! makes a step that would iterate or wait take the action instead: `cancel` (the step
+//! returns `Cancelled`, the status is `cancelled`, the guest resumed), `force-switchover`
+//! (`Switchover` with the forced flag; no rollback) or `postcopy` (`StartPostcopy`, forced;
+//! when a `NO_POSTCOPY` handler registered since or `postcopy-ram` went off, `cancel`
+//! instead). While paused in `pre-switchover`, `switchover_begin` (or `postcopy_start` for a
+//! postcopy pause) takes the deadline's action: `cancel` cancels, the others end the pause.
+//! At most one policy action per migration; none after a cancel or failure.
+//! `downtime-fixed` counts in expected downtime and comes off the threshold's budget.
 //! - `DEVICE_SIZE_WARNING` (always: the VMM's only warning channel): `kind` — `"no-vmm-ops"` (a handler wants its exact query
 //!   with the guest stopped but the VMM gave no `vm_stop`/`vm_resume`: queried with the guest
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
 //!   with the guest running; adds `errno`, positive, of the first failure; once per migration);
 //!   `devices` — the handlers' idstrs.
 mod lifecycle;
+mod policy;
 mod snapshot;
 mod step;
 
 pub use lifecycle::SwitchoverOutcome;
 pub use snapshot::{expected_downtime_ms, Snapshot};
+pub use policy::Reason;
 pub use step::{Action, Step};
 
 use crate::error::{Error, Result};
@@ -132,6 +154,19 @@ pub(crate) struct EngineState {
     pub(crate) completion_mbps: Option<f64>,
     pub(crate) warned_no_vmm: bool,
     pub(crate) warned_vm_stop_failed: bool,
+    // -- operator policy (issue 15) --
+    /// The reason of the last step's decision.
+    pub(crate) reason: Reason,
+    /// The deadline or stall action taken in this migration (at most one).
+    pub(crate) policy_taken: Option<policy::PolicyTaken>,
+    /// The switchover under way was forced by a policy action: no rollback.
+    pub(crate) forced: bool,
+    /// Expected downtime (with `downtime-fixed`) when the switchover began.
+    pub(crate) predicted_downtime_ms: Option<i64>,
+    /// Bytes sent (every channel) when the guest stopped for the switchover.
+    pub(crate) downtime_start_bytes: u64,
+    /// Bytes sent between the stop and the end of the downtime, once it ended.
+    pub(crate) switchover_bytes: Option<u64>,
 }
 
 impl Default for EngineState {
@@ -160,6 +195,12 @@ impl Default for EngineState {
             completion_mbps: None,
             warned_no_vmm: false,
             warned_vm_stop_failed: false,
+            reason: Reason::None,
+            policy_taken: None,
+            forced: false,
+            predicted_downtime_ms: None,
+            downtime_start_bytes: 0,
+            switchover_bytes: None,
         }
     }
 }

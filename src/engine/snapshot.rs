@@ -8,7 +8,9 @@ use crate::state::MigrationStatus::{
     self, Active, Cancelling, Device, PostcopyActive, PreSwitchover,
 };
 use crate::Session;
+use super::policy::{ReasonFigures, Reason};
 use super::EngineState;
+use crate::params::PolicyAction;
 
 /// Expected downtime in ms (QEMU's `migration_downtime_calc_expected`, migration/migration.c):
 /// the `downtime-limit` while `pass <= 1` (before the first exact pass), else `trunc(last_sync_bytes / switchover_bw * 1000)`, and `INT64_MAX` when that
@@ -113,11 +115,48 @@ pub struct Snapshot {
     /// (`u64::MAX`) when the remaining does not fall or no bandwidth is known; 0 outside the
     /// pre-copy states (`active`).
     pub eta_ms: u64,
-    /// A library extension is in use (`auto-downtime-max` set): the library's own HMP lines
+    /// A library extension is in use (`auto-downtime-max` or a policy parameter set): the library's own HMP lines
     /// (the ETA) are printed. With none in use, HMP is QEMU's text (docs/qemu-model.md).
     pub extensions_in_use: bool,
     /// The switchover lifted the transfer rate limit.
     pub rate_limit_lifted: bool,
+    // -- operator policy (issue 15) --
+    /// Why the migration is where it is.
+    pub reason: Reason,
+    /// One line a person reads, e.g. `remaining 1.91 GiB > threshold 307 MiB = 300 ms at
+    /// 1 GiB/s; advice 2101 ms`.
+    pub reason_text: String,
+    /// A policy parameter is set (`Params::policy_in_use`): the reports carry the reason.
+    pub policy_in_use: bool,
+    /// The deadline in ms since the start (`deadline` + `deadline-per-gib` × GiB), if any.
+    pub deadline_ms: Option<u64>,
+    /// The deadline or stall action taken, if any.
+    pub policy_action: Option<PolicyAction>,
+    /// Expected downtime when the switchover began.
+    pub predicted_downtime_ms: Option<i64>,
+    /// Bytes sent between the stop and the end of the downtime (once it ended).
+    pub switchover_bytes: Option<u64>,
+    /// `switchover_bytes` ÷ the downtime, bytes/s (once the downtime ended, if not 0 ms).
+    pub measured_switchover_bw: Option<f64>,
+}
+
+/// The reason for the reports: the status decides outside the loop; in `active` and
+/// `postcopy-active` the last step's; a policy action, once taken, stays the reason.
+fn reason_for(status: MigrationStatus, st: &EngineState) -> Reason {
+    if let Some(p) = &st.policy_taken {
+        if !matches!(status, MigrationStatus::Completed | MigrationStatus::Failed) {
+            return p.reason();
+        }
+    }
+    match status {
+        MigrationStatus::None | MigrationStatus::Setup => Reason::None,
+        PreSwitchover => Reason::PausedBeforeSwitchover,
+        Device => Reason::SwitchingOver,
+        MigrationStatus::Completed => Reason::SwitchedOver,
+        Cancelling | MigrationStatus::Cancelled => Reason::Cancelled,
+        MigrationStatus::Failed => Reason::Failed,
+        Active | PostcopyActive => st.reason,
+    }
 }
 
 impl Session {
@@ -152,12 +191,8 @@ impl Session {
         // QEMU's `migration_downtime_calc_expected` reads the switchover bandwidth when asked
         // (`migration_get_switchover_bw`): a changed `avail-switchover-bandwidth` counts at once.
         let switchover_bw = self.switchover_bw_now(&st, &params);
-        let expected = expected_downtime_ms(
-            st.pass,
-            st.last_sync_bytes,
-            switchover_bw,
-            params.downtime_limit_ms,
-        );
+        let expected =
+            super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, switchover_bw, &params);
         let advice = advice_for(&st.stall, expected, &params);
         let remaining = self.remaining();
         let eta = match status {
@@ -173,7 +208,25 @@ impl Session {
             ),
             _ => 0,
         };
-        let fits = crate::counters::threshold_bytes(switchover_bw, params.downtime_limit_ms);
+        let reason = reason_for(status, &st);
+        let downtime_ended = st.downtime_ms.is_some();
+        let measured_switchover_bw = super::lifecycle::measured_switchover_bw(&st);
+        let reason_text = ReasonFigures {
+            reason,
+            params: &params,
+            remaining,
+            threshold: window.threshold,
+            switchover_bw,
+            recommended_ms: advice.recommended_ms,
+            passes_since_progress: st.stall.passes_since_progress,
+            downtime_ms,
+            predicted_downtime_ms: st.predicted_downtime_ms.filter(|_| downtime_ended),
+            measured_switchover_bw,
+            policy: st.policy_taken.as_ref(),
+            error_desc: st.error_desc.as_deref(),
+        }
+        .text();
+        let fits = crate::counters::threshold_bytes(switchover_bw, params.budget_ms());
         Snapshot {
             status,
             total_time_ms,
@@ -210,7 +263,15 @@ impl Session {
             downtime_limit_ms: params.downtime_limit_ms,
             rate_limit_lifted: st.rate_limit_lifted,
             eta_ms: eta,
-            extensions_in_use: params.auto_downtime_max_ms > 0,
+            extensions_in_use: params.auto_downtime_max_ms > 0 || params.policy_in_use(),
+            reason,
+            reason_text,
+            policy_in_use: params.policy_in_use(),
+            deadline_ms: self.deadline_now_with(&params, ram.as_ref().map(|r| r.total_bytes)),
+            policy_action: st.policy_taken.as_ref().map(|p| p.action),
+            predicted_downtime_ms: st.predicted_downtime_ms,
+            switchover_bytes: st.switchover_bytes,
+            measured_switchover_bw,
         }
     }
 }

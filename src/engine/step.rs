@@ -1,10 +1,12 @@
 //! One pass of the migration loop (docs/qemu-model.md §One loop pass), with stopped-guest
 //! exact sizing, stall tracking and automatic downtime adjustment.
 use super::bad_state;
-use super::snapshot::{advice_for, expected_downtime_ms};
+use super::policy::{expected_with_fixed, Reason};
+use super::snapshot::advice_for;
 use crate::error::Result;
 use crate::pending::{HandlerFlags, HandlerInfo, Pending, QueryKind};
-use crate::state::MigrationStatus::{Active, PostcopyActive};
+use crate::params::PolicyAction;
+use crate::state::MigrationStatus::{Active, Cancelling, PostcopyActive};
 use crate::Session;
 use serde_json::json;
 
@@ -22,6 +24,9 @@ pub enum Action {
     Complete = 3,
     /// The switchover is due but `switchover-ack` holds it: keep iterating and step again.
     Wait = 4,
+    /// The library cancelled the migration (`deadline-action` or `stall-action` `cancel`):
+    /// stop sending; the status is `cancelled`. Only with one of those parameters set.
+    Cancelled = 5,
 }
 
 /// The result of one step.
@@ -38,6 +43,11 @@ pub struct Step {
     pub threshold: u64,
     /// `dirty-sync-count` after this step.
     pub pass: u64,
+    /// Why the step decided `action`.
+    pub reason: Reason,
+    /// A policy action (deadline or stall) forced this switchover or postcopy, knowingly over
+    /// `downtime-limit`.
+    pub forced: bool,
 }
 
 /// The loop's decision on one pass's figures (steps 3–6 of §One loop pass).
@@ -106,8 +116,22 @@ impl Session {
         let threshold = self.counters.window().threshold;
         let fast = self.query_pending(QueryKind::Fast)?;
         if status == PostcopyActive {
-            let action = if fast.total() == 0 { Action::Complete } else { Action::Iterate };
-            return Ok(Step { action, exact: false, vm_stopped: false, pending: fast, threshold, pass });
+            let (action, reason) = if fast.total() == 0 {
+                (Action::Complete, Reason::PostcopyDrained)
+            } else {
+                (Action::Iterate, Reason::PostcopyActive)
+            };
+            self.engine_state().reason = reason;
+            return Ok(Step {
+                action,
+                exact: false,
+                vm_stopped: false,
+                pending: fast,
+                threshold,
+                pass,
+                reason,
+                forced: false,
+            });
         }
 
         let exact = fast.total() <= threshold || fast.precopy == 0;
@@ -128,10 +152,12 @@ impl Session {
         };
         // A handler that refuses postcopy (registered after the request) makes
         // `postcopy_start` fail: decide as precopy while one is registered.
-        let postcopy_possible = postcopy_requested && self.refuse_postcopy_devices().is_ok();
+        let no_postcopy_device = self.refuse_postcopy_devices().err();
+        let postcopy_possible = postcopy_requested && no_postcopy_device.is_none();
 
         let params = self.params();
-        let (action, pass, resume) = {
+        let deadline = self.deadline_now(&params);
+        let (action, pass, resume, reason, forced) = {
             let mut st = self.engine_state();
             let status = self.status.get();
             if status != Active {
@@ -152,7 +178,7 @@ impl Session {
                 let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
                 if outcome.became_stalled {
                     let bw = self.switchover_bw_now(&st, &params);
-                    let expected = expected_downtime_ms(st.pass, st.last_sync_bytes, bw, params.downtime_limit_ms);
+                    let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params);
                     let advice = advice_for(&st.stall, expected, &params);
                     self.emit_if_events_on(
                         "MIGRATION_STALL",
@@ -167,15 +193,67 @@ impl Session {
                     );
                 }
             }
+            let mut reason = match action {
+                Action::StartPostcopy => Reason::PostcopyReady,
+                Action::Switchover => Reason::SwitchoverReady,
+                Action::Wait => Reason::WaitingForAck,
+                _ if st.stall.stalled => Reason::Stalled,
+                _ if exact => Reason::ExactAboveThreshold,
+                _ => Reason::AboveThreshold,
+            };
+            let mut action = action;
+            let mut forced = false;
+            let due = matches!(action, Action::Iterate | Action::Wait)
+                .then(|| self.policy_due(&st, &params, deadline, now_ms))
+                .flatten();
+            if let Some(due) = due {
+                let mut taken = due.action;
+                let mut why_not = None;
+                if taken == PolicyAction::Postcopy {
+                    if !caps.postcopy_ram {
+                        why_not = Some("capability postcopy-ram is off".to_owned());
+                    } else if let Some(e) = &no_postcopy_device {
+                        why_not = Some(e.message.clone());
+                    }
+                    if why_not.is_some() {
+                        taken = PolicyAction::Cancel;
+                    }
+                }
+                let remaining = pending.total();
+                self.note_policy(&mut st, &params, &due, taken, deadline, now_ms, remaining, why_not);
+                reason = st.policy_taken.as_ref().map_or(reason, |p| p.reason());
+                forced = true;
+                action = match taken {
+                    PolicyAction::Cancel => {
+                        // The end of this call (`settle_after_call`) moves on to
+                        // `cancelled` and resumes a guest the library stopped; not an
+                        // interrupt, so the step itself succeeds.
+                        st.cancel_ms = Some(now_ms);
+                        self.move_to(&mut st, "swo_iteration_step", Cancelling)?;
+                        forced = false;
+                        Action::Cancelled
+                    }
+                    PolicyAction::ForceSwitchover => {
+                        st.forced = true;
+                        Action::Switchover
+                    }
+                    PolicyAction::Postcopy => {
+                        st.forced = true;
+                        st.postcopy_requested = true;
+                        Action::StartPostcopy
+                    }
+                };
+            }
+            st.reason = reason;
             let keep_stopped = matches!(action, Action::Switchover | Action::StartPostcopy);
             // The record stays until the resume succeeds (see `release_guest`).
             let resume = st.stopped_by_library.is_some() && !keep_stopped;
-            (action, st.pass, resume)
+            (action, st.pass, resume, reason, forced)
         };
         if resume {
             self.release_guest("an exact query with the guest stopped")?;
         }
-        if exact {
+        if exact && action != Action::Cancelled {
             self.auto_adjust_downtime();
         }
         Ok(Step {
@@ -185,6 +263,8 @@ impl Session {
             pending,
             threshold,
             pass,
+            reason,
+            forced,
         })
     }
 
@@ -246,8 +326,7 @@ impl Session {
         let (expected, advice) = {
             let st = self.engine_state();
             let bw = self.switchover_bw_now(&st, &params);
-            let expected =
-                expected_downtime_ms(st.pass, st.last_sync_bytes, bw, params.downtime_limit_ms);
+            let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params);
             (expected, advice_for(&st.stall, expected, &params))
         };
         if advice.recommended_ms == 0 || advice.beyond_max {

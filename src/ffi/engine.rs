@@ -63,7 +63,31 @@ pub struct SwoInfo {
     pub setup_time_ms: u64,
     /// ms the guest was (or has been, so far) stopped for the switchover.
     pub downtime_ms: u64,
+    // ---- appended in 0.2 (operator policy) ----
+    /// `SWO_REASON_*`: why the migration is where it is (`swo_reason_name`).
+    pub reason: u32,
+    /// `SWO_POLICY_*`: the deadline or stall action taken (`swo_policy_action_name`).
+    pub policy_action: u32,
+    /// The deadline in ms since `swo_migration_start` (`deadline` + `deadline-per-gib` × GiB
+    /// of guest RAM); 0 = none.
+    pub deadline_ms: u64,
+    /// Expected downtime (ms, with `downtime-fixed`) when the switchover began; -1 before.
+    pub predicted_downtime_ms: i64,
+    /// Bytes sent between the guest's stop and the end of the downtime; 0 before it ended.
+    pub switchover_bytes: u64,
+    /// `switchover_bytes` ÷ the downtime, bytes/s: the switchover bandwidth seen; 0 before the
+    /// downtime ended (or when it lasted 0 ms).
+    pub measured_switchover_bw: f64,
 }
+
+/// `SwoInfo.policy_action`: no deadline or stall action was taken.
+pub const SWO_POLICY_NONE: u32 = 0;
+/// `SwoInfo.policy_action`: the library cancelled the migration.
+pub const SWO_POLICY_CANCEL: u32 = 1;
+/// `SwoInfo.policy_action`: the library forced the switchover.
+pub const SWO_POLICY_FORCE_SWITCHOVER: u32 = 2;
+/// `SwoInfo.policy_action`: the library started postcopy.
+pub const SWO_POLICY_POSTCOPY: u32 = 3;
 versioned::out_struct!(SwoInfo, 104);
 
 /// The downtime advice.
@@ -130,6 +154,12 @@ impl From<&Snapshot> for SwoInfo {
             total_time_ms: s.total_time_ms,
             setup_time_ms: s.setup_time_ms,
             downtime_ms: s.downtime_ms,
+            reason: s.reason as u32,
+            policy_action: s.policy_action.map_or(0, |a| a as u32 + 1),
+            deadline_ms: s.deadline_ms.unwrap_or(0),
+            predicted_downtime_ms: s.predicted_downtime_ms.unwrap_or(-1),
+            switchover_bytes: s.switchover_bytes.unwrap_or(0),
+            measured_switchover_bw: s.measured_switchover_bw.unwrap_or(0.0),
         }
     }
 }
@@ -168,6 +198,9 @@ impl From<Step> for SwoStep {
         if s.vm_stopped {
             flags |= SWO_STEP_VM_STOPPED;
         }
+        if s.forced {
+            flags |= SWO_STEP_FORCED;
+        }
         SwoStep {
             struct_size: size_of::<SwoStep>() as u32,
             action: s.action as u32,
@@ -176,6 +209,8 @@ impl From<Step> for SwoStep {
             pending: s.pending.into(),
             threshold_bytes: s.threshold,
             pass: s.pass,
+            reason: s.reason as u32,
+            reserved_policy: 0,
         }
     }
 }

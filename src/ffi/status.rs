@@ -96,6 +96,56 @@ pub extern "C" fn swo_action_name(action: u32) -> *const c_char {
         SWO_ACTION_START_POSTCOPY => "start-postcopy\0",
         SWO_ACTION_COMPLETE => "complete\0",
         SWO_ACTION_WAIT => "wait\0",
+        SWO_ACTION_CANCELLED => "cancelled\0",
+        _ => UNKNOWN,
+    };
+    name.as_ptr().cast()
+}
+
+/// The name of a reason (`SWO_REASON_*`, in `SwoStep.reason` and `SwoInfo.reason`):
+/// `"none"`, `"above-threshold"`, `"exact-above-threshold"`, `"waiting-for-ack"`,
+/// `"paused-before-switchover"`, `"stalled"`, `"deadline-reached"`, `"stall-action"`,
+/// `"postcopy-ready"`, `"switchover-ready"`, `"switching-over"`, `"postcopy-active"`,
+/// `"postcopy-drained"`, `"switched-over"`, `"cancelled"`, `"failed"`; `"unknown"` for any
+/// other number. A static string, never freed. Any thread.
+#[no_mangle]
+pub extern "C" fn swo_reason_name(reason: u32) -> *const c_char {
+    use crate::engine::Reason;
+    // Each name with its NUL, in value order (checked against `Reason::name` in tests).
+    const NAMES: [&str; 16] = [
+        "none\0",
+        "above-threshold\0",
+        "exact-above-threshold\0",
+        "waiting-for-ack\0",
+        "paused-before-switchover\0",
+        "stalled\0",
+        "deadline-reached\0",
+        "stall-action\0",
+        "postcopy-ready\0",
+        "switchover-ready\0",
+        "switching-over\0",
+        "postcopy-active\0",
+        "postcopy-drained\0",
+        "switched-over\0",
+        "cancelled\0",
+        "failed\0",
+    ];
+    let name = NAMES.get(reason as usize).copied().unwrap_or(UNKNOWN);
+    debug_assert!(Reason::from_u32(reason).is_none_or(|r| name.trim_end_matches('\0') == r.name()));
+    name.as_ptr().cast()
+}
+
+/// The name of a policy action (`SWO_POLICY_*`, in `SwoInfo.policy_action`): `"none"`,
+/// `"cancel"`, `"force-switchover"`, `"postcopy"` (as `deadline-action` spells them);
+/// `"unknown"` for any other number. A static string, never freed. Any thread.
+#[no_mangle]
+pub extern "C" fn swo_policy_action_name(action: u32) -> *const c_char {
+    use super::engine::*;
+    let name = match action {
+        SWO_POLICY_NONE => "none\0",
+        SWO_POLICY_CANCEL => "cancel\0",
+        SWO_POLICY_FORCE_SWITCHOVER => "force-switchover\0",
+        SWO_POLICY_POSTCOPY => "postcopy\0",
         _ => UNKNOWN,
     };
     name.as_ptr().cast()

@@ -70,11 +70,52 @@ pub const SWO_ACTION_START_POSTCOPY: u32 = 2;
 pub const SWO_ACTION_COMPLETE: u32 = 3;
 /// Step action: wait (switchover-ack or pause-before-switchover holds the switchover).
 pub const SWO_ACTION_WAIT: u32 = 4;
+/// Step action: the library cancelled the migration at its deadline or stall
+/// (`deadline-action` / `stall-action` `cancel`): stop sending; the status is `cancelled`.
+/// Only returned when one of those parameters is set.
+pub const SWO_ACTION_CANCELLED: u32 = 5;
 
 /// Step flag: an exact query ran in this step.
 pub const SWO_STEP_EXACT: u32 = 1 << 0;
 /// Step flag: the library stopped the guest and left it stopped for the switchover.
 pub const SWO_STEP_VM_STOPPED: u32 = 1 << 1;
+/// Step flag: a deadline or stall action forced this `SWITCHOVER` or `START_POSTCOPY`,
+/// knowingly over `downtime-limit` (the switchover does not roll back). Only set when
+/// `deadline`, `deadline-per-gib` or `stall-action` is set.
+pub const SWO_STEP_FORCED: u32 = 1 << 2;
+
+/// Reason (`SwoStep.reason`, `SwoInfo.reason`): no decision yet.
+pub const SWO_REASON_NONE: u32 = 0;
+/// Reason: the fast figures are above the threshold.
+pub const SWO_REASON_ABOVE_THRESHOLD: u32 = 1;
+/// Reason: the exact figures are above the threshold.
+pub const SWO_REASON_EXACT_ABOVE_THRESHOLD: u32 = 2;
+/// Reason: the figures fit, waiting for the destination's switchover-ack.
+pub const SWO_REASON_WAITING_FOR_ACK: u32 = 3;
+/// Reason: paused in `pre-switchover` until `migrate-continue`.
+pub const SWO_REASON_PAUSED_BEFORE_SWITCHOVER: u32 = 4;
+/// Reason: above the threshold and stalled.
+pub const SWO_REASON_STALLED: u32 = 5;
+/// Reason: the deadline passed and its action was taken.
+pub const SWO_REASON_DEADLINE_REACHED: u32 = 6;
+/// Reason: the stall lasted `stall-action-passes` passes and `stall-action` was taken.
+pub const SWO_REASON_STALL_ACTION: u32 = 7;
+/// Reason: postcopy requested and precopy + stop-copy fit the threshold.
+pub const SWO_REASON_POSTCOPY_READY: u32 = 8;
+/// Reason: the exact figures fit the threshold.
+pub const SWO_REASON_SWITCHOVER_READY: u32 = 9;
+/// Reason: in `device`, switching over.
+pub const SWO_REASON_SWITCHING_OVER: u32 = 10;
+/// Reason: in `postcopy-active`, pages still move.
+pub const SWO_REASON_POSTCOPY_ACTIVE: u32 = 11;
+/// Reason: postcopy has drained.
+pub const SWO_REASON_POSTCOPY_DRAINED: u32 = 12;
+/// Reason: completed.
+pub const SWO_REASON_SWITCHED_OVER: u32 = 13;
+/// Reason: cancelled by the operator.
+pub const SWO_REASON_CANCELLED: u32 = 14;
+/// Reason: failed.
+pub const SWO_REASON_FAILED: u32 = 15;
 
 /// Channel: the main migration stream.
 pub const SWO_CHANNEL_MAIN: u32 = 0;
@@ -198,6 +239,11 @@ pub struct SwoStep {
     pub threshold_bytes: u64,
     /// `dirty-sync-count` after this step.
     pub pass: u64,
+    // ---- appended in 0.2 (operator policy) ----
+    /// `SWO_REASON_*`: why the step decided `action` (`swo_reason_name`).
+    pub reason: u32,
+    /// Written as 0.
+    pub reserved_policy: u32,
 }
 super::versioned::out_struct!(SwoStep, 64);
 

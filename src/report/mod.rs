@@ -56,6 +56,30 @@ pub struct XSwitchover {
     /// Not a `query-migrate` member: a library extension is in use, so HMP shows the
     /// library's own lines (the ETA) even when no stall is reported.
     pub extensions_in_use: bool,
+    /// Operator policy members, only while a policy parameter is set (so with every
+    /// parameter at its default the report is as before).
+    pub policy: Option<XPolicy>,
+}
+
+/// `x-switchover`'s operator-policy members (issue 15), appended after the others.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct XPolicy {
+    /// `SWO_REASON_*` name.
+    pub reason: &'static str,
+    /// One line a person reads.
+    pub reason_text: String,
+    /// The deadline in ms since the start, when one is set.
+    pub deadline: Option<u64>,
+    /// The deadline or stall action taken (`cancel`, `force-switchover`, `postcopy`).
+    pub policy_action: Option<&'static str>,
+    /// Expected downtime (ms) when the switchover began; with the measured downtime once it
+    /// ended.
+    pub predicted_downtime: Option<i64>,
+    pub measured_downtime: Option<u64>,
+    /// Bytes sent between the stop and the end of the downtime.
+    pub switchover_bytes: Option<u64>,
+    /// `switchover-bytes` ÷ the downtime, bytes/s.
+    pub measured_switchover_bandwidth: Option<u64>,
 }
 
 /// A `MigrationInfo`: `None` members are absent from the JSON.
@@ -173,10 +197,16 @@ impl MigrationInfo {
         if let Some(remaining) = self.remaining {
             let _ = writeln!(t, "Remaining: \t\t{}", size_to_str(remaining));
         }
+        // The library's reason line, only while a policy parameter is set.
+        if let Some(p) = self.x_switchover.as_ref().and_then(|x| x.policy.as_ref()) {
+            let _ = writeln!(t, "Reason: \t\t{}", p.reason_text);
+        }
         let live = self.status == MigrationStatus::Active;
         if let Some(x) = self.x_switchover.as_ref().filter(|x| live && !x.stalled && x.extensions_in_use) {
             let _ = writeln!(t, "ETA: \t\t\t{}", eta_text(x.eta));
         }
+        // The stall, while one is reported (with no extension in use and no stall the text is
+        // QEMU's).
         if let Some(x) = self.x_switchover.as_ref().filter(|x| x.stalled) {
             let _ = write!(
                 t,
@@ -288,5 +318,22 @@ fn x_value(x: &XSwitchover) -> Value {
     m.insert("best-remaining".into(), x.best_remaining.into());
     m.insert("recommended-downtime".into(), x.recommended_downtime.into());
     m.insert("eta".into(), x.eta.into());
+    if let Some(p) = &x.policy {
+        m.insert("reason".into(), p.reason.into());
+        m.insert("reason-text".into(), p.reason_text.as_str().into());
+        let optional: [(&str, Option<Value>); 6] = [
+            ("deadline", p.deadline.map(Value::from)),
+            ("policy-action", p.policy_action.map(Value::from)),
+            ("predicted-downtime", p.predicted_downtime.map(Value::from)),
+            ("measured-downtime", p.measured_downtime.map(Value::from)),
+            ("switchover-bytes", p.switchover_bytes.map(Value::from)),
+            ("measured-switchover-bandwidth", p.measured_switchover_bandwidth.map(Value::from)),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                m.insert(k.into(), v);
+            }
+        }
+    }
     Value::Object(m)
 }

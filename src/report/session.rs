@@ -1,5 +1,5 @@
 //! The reports of a session: its snapshot laid out as QEMU's `MigrationInfo`.
-use super::{MigrationInfo, RamInfo, XSwitchover};
+use super::{MigrationInfo, RamInfo, XPolicy, XSwitchover};
 use crate::engine::Snapshot;
 use crate::state::MigrationStatus::{self, *};
 use crate::Session;
@@ -15,7 +15,13 @@ impl MigrationInfo {
         info.status = s.status;
         match s.status {
             None => return info,
-            Setup | Failed | Cancelled => {}
+            Setup => {}
+            Failed | Cancelled => {
+                // Why it ended, when a policy parameter is set (a deadline's cancel).
+                if s.policy_in_use {
+                    info.x_switchover = Some(x_switchover(s));
+                }
+            }
             Active | PreSwitchover | Device | Cancelling | PostcopyActive | Completed => {
                 let completed = s.status == Completed;
                 info.ram = Some(ram_info(s, completed));
@@ -28,17 +34,7 @@ impl MigrationInfo {
                 } else {
                     info.expected_downtime = Some(s.expected_downtime_ms);
                 }
-                info.x_switchover = Some(XSwitchover {
-                    threshold_bytes: s.threshold_bytes,
-                    switchover_bandwidth: whole_bytes_per_s(s.switchover_bw),
-                    last_sync_bytes: s.last_sync_bytes,
-                    stalled: s.stalled,
-                    passes_since_progress: s.passes_since_progress,
-                    best_remaining: s.best_remaining,
-                    recommended_downtime: s.recommended_downtime_ms,
-                    eta: s.eta_ms,
-                    extensions_in_use: s.extensions_in_use,
-                });
+                info.x_switchover = Some(x_switchover(s));
             }
         }
         // QEMU's `fill_source_migration_info` reports the migration's error in every state
@@ -46,6 +42,33 @@ impl MigrationInfo {
         // during the pause before switchover.
         info.error_desc = s.error_desc.clone();
         info
+    }
+}
+
+fn x_switchover(s: &Snapshot) -> XSwitchover {
+    XSwitchover {
+        threshold_bytes: s.threshold_bytes,
+        switchover_bandwidth: whole_bytes_per_s(s.switchover_bw),
+        last_sync_bytes: s.last_sync_bytes,
+        stalled: s.stalled,
+        passes_since_progress: s.passes_since_progress,
+        best_remaining: s.best_remaining,
+        recommended_downtime: s.recommended_downtime_ms,
+        eta: s.eta_ms,
+        extensions_in_use: s.extensions_in_use,
+        policy: s.policy_in_use.then(|| {
+            let ended = s.switchover_bytes.is_some();
+            XPolicy {
+                reason: s.reason.name(),
+                reason_text: s.reason_text.clone(),
+                deadline: s.deadline_ms,
+                policy_action: s.policy_action.map(|a| a.name()),
+                predicted_downtime: s.predicted_downtime_ms,
+                measured_downtime: ended.then_some(s.downtime_ms),
+                switchover_bytes: s.switchover_bytes,
+                measured_switchover_bandwidth: s.measured_switchover_bw.map(whole_bytes_per_s),
+            }
+        }),
     }
 }
 

@@ -41,7 +41,7 @@ def fmt_time(ms: int | None) -> str:
 
 # Units in the headers; sizes carry their unit in each cell (QEMU's size_to_str).
 HEADER = (f"{'time (s)':>9}  {'pass':>5}  {'remaining':>10}  {'threshold':>10}  "
-          f"{'exp.down ms':>11}  {'limit ms':>8}  {'Mbps':>8}  {'ETA (s)':>8}  action")
+          f"{'exp.down ms':>11}  {'limit ms':>8}  {'Mbps':>8}  {'ETA (s)':>8}  {'reason':<24}  action")
 
 
 def fmt_eta(ms: int | None) -> str:
@@ -53,7 +53,7 @@ def pass_line(r: PassRecord) -> str:
     exp = "inf" if r.expected_downtime_ms >= INT64_MAX else str(r.expected_downtime_ms)
     line = (f"{r.t_ms / 1000:9.2f}  {r.pass_:>5}  {fmt_size(r.remaining):>10}  "
             f"{fmt_size(r.threshold):>10}  {exp:>11}  {r.limit_ms:>8}  {r.mbps:8.1f}  "
-            f"{fmt_eta(r.eta_ms):>8}  {r.action}")
+            f"{fmt_eta(r.eta_ms):>8}  {r.reason:<24}  {r.action}")
     if r.notes:
         line += "  [" + "; ".join(r.notes) + "]"
     return line
@@ -75,9 +75,21 @@ def summary_lines(res: Result) -> list[str]:
         out.append(f"  {label + ':':<20}predicted {fmt_ms(res.predicted_downtime_ms)}, "
                    f"simulated {fmt_ms(res.simulated_downtime_ms)}, "
                    f"library measured {fmt_ms(res.library_downtime_ms)}")
-        out.append(f"  downtime-limit:     {res.downtime_limit_ms} ms, respected: {respected}")
+        if not res.postcopy and res.predicted_downtime_ms is not None \
+                and res.simulated_downtime_ms is not None \
+                and res.predicted_downtime_ms < INT64_MAX:
+            err = res.simulated_downtime_ms - res.predicted_downtime_ms
+            out.append(f"  prediction error:   {err:+d} ms (simulated - predicted)")
+        if res.measured_switchover_bw and not res.postcopy:
+            out.append(f"  switchover bw:      {fmt_size(res.measured_switchover_bw)}/s measured "
+                       "by the library (bytes sent stopped / downtime)")
+        forced = f", forced by {res.policy_action}" if res.forced and res.policy_action else ""
+        out.append(f"  downtime-limit:     {res.downtime_limit_ms} ms, respected: {respected}"
+                   + forced)
     else:
         out.append(f"  downtime-limit:     {res.downtime_limit_ms} ms (no switchover)")
+        if res.policy_action:
+            out.append(f"  policy action:      {res.policy_action}")
     stall = f", first at {fmt_time(res.first_stall_ms)}" if res.first_stall_ms is not None else ""
     out.append(f"  stalls:             {res.stalls}{stall}")
     if res.adjustments:

@@ -34,6 +34,7 @@ class PassRecord:
     hmp: str | None = None
     #: The library's ETA (x-switchover ``eta``, ms until the switchover); None = never.
     eta_ms: int | None = None
+    reason: str = ""          # the step's reason (swo_reason_name), "" from older bindings
 
 
 @dataclass
@@ -67,6 +68,9 @@ class Result:
     adjustments: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
     rollbacks: int = 0
+    forced: bool = False                       # a deadline or stall action forced it
+    policy_action: str | None = None           # the deadline or stall action taken
+    measured_switchover_bw: float | None = None  # library: bytes sent stopped / downtime
     transferred_bytes: int = 0
     advice: dict | None = None
     records: list[PassRecord] = field(default_factory=list)
@@ -188,7 +192,8 @@ class Simulation:
         self._last_print = self.now
         rec = PassRecord(self.now, step.pass_, step.pending.total, step.threshold,
                          info.expected_downtime_ms, limit, info.mbps, action,
-                         self._notes, eta_ms=self._eta())
+                         self._notes, eta_ms=self._eta(),
+                         reason=getattr(step, "reason_name", ""))
         self._notes = []
         if self.hmp:
             rec.hmp = self.s.info_migrate(self.now)
@@ -254,6 +259,13 @@ class Simulation:
             self.res.timeline.append((self.now, step.pending.total, step.threshold))
             action = step.action
             name = _action_name(so, action)
+            if getattr(step, "forced", False):
+                self.res.forced = True
+                self._notes.append(f"forced: {name} over the downtime-limit")
+            if action == getattr(so, "ACTION_CANCELLED", None):
+                self._record(step, name, force=True)
+                self._sim_event("sim", "CANCELLED", "the library cancelled the migration")
+                return
             if action == so.ACTION_SWITCHOVER:
                 self._record(step, name, force=True)
                 if self._switchover(step):
@@ -376,7 +388,7 @@ class Simulation:
         res.final_pending = _pending_dict(final)
         self.ram.sync()    # anything written since the final query's sync (normally nothing)
         self._ram.set_dirty_pages(self.ram.dirty_pages)
-        end = self._drain(include_ram=True)
+        end = self._drain(include_ram=True) + self._fixed_ms()
         s.complete(end)
         self.now = end
         res.simulated_downtime_ms = end - stop_at
@@ -393,7 +405,7 @@ class Simulation:
         stop_at = self.now
         self._stop_guest()
         s.postcopy_start(self.now)
-        end = self._drain(include_ram=False)
+        end = self._drain(include_ram=False) + self._fixed_ms()
         self.now = end
         res.postcopy = True
         res.switchover_at_ms = stop_at
@@ -407,6 +419,10 @@ class Simulation:
         self._sim_event("sim", "POSTCOPY", f"postcopy started after {res.simulated_downtime_ms} ms "
                         "of downtime; RAM now moves on demand")
         self._params_dirty = True
+
+    def _fixed_ms(self) -> int:
+        """The modelled pause that bytes do not explain (``link.switchover_fixed_ms``)."""
+        return int(math.ceil(self.sc.link.switchover_fixed_ms))
 
     def _drain(self, include_ram: bool) -> int:
         """Moves everything the stopped guest leaves behind at the real stopped-guest speed.
@@ -463,6 +479,12 @@ class Simulation:
             res.total_time_ms = info.total_time_ms
             if res.converged:
                 res.library_downtime_ms = info.downtime_ms
+            bw = getattr(info, "measured_switchover_bw", 0.0)
+            if bw:
+                res.measured_switchover_bw = bw
+            action = getattr(info, "policy_action", 0)
+            if action:
+                res.policy_action = so.PolicyAction(action).name.lower().replace("_", "-")
             elif info.stalled and res.stalls == 0:
                 res.stalls = 1
         if not res.converged:
@@ -498,6 +520,8 @@ def _action_name(so: Any, action: int) -> str:
     names = {so.ACTION_ITERATE: "iterate", so.ACTION_SWITCHOVER: "switchover",
              so.ACTION_START_POSTCOPY: "start-postcopy", so.ACTION_COMPLETE: "complete",
              so.ACTION_WAIT: "wait"}
+    if hasattr(so, "ACTION_CANCELLED"):
+        names[so.ACTION_CANCELLED] = "cancelled"
     return names.get(action, f"action {action}")
 
 

@@ -22,9 +22,14 @@ Reference (defaults in brackets)::
             lie_factor [0.1], garbage_value [2**64-1]
     [link]  bandwidth ["10Gbps"], jitter [0] (fraction, uniform, seeded), sender_max [link]
             (what the sender reaches while the guest runs), switchover [link] (what it
-            really reaches with the guest stopped)
+            really reaches with the guest stopped), switchover_fixed_ms [0] (the real pause
+            bytes do not explain: final device state, reconnects; the library only knows
+            what the `downtime-fixed` parameter tells it)
     [params]        QMP migrate-set-parameters members, e.g. downtime-limit = 300,
-                    avail-switchover-bandwidth = "1GiB", auto-downtime-max = 3000
+                    avail-switchover-bandwidth = "1GiB", auto-downtime-max = 3000;
+                    the operator policy: deadline = 60000 (ms), deadline-per-gib,
+                    deadline-action = "cancel"|"force-switchover"|"postcopy",
+                    stall-action, stall-action-passes, downtime-fixed (ms)
     [capabilities]  e.g. events = true (always on unless set false), postcopy-ram = true
     [[actions]]     at_s, and any of: set = {downtime-limit = 2000}, capabilities = {...},
                     postcopy = true, ack = true (destination acks switchover), cancel = true
@@ -226,6 +231,10 @@ KEYS: tuple[Key, ...] = (
         doc="what the sender reaches while the guest runs"),
     Key("link", "switchover", "rate", 0, "bytes/s", 0, None, default_text="0 (the link)",
         doc="what the sender really reaches with the guest stopped"),
+    Key("link", "switchover_fixed_ms", "number", 0, "ms", 0, 2000 * 1000,
+        doc="the fixed part of the real pause at the switchover (final vCPU/device state, "
+            "reconnects), on top of the bytes; the library's `downtime-fixed` parameter is "
+            "its prediction"),
     Key("", "params", "table", {}, default_text="QEMU's defaults",
         doc="QMP `migrate-set-parameters` members and the library's own (e.g. "
             "`downtime-limit = 300` in ms, `avail-switchover-bandwidth = \"1GiB\"` in "
@@ -367,6 +376,7 @@ class LinkSpec:
     jitter: float = 0.0              # each tick's rate is bandwidth * (1 + U(-jitter, +jitter))
     sender_max: float = 0.0          # bytes/s the sender reaches while the guest runs (0 = link)
     switchover: float = 0.0          # bytes/s really reached with the guest stopped (0 = link)
+    switchover_fixed_ms: float = 0.0  # the real pause bytes do not explain
 
     def precopy_ceiling(self) -> float:
         return min(self.bandwidth, self.sender_max) if self.sender_max > 0 else self.bandwidth
@@ -508,7 +518,8 @@ def _link(t: dict) -> LinkSpec:
         bandwidth=_get(t, "link", "bandwidth"),
         jitter=_get(t, "link", "jitter"),
         sender_max=_get(t, "link", "sender_max"),
-        switchover=_get(t, "link", "switchover"))
+        switchover=_get(t, "link", "switchover"),
+        switchover_fixed_ms=_get(t, "link", "switchover_fixed_ms"))
 
 
 def _params(t: dict, where: str) -> dict:
@@ -516,8 +527,11 @@ def _params(t: dict, where: str) -> dict:
     for k, v in t.items():
         if k in SIZE_PARAMS:
             v = parse_size(v, f"{where}.{k}")
-        elif isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise ScenarioError(f"{where}.{k} = {_toml(v)}: expected an integer or a string")
+        elif not isinstance(v, (bool, int, str)):
+            # bool for the on/off parameters (report-reason, reuse-switchover-bandwidth);
+            # the library refuses a bool for any other parameter when the scenario loads.
+            raise ScenarioError(f"{where}.{k} = {_toml(v)}: expected an integer, a string or "
+                                f"true/false")
         out[k] = v
     return out
 

@@ -1,0 +1,408 @@
+//! Operator policy (issue 15): the deadline and its action, the stall action, and the reason
+//! given for every decision. Every parameter here is off by default, and then nothing in this
+//! module changes a decision, a report or an event: QEMU's behaviour stays as it is.
+use super::snapshot::expected_downtime_ms;
+use super::EngineState;
+use crate::params::{Params, PolicyAction};
+use crate::params::size_to_str;
+use crate::Session;
+use serde_json::json;
+
+/// Why the engine decided what it did (`SWO_REASON_*`), or, in a report, why the migration is
+/// where it is. Values are never renumbered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Reason {
+    /// No decision yet (`none`, `setup`, or `active` before the first step).
+    #[default]
+    None = 0,
+    /// The fast figures are above the threshold (no exact query ran).
+    AboveThreshold = 1,
+    /// The exact figures are above the threshold.
+    ExactAboveThreshold = 2,
+    /// The figures fit, but the destination has not acked (`switchover-ack`).
+    WaitingForAck = 3,
+    /// Paused in `pre-switchover` until `migrate-continue`.
+    PausedBeforeSwitchover = 4,
+    /// Above the threshold and stalled (no progress for `stall-passes` passes).
+    Stalled = 5,
+    /// The deadline passed and its action was taken.
+    DeadlineReached = 6,
+    /// The stall lasted `stall-action-passes` passes and the stall action was taken.
+    StallAction = 7,
+    /// Postcopy was requested and precopy + stop-copy fit the threshold.
+    PostcopyReady = 8,
+    /// The exact figures fit the threshold: switch over.
+    SwitchoverReady = 9,
+    /// In `device`: the guest is stopped and the rest is sent.
+    SwitchingOver = 10,
+    /// In `postcopy-active`: the destination runs the guest; pages still move.
+    PostcopyActive = 11,
+    /// Postcopy has drained: complete.
+    PostcopyDrained = 12,
+    /// Completed.
+    SwitchedOver = 13,
+    /// Cancelled by the operator (`swo_cancel`).
+    Cancelled = 14,
+    /// Failed (`swo_fail`).
+    Failed = 15,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 16] = [
+        Reason::None,
+        Reason::AboveThreshold,
+        Reason::ExactAboveThreshold,
+        Reason::WaitingForAck,
+        Reason::PausedBeforeSwitchover,
+        Reason::Stalled,
+        Reason::DeadlineReached,
+        Reason::StallAction,
+        Reason::PostcopyReady,
+        Reason::SwitchoverReady,
+        Reason::SwitchingOver,
+        Reason::PostcopyActive,
+        Reason::PostcopyDrained,
+        Reason::SwitchedOver,
+        Reason::Cancelled,
+        Reason::Failed,
+    ];
+
+    /// The name in reports and `swo_reason_name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::None => "none",
+            Reason::AboveThreshold => "above-threshold",
+            Reason::ExactAboveThreshold => "exact-above-threshold",
+            Reason::WaitingForAck => "waiting-for-ack",
+            Reason::PausedBeforeSwitchover => "paused-before-switchover",
+            Reason::Stalled => "stalled",
+            Reason::DeadlineReached => "deadline-reached",
+            Reason::StallAction => "stall-action",
+            Reason::PostcopyReady => "postcopy-ready",
+            Reason::SwitchoverReady => "switchover-ready",
+            Reason::SwitchingOver => "switching-over",
+            Reason::PostcopyActive => "postcopy-active",
+            Reason::PostcopyDrained => "postcopy-drained",
+            Reason::SwitchedOver => "switched-over",
+            Reason::Cancelled => "cancelled",
+            Reason::Failed => "failed",
+        }
+    }
+
+    pub fn from_u32(v: u32) -> Option<Reason> {
+        Reason::ALL.get(v as usize).copied()
+    }
+}
+
+/// What triggered a policy action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    Deadline,
+    Stall,
+}
+
+/// A policy action the library took (once per migration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PolicyTaken {
+    pub trigger: Trigger,
+    /// The action actually taken (`postcopy` may have become `cancel`).
+    pub action: PolicyAction,
+    /// One line for the reports.
+    pub text: String,
+}
+
+impl PolicyTaken {
+    pub fn reason(&self) -> Reason {
+        match self.trigger {
+            Trigger::Deadline => Reason::DeadlineReached,
+            Trigger::Stall => Reason::StallAction,
+        }
+    }
+}
+
+/// `"300 ms"`, or with a fixed downtime `"300 ms - 50 ms fixed"`.
+fn budget_text(params: &Params) -> String {
+    match params.downtime_fixed_ms {
+        0 => format!("{} ms", params.downtime_limit_ms),
+        fixed => format!("{} ms - {fixed} ms fixed", params.downtime_limit_ms),
+    }
+}
+
+/// The one-line text for a reason: the figures that made the decision, in the units a person
+/// reads (`remaining 1.91 GiB > threshold 307 MiB = 300 ms at 1 GiB/s; advice 2101 ms`).
+pub(crate) struct ReasonFigures<'a> {
+    pub reason: Reason,
+    pub params: &'a Params,
+    pub remaining: u64,
+    pub threshold: u64,
+    pub switchover_bw: f64,
+    pub recommended_ms: u64,
+    pub passes_since_progress: u64,
+    pub downtime_ms: u64,
+    pub predicted_downtime_ms: Option<i64>,
+    pub measured_switchover_bw: Option<f64>,
+    pub policy: Option<&'a PolicyTaken>,
+    pub error_desc: Option<&'a str>,
+}
+
+fn bw_text(bw: f64) -> String {
+    let b = if bw.is_finite() && bw > 0.0 { bw as u64 } else { 0 };
+    format!("{}/s", size_to_str(b))
+}
+
+impl ReasonFigures<'_> {
+    pub fn text(&self) -> String {
+        let above = || {
+            let mut t = format!(
+                "remaining {} > threshold {} = {} at {}",
+                size_to_str(self.remaining),
+                size_to_str(self.threshold),
+                budget_text(self.params),
+                bw_text(self.switchover_bw)
+            );
+            if self.recommended_ms != 0 {
+                t.push_str(&format!("; advice {} ms", self.recommended_ms));
+            }
+            t
+        };
+        let fits = || {
+            format!(
+                "remaining {} <= threshold {} = {} at {}",
+                size_to_str(self.remaining),
+                size_to_str(self.threshold),
+                budget_text(self.params),
+                bw_text(self.switchover_bw)
+            )
+        };
+        match self.reason {
+            Reason::None => "no decision yet".to_owned(),
+            Reason::AboveThreshold => above(),
+            Reason::ExactAboveThreshold => format!("exact {}", above()),
+            Reason::Stalled => {
+                format!("stalled {} passes: {}", self.passes_since_progress, above())
+            }
+            Reason::WaitingForAck => format!("{}; waiting for switchover-ack", fits()),
+            Reason::PausedBeforeSwitchover => {
+                "paused before switchover; waiting for migrate-continue".to_owned()
+            }
+            Reason::DeadlineReached | Reason::StallAction => {
+                self.policy.map_or_else(String::new, |p| p.text.clone())
+            }
+            Reason::PostcopyReady => format!(
+                "precopy + stop-copy fit the threshold {}: postcopy",
+                size_to_str(self.threshold)
+            ),
+            Reason::SwitchoverReady => format!("{}: switchover", fits()),
+            Reason::SwitchingOver => {
+                format!("switching over; guest stopped {} ms", self.downtime_ms)
+            }
+            Reason::PostcopyActive => {
+                format!("postcopy; {} left on the source", size_to_str(self.remaining))
+            }
+            Reason::PostcopyDrained => "postcopy drained".to_owned(),
+            Reason::SwitchedOver => {
+                let mut t = format!("switched over; downtime {} ms", self.downtime_ms);
+                if let Some(p) = self.predicted_downtime_ms {
+                    t.push_str(&format!(", predicted {p} ms"));
+                }
+                if let Some(bw) = self.measured_switchover_bw {
+                    t.push_str(&format!(", switchover bandwidth {}", bw_text(bw)));
+                }
+                t
+            }
+            Reason::Cancelled => "cancelled by the operator".to_owned(),
+            Reason::Failed => match self.error_desc {
+                Some(d) => format!("failed: {d}"),
+                None => "failed".to_owned(),
+            },
+        }
+    }
+}
+
+/// The expected downtime with the fixed part (`downtime-fixed`) added: the bytes' time, plus
+/// the pause that does not depend on bytes. QEMU's placeholder before the first exact pass
+/// (the limit) and its "unknown" (`INT64_MAX`) stay as they are.
+pub fn expected_with_fixed(pass: u64, last_sync_bytes: u64, bw: f64, params: &Params) -> i64 {
+    let bytes_ms = expected_downtime_ms(pass, last_sync_bytes, bw, params.downtime_limit_ms);
+    if pass <= 1 || bytes_ms == i64::MAX {
+        return bytes_ms;
+    }
+    bytes_ms.saturating_add(i64::try_from(params.downtime_fixed_ms).unwrap_or(i64::MAX))
+}
+
+/// What a policy check found due.
+pub(crate) struct Due {
+    pub trigger: Trigger,
+    pub action: PolicyAction,
+}
+
+impl Session {
+    /// The deadline in ms since `migration_start` for this session's guest (the RAM model's
+    /// `total`, when there is one).
+    pub(crate) fn deadline_now(&self, params: &Params) -> Option<u64> {
+        let ram_total = self.ram.figures().map(|r| r.total_bytes);
+        params.effective_deadline_ms(ram_total)
+    }
+
+    /// [`Session::deadline_now`] with the RAM figures already read.
+    pub(crate) fn deadline_now_with(&self, params: &Params, ram_total: Option<u64>) -> Option<u64> {
+        params.effective_deadline_ms(ram_total)
+    }
+
+    /// The policy action due at `now_ms` (the caller holds the state), if any and not taken
+    /// yet: the deadline first, then a stall that lasted `stall-action-passes`.
+    pub(crate) fn policy_due(
+        &self,
+        st: &EngineState,
+        params: &Params,
+        deadline: Option<u64>,
+        now_ms: u64,
+    ) -> Option<Due> {
+        if st.policy_taken.is_some() {
+            return None;
+        }
+        let elapsed = now_ms.saturating_sub(st.start_ms);
+        if deadline.is_some_and(|d| elapsed >= d) {
+            return Some(Due { trigger: Trigger::Deadline, action: params.deadline_action });
+        }
+        let action = params.stall_action?;
+        (st.stall.stalled && st.stall.passes_since_progress >= params.stall_action_passes)
+            .then_some(Due { trigger: Trigger::Stall, action })
+    }
+
+    /// Records a policy action taken at `now_ms` (the caller holds the state) and queues its
+    /// event (`MIGRATION_DEADLINE` or `MIGRATION_STALL_ACTION`, with capability `events`).
+    /// `why_not_postcopy` is the reason a `postcopy` action became `cancel`.
+    pub(crate) fn note_policy(
+        &self,
+        st: &mut EngineState,
+        params: &Params,
+        due: &Due,
+        taken: PolicyAction,
+        deadline: Option<u64>,
+        now_ms: u64,
+        remaining: u64,
+        why_not_postcopy: Option<String>,
+    ) {
+        let elapsed = now_ms.saturating_sub(st.start_ms);
+        let bw = self.switchover_bw_now(st, params);
+        let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, params);
+        let what = match taken {
+            PolicyAction::Cancel => "cancel".to_owned(),
+            PolicyAction::ForceSwitchover => format!(
+                "force-switchover with expected downtime {} ms against downtime-limit {} ms",
+                if expected == i64::MAX { "unknown".to_owned() } else { expected.to_string() },
+                params.downtime_limit_ms
+            ),
+            PolicyAction::Postcopy => "postcopy".to_owned(),
+        };
+        let mut text = match due.trigger {
+            Trigger::Deadline => format!(
+                "deadline {} ms reached after {elapsed} ms: {what}",
+                deadline.unwrap_or(0)
+            ),
+            Trigger::Stall => format!(
+                "stalled {} passes (stall-action-passes {}): {what}",
+                st.stall.passes_since_progress, params.stall_action_passes
+            ),
+        };
+        if let Some(why) = &why_not_postcopy {
+            text.push_str(&format!(" (postcopy impossible: {why})"));
+        }
+        let mut data = json!({
+            "action": taken.name(),
+            "remaining": remaining,
+            "expected-downtime": expected,
+            "downtime-limit": params.downtime_limit_ms,
+        });
+        match due.trigger {
+            Trigger::Deadline => {
+                data["elapsed"] = elapsed.into();
+                data["deadline"] = deadline.unwrap_or(0).into();
+                if let Some(why) = why_not_postcopy {
+                    data["requested-action"] = due.action.name().into();
+                    data["reason"] = why.into();
+                }
+                self.emit_if_events_on("MIGRATION_DEADLINE", data);
+            }
+            Trigger::Stall => {
+                data["passes-since-progress"] = st.stall.passes_since_progress.into();
+                self.emit_if_events_on("MIGRATION_STALL_ACTION", data);
+            }
+        }
+        st.policy_taken = Some(PolicyTaken { trigger: due.trigger, action: taken, text });
+    }
+}
+
+impl Session {
+    /// While paused in `pre-switchover`, a deadline that passed takes its action (the caller
+    /// holds the state and computed `deadline` with `params` before taking it):
+    /// - `cancel`: `cancelling` (then `cancelled` at the end of the call, the guest resumed),
+    ///   `error-desc` "Switchover is interrupted" as for the operator's cancel in the pause,
+    ///   and `SWO_ERR_BAD_STATE` saying so;
+    /// - `force-switchover` or `postcopy`: the pause ends as after `migrate-continue`
+    ///   (`device`, `Ok(true)`): the switchover under way goes on, forced (no rollback). A
+    ///   precopy switchover stays precopy (the action is reported as `force-switchover`).
+    ///
+    /// `Ok(false)`: nothing due.
+    pub(crate) fn deadline_in_pause(
+        &self,
+        st: &mut EngineState,
+        params: &Params,
+        deadline: Option<u64>,
+        call: &str,
+        now_ms: u64,
+    ) -> crate::error::Result<bool> {
+        let elapsed = now_ms.saturating_sub(st.start_ms);
+        if st.policy_taken.is_some() || !deadline.is_some_and(|d| elapsed >= d) {
+            return Ok(false);
+        }
+        let due = Due { trigger: Trigger::Deadline, action: params.deadline_action };
+        let taken = match params.deadline_action {
+            PolicyAction::Cancel => PolicyAction::Cancel,
+            _ if st.postcopy_switchover => PolicyAction::Postcopy,
+            _ => PolicyAction::ForceSwitchover,
+        };
+        self.observe_clock(now_ms);
+        self.note_policy(st, params, &due, taken, deadline, now_ms, self.remaining(), None);
+        if taken == PolicyAction::Cancel {
+            st.error_desc = Some("Switchover is interrupted".to_owned());
+            st.cancel_ms = Some(now_ms);
+            self.move_to(st, call, crate::state::MigrationStatus::Cancelling)?;
+            return Err(crate::error::Error::bad_state(format!(
+                "{call}: deadline {} ms reached after {elapsed} ms while paused before switchover: the migration is cancelled (deadline-action cancel)",
+                deadline.unwrap_or(0)
+            )));
+        }
+        st.forced = true;
+        st.awaiting_final = false;
+        self.move_to(st, call, crate::state::MigrationStatus::Device)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_values_are_their_index() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert_eq!(Reason::from_u32(i as u32), Some(*r));
+        }
+        assert_eq!(Reason::from_u32(16), None);
+    }
+
+    #[test]
+    fn fixed_downtime_adds_to_a_computed_expectation_only() {
+        let mut p = Params::default();
+        p.downtime_fixed_ms = 50;
+        // 1,000,000 B at 10,000,000 B/s = 100 ms, + 50 ms fixed.
+        assert_eq!(expected_with_fixed(2, 1_000_000, 1e7, &p), 150);
+        // Before the first exact pass QEMU's placeholder is the limit itself.
+        assert_eq!(expected_with_fixed(1, 1_000_000, 1e7, &p), 300);
+        assert_eq!(expected_with_fixed(2, 1_000_000, 0.0, &p), i64::MAX);
+    }
+}
