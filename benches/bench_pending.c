@@ -315,7 +315,7 @@ static void bench_iteration_step(const char *shape, uint64_t precopy, uint64_t s
     struct plain_handler plain[N];
     uint64_t ids[N], pass = 0;
     const SwoHandlerOps ops = { sizeof ops, 0, device_pending, NULL };
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
 
     if ((st = swo_session_new(&s)) != SWO_OK)
         die("swo_session_new", st);

@@ -136,8 +136,7 @@ static void start(SwoSession *s, uint64_t bytes)
 /* Runs passes of 100 ms from *now; returns the first non-ITERATE action (or ITERATE). */
 static uint32_t run_passes(SwoSession *s, uint64_t *now, int passes, uint64_t *pass_out)
 {
-    SwoStep step;
-    memset(&step, 0, sizeof step);
+    SwoStep step = { .struct_size = sizeof step };
     for (int i = 0; i < passes; i++) {
         *now += 100;
         OK(swo_update_counters(s, *now));
@@ -166,8 +165,8 @@ static void test_vgpu_story(void)
 {
     Device dev;
     Vmm vmm;
-    SwoInfo info;
-    SwoAdvice advice;
+    SwoInfo info = { .struct_size = sizeof info };
+    SwoAdvice advice = { .struct_size = sizeof advice };
     uint64_t now = 100, pass = 0;
     memset(&dev, 0, sizeof dev);
 
@@ -256,7 +255,7 @@ static void test_invalid_transitions(void)
 {
     Device dev;
     Vmm vmm;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     SwoPending fin;
     bool proceed = true;
     memset(&dev, 0, sizeof dev);
@@ -325,7 +324,7 @@ static void test_pause_before_switchover(void)
 {
     Device dev;
     Vmm vmm;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     SwoPending fin;
     bool proceed = true;
     memset(&dev, 0, sizeof dev);
@@ -359,7 +358,7 @@ static void test_pause_before_switchover(void)
     OK(swo_complete(s, 150));
     CHECK(swo_get_status(s) == SWO_STATUS_COMPLETED);
     {
-        SwoInfo info;
+        SwoInfo info = { .struct_size = sizeof info };
         OK(swo_get_info(s, 9999, &info));
         CHECK(info.total_time_ms == 150);
         CHECK(info.setup_time_ms == 10);
@@ -380,7 +379,7 @@ static void test_pause_before_postcopy(void)
 {
     Device dev;
     Vmm vmm;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     SwoPending fin;
     bool proceed = true;
     memset(&dev, 0, sizeof dev);
@@ -408,7 +407,7 @@ static void test_pause_before_postcopy(void)
     OK(swo_postcopy_start(s, 140));
     CHECK(swo_get_status(s) == SWO_STATUS_POSTCOPY_ACTIVE);
     {
-        SwoInfo info;
+        SwoInfo info = { .struct_size = sizeof info };
         OK(swo_get_info(s, 9999, &info));
         CHECK(info.downtime_ms == 30); /* stopped at 110, postcopy from 140 */
     }
@@ -423,7 +422,7 @@ static void test_stopped_vm_sizing(void)
 {
     Device dev;
     Vmm vmm;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     SwoPending fin;
     bool proceed = false;
     memset(&dev, 0, sizeof dev);
@@ -455,7 +454,7 @@ static void test_stopped_vm_sizing(void)
     CHECK(vmm.stops == 4); /* no second stop */
     OK(swo_complete(s, 260));
     {
-        SwoInfo info;
+        SwoInfo info = { .struct_size = sizeof info };
         OK(swo_get_info(s, 260, &info));
         CHECK(info.downtime_ms == 60);
         CHECK(info.pass == 4);
@@ -486,7 +485,7 @@ static void test_rollback(void)
 {
     Device dev;
     Vmm vmm;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     SwoPending fin;
     bool proceed = true;
     memset(&dev, 0, sizeof dev);
@@ -530,7 +529,7 @@ static void test_threshold_and_counters(void)
 {
     Device dev;
     Vmm vmm;
-    SwoInfo info;
+    SwoInfo info = { .struct_size = sizeof info };
     memset(&dev, 0, sizeof dev);
     SwoSession *s = rig(&dev, 0, &vmm, true);
     CHECK(s != NULL);

@@ -68,7 +68,7 @@ static void test_record_sent_bookkeeping(void)
 {
     SwoSession *s = NULL;
     SwoRam *ram = NULL;
-    SwoRamFigures f;
+    SwoRamFigures f = { .struct_size = sizeof f };
     CHECK_STATUS(swo_session_new(&s), SWO_OK);
     CHECK_STATUS(swo_ram_new(s, GIB, PAGE, NULL, NULL, &ram), SWO_OK);
     CHECK_STATUS(swo_ram_set_dirty_pages(ram, 1000), SWO_OK);
@@ -136,7 +136,7 @@ static void test_bad_arguments(void)
 {
     SwoSession *s = NULL;
     SwoRam *ram = NULL, *other = NULL;
-    SwoRamFigures f;
+    SwoRamFigures f = { .struct_size = sizeof f };
     SwoRamOps bad = ram_ops;
     CHECK_STATUS(swo_session_new(&s), SWO_OK);
 

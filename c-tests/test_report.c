@@ -109,7 +109,7 @@ static void precopy_path(void)
     SwoRam *ram = NULL;
     SwoVfio *nic = NULL;
     const SwoVfioOps nic_ops = { sizeof nic_ops, 0, nic_stop_copy, NULL };
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     SwoPending final;
     bool proceed = true;
 
@@ -210,7 +210,7 @@ static void cancel_path(void)
     struct canceller c;
     const SwoHandlerOps ops = { sizeof ops, 0, cancel_from_callback, NULL };
     uint64_t id;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     pthread_t monitor;
 
     memset(&c, 0, sizeof c);
@@ -257,7 +257,7 @@ static void postcopy_path(void)
 {
     SwoSession *s = NULL;
     SwoRam *ram = NULL;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
 
     OK(swo_session_new(&s));
     OK(swo_set_capability(s, "postcopy-ram", true));

@@ -96,7 +96,7 @@ int main(void)
     const SwoHandlerOps ops = { sizeof ops, 0, pending, NULL };
     uint64_t id;
     pthread_t thread;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
 
     if (swo_session_new(&s) != SWO_OK)
         return 1;

@@ -85,8 +85,9 @@ static SwoSession *new_session(struct events *ev)
 
 static SwoVfioSizes sizes_of(SwoVfio *v)
 {
-    SwoVfioSizes z;
+    SwoVfioSizes z = { .struct_size = sizeof z };
     memset(&z, 0xff, sizeof z);
+    z.struct_size = sizeof z;
     CHECK_EQ(swo_vfio_get_sizes(v, &z), SWO_OK);
     return z;
 }
@@ -139,7 +140,7 @@ static void test_arguments_are_checked(void)
     CHECK_EQ(swo_vfio_set_data_fd(NULL, 3), SWO_ERR_NULL_ARG);
     CHECK_EQ(swo_vfio_refresh(NULL), SWO_ERR_NULL_ARG);
     CHECK_EQ(swo_vfio_record_read(NULL, 1), SWO_ERR_NULL_ARG);
-    SwoVfioSizes z;
+    SwoVfioSizes z = { .struct_size = sizeof z };
     CHECK_EQ(swo_vfio_get_sizes(NULL, &z), SWO_ERR_NULL_ARG);
     swo_vfio_free(NULL);
 

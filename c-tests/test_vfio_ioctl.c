@@ -40,8 +40,9 @@ static void on_event(void *opaque, const char *json)
 
 static SwoVfioSizes sizes_of(SwoVfio *v)
 {
-    SwoVfioSizes s;
+    SwoVfioSizes s = { .struct_size = sizeof s };
     memset(&s, 0xff, sizeof s);
+    s.struct_size = sizeof s;
     CHECK_EQ(swo_vfio_get_sizes(v, &s), SWO_OK);
     return s;
 }

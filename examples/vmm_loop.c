@@ -113,7 +113,7 @@ static void guest_runs_for(struct vmm *v, uint64_t ms)
 static void *migration_thread(void *opaque)
 {
     struct vmm *v = opaque;
-    SwoStep step;
+    SwoStep step = { .struct_size = sizeof step };
     SwoPending final;
     bool proceed;
 

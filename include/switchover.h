@@ -9,6 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* This header's version (Cargo.toml); swo_version() gives the loaded library's. */
+#define SWITCHOVER_VERSION_MAJOR 0
+#define SWITCHOVER_VERSION_MINOR 2
+#define SWITCHOVER_VERSION_PATCH 0
+
+
 /**
  * `SwoInfo.flags`: `remaining_bytes` is reported in this status (query-migrate's top-level
  * `remaining`: active, pre-switchover, device, cancelling, postcopy-active).
@@ -229,8 +235,19 @@ typedef struct SwoPending {
 
 /**
  * The result of one `swo_iteration_step`.
+ *
+ * Versioned: set `struct_size` to `sizeof(SwoStep)` before the call
+ * (`SwoStep step = { .struct_size = sizeof step };`). The library refuses a size below 64
+ * (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+ * fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+ * sets `struct_size` to the bytes it wrote. Fields are only ever appended, so a program built
+ * against an older header gets its own layout and a newer one keeps its tail as it set it.
  */
 typedef struct SwoStep {
+    /**
+     * Set by the caller to `sizeof(SwoStep)`; set by the library to the bytes it wrote.
+     */
+    uint32_t struct_size;
     /**
      * `SWO_ACTION_*`.
      */
@@ -239,6 +256,10 @@ typedef struct SwoStep {
      * `SWO_STEP_*` bits.
      */
     uint32_t flags;
+    /**
+     * Written as 0.
+     */
+    uint32_t reserved;
     /**
      * The figures the decision used.
      */
@@ -255,8 +276,18 @@ typedef struct SwoStep {
 
 /**
  * A numeric snapshot of the migration for C callers.
+ *
+ * Versioned: set `struct_size` to `sizeof(SwoInfo)` before the call
+ * (`SwoInfo info = { .struct_size = sizeof info };`). The library refuses a size below 104
+ * (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+ * fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+ * sets `struct_size` to the bytes it wrote. Fields are only ever appended.
  */
 typedef struct SwoInfo {
+    /**
+     * Set by the caller to `sizeof(SwoInfo)`; set by the library to the bytes it wrote.
+     */
+    uint32_t struct_size;
     /**
      * `SWO_STATUS_*`.
      */
@@ -265,6 +296,10 @@ typedef struct SwoInfo {
      * `SWO_INFO_*` bits.
      */
     uint32_t flags;
+    /**
+     * Written as 0.
+     */
+    uint32_t reserved;
     /**
      * System-wide remaining bytes: the total of the last query, fast or exact.
      */
@@ -313,8 +348,18 @@ typedef struct SwoInfo {
 
 /**
  * The downtime advice.
+ *
+ * Versioned: set `struct_size` to `sizeof(SwoAdvice)` before the call
+ * (`SwoAdvice advice = { .struct_size = sizeof advice };`). The library refuses a size below
+ * 40 (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes
+ * the fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it,
+ * and sets `struct_size` to the bytes it wrote. Fields are only ever appended.
  */
 typedef struct SwoAdvice {
+    /**
+     * Set by the caller to `sizeof(SwoAdvice)`; set by the library to the bytes it wrote.
+     */
+    uint32_t struct_size;
     /**
      * `SWO_ADVICE_*` bits.
      */
@@ -323,6 +368,10 @@ typedef struct SwoAdvice {
      * Passes since the best remaining was last beaten by `stall-margin` percent.
      */
     uint32_t passes_since_progress;
+    /**
+     * Written as 0.
+     */
+    uint32_t reserved;
     /**
      * The lowest remaining seen at a pass (0 before the first pass).
      */
@@ -401,8 +450,22 @@ typedef struct SwoRamOps {
 
 /**
  * The RAM model's figures, as `query-migrate` reports them in `ram`.
+ *
+ * Versioned: set `struct_size` to `sizeof(SwoRamFigures)` before the call
+ * (`SwoRamFigures f = { .struct_size = sizeof f };`). The library refuses a size below 56
+ * (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+ * fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+ * sets `struct_size` to the bytes it wrote. Fields are only ever appended.
  */
 typedef struct SwoRamFigures {
+    /**
+     * Set by the caller to `sizeof(SwoRamFigures)`; set by the library to the bytes it wrote.
+     */
+    uint32_t struct_size;
+    /**
+     * Written as 0.
+     */
+    uint32_t reserved;
     /**
      * Guest RAM size in bytes (`ram.total`).
      */
@@ -483,8 +546,22 @@ typedef struct SwoVfioOps {
 
 /**
  * A VFIO device's cached sizes, all in bytes.
+ *
+ * Versioned: set `struct_size` to `sizeof(SwoVfioSizes)` before the call
+ * (`SwoVfioSizes z = { .struct_size = sizeof z };`). The library refuses a size below 40
+ * (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+ * fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+ * sets `struct_size` to the bytes it wrote. Fields are only ever appended.
  */
 typedef struct SwoVfioSizes {
+    /**
+     * Set by the caller to `sizeof(SwoVfioSizes)`; set by the library to the bytes it wrote.
+     */
+    uint32_t struct_size;
+    /**
+     * Written as 0.
+     */
+    uint32_t reserved;
     /**
      * Cached device total for stop-copy; includes the precopy data.
      */
@@ -618,8 +695,10 @@ SwoStatus swo_update_counters(struct SwoSession *s, uint64_t now_ms);
  * capability is on, the guest runs — per `swo_set_vm_running`, and not stopped by the
  * library — and the destination has not acked). Handler callbacks, `vm_stop`, `vm_resume`
  * and events run with no lock held that reports need. Allowed in `active` and
- * `postcopy-active`. Migration thread. `*out` is written only on success.
- * Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
+ * `postcopy-active`. Migration thread. `*out` (a versioned `SwoStep`: set its `struct_size`)
+ * is written only on success. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG`
+ * (`out->struct_size` below the first versioned layout: checked before the step, which then
+ * does not run), `SWO_ERR_BAD_STATE` (also when the migration was
  * cancelled or failed during the step), `SWO_ERR_IO` (`vm_resume` failed: the guest is
  * still stopped; the library keeps it marked as stopped by itself and resumes it at the next
  * step that gives it back, at `swo_cancel` or at `swo_fail`), or `SWO_ERR_REENTRANT` from a
@@ -742,9 +821,10 @@ SwoStatus swo_set_vm_running(struct SwoSession *s, bool running);
 uint32_t swo_get_status(const struct SwoSession *s);
 
 /**
- * Writes a consistent numeric snapshot at `now_ms` into `*out`. Never calls a handler and
- * never waits for one. Any thread, any time.
- * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ * Writes a consistent numeric snapshot at `now_ms` into `*out` (a versioned `SwoInfo`: set
+ * its `struct_size`). Never calls a handler and never waits for one. Any thread, any time.
+ * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (`out->struct_size` below
+ * the first versioned layout; nothing written).
  */
 SwoStatus swo_get_info(struct SwoSession *s, uint64_t now_ms, struct SwoInfo *out);
 
@@ -752,8 +832,10 @@ SwoStatus swo_get_info(struct SwoSession *s, uint64_t now_ms, struct SwoInfo *ou
  * Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
  * best remaining, expected downtime and the recommended `downtime-limit` (expected ×
  * (1 + `downtime-headroom`%), rounded up; 0 unless stalled with an expected downtime above
- * the limit). Never calls a handler. Any thread, any time.
- * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+ * the limit). `*out` is a versioned `SwoAdvice`: set its `struct_size`. Never calls a
+ * handler. Any thread, any time. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
+ * `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first versioned layout; nothing
+ * written).
  */
 SwoStatus swo_get_advice(struct SwoSession *s, uint64_t now_ms, struct SwoAdvice *out);
 
@@ -911,8 +993,10 @@ SwoStatus swo_ram_set_dirty_pages(struct SwoRam *ram, uint64_t pages);
 SwoStatus swo_ram_record_sent(struct SwoRam *ram, uint64_t normal_pages, uint64_t zero_pages);
 
 /**
- * Writes the RAM model's figures into `*out` (what `query-migrate` reports in `ram`).
- * Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+ * Writes the RAM model's figures into `*out` (what `query-migrate` reports in `ram`), a
+ * versioned `SwoRamFigures`: set its `struct_size`. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
+ * `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first versioned layout; nothing
+ * written). Any thread.
  */
 SwoStatus swo_ram_get_figures(const struct SwoRam *ram, struct SwoRamFigures *out);
 
@@ -976,7 +1060,7 @@ void swo_session_free(struct SwoSession *s);
 SwoStatus swo_session_set_vmm_ops(struct SwoSession *s, const struct SwoVmmOps *ops, void *opaque);
 
 /**
- * The library version, e.g. `"0.1.0"`: a static NUL-terminated string, never freed.
+ * The library version, e.g. `"0.2.0"`: a static NUL-terminated string, never freed.
  * Any thread.
  */
 const char *swo_version(void);
@@ -995,6 +1079,30 @@ const char *swo_status_name(SwoStatus code);
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BUFFER_TOO_SMALL`. Any thread.
  */
 SwoStatus swo_last_error_message(char *buf, size_t len, size_t *out_len);
+
+/**
+ * The name of a migration status (`SWO_STATUS_*`), QEMU's `MigrationStatus` spelling as in
+ * `query-migrate` and `MIGRATION` events: `"none"`, `"setup"`, `"active"`,
+ * `"pre-switchover"`, `"device"`, `"postcopy-active"`, `"completed"`, `"cancelling"`,
+ * `"cancelled"`, `"failed"`; `"unknown"` for any other number. A static string, never freed.
+ * Any thread.
+ */
+const char *swo_migration_status_name(uint32_t status);
+
+/**
+ * The name of a step action (`SWO_ACTION_*`): `"iterate"`, `"switchover"`,
+ * `"start-postcopy"`, `"complete"`, `"wait"`; `"unknown"` for any other number. A static
+ * string, never freed. Any thread.
+ */
+const char *swo_action_name(uint32_t action);
+
+/**
+ * The name of a VFIO uAPI device state (`SWO_VFIO_STATE_*`), as QEMU's `mig_state_to_str`
+ * (hw/vfio/migration.c) spells it: `"ERROR"`, `"STOP"`, `"RUNNING"`, `"STOP_COPY"`,
+ * `"RESUMING"`, `"RUNNING_P2P"`, `"PRE_COPY"`, `"PRE_COPY_P2P"`; `"unknown"` for any other
+ * number. A static string, never freed. Any thread.
+ */
+const char *swo_vfio_state_name(uint32_t state);
 
 /**
  * Creates a VFIO device model named `name` whose sizes come from the VMM's readers in `ops`,
@@ -1073,7 +1181,9 @@ SwoStatus swo_vfio_record_read(struct SwoVfio *v, uint64_t bytes);
 
 /**
  * Writes the device's cached sizes and its bytes read since `swo_migration_start` into
- * `*out`; no device access. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+ * `*out`, a versioned `SwoVfioSizes` (set its `struct_size`); no device access. Returns
+ * `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first
+ * versioned layout; nothing written). Any thread.
  */
 SwoStatus swo_vfio_get_sizes(struct SwoVfio *v, struct SwoVfioSizes *out);
 

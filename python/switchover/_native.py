@@ -21,7 +21,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_d
                     c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
 
 #: The library versions (major, minor) this binding speaks to.
-COMPATIBLE_VERSION = (0, 1)
+COMPATIBLE_VERSION = (0, 2)
 
 UINT64_MAX = (1 << 64) - 1
 UINT32_MAX = (1 << 32) - 1
@@ -153,25 +153,40 @@ class SwoVmmOps(Structure):
     ]
 
 
-class SwoStep(Structure):
+class OutStruct(Structure):
+    """A versioned out-struct (DESIGN.md §ABI evolution): the leading ``struct_size`` is set
+    to this mirror's ``sizeof`` on construction, as a C caller sets it; the library writes
+    what fits and sets ``struct_size`` to the bytes it wrote."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "struct_size" not in kwargs:
+            self.struct_size = ctypes.sizeof(self)
+
+
+class SwoStep(OutStruct):
     """``SwoStep``: the result of ``swo_iteration_step``. ``pass`` is a Python keyword, so
     the C member ``pass`` is spelled ``pass_`` here."""
 
     _fields_ = [
+        ("struct_size", c_uint32),
         ("action", c_uint32),
         ("flags", c_uint32),
+        ("reserved", c_uint32),
         ("pending", SwoPending),
         ("threshold_bytes", c_uint64),
         ("pass_", c_uint64),
     ]
 
 
-class SwoInfo(Structure):
+class SwoInfo(OutStruct):
     """``SwoInfo``: the numeric snapshot of ``swo_get_info`` (``pass`` spelled ``pass_``)."""
 
     _fields_ = [
+        ("struct_size", c_uint32),
         ("status", c_uint32),
         ("flags", c_uint32),
+        ("reserved", c_uint32),
         ("remaining_bytes", c_uint64),
         ("last_sync_bytes", c_uint64),
         ("threshold_bytes", c_uint64),
@@ -186,12 +201,14 @@ class SwoInfo(Structure):
     ]
 
 
-class SwoAdvice(Structure):
+class SwoAdvice(OutStruct):
     """``SwoAdvice``: the stall state and downtime advice of ``swo_get_advice``."""
 
     _fields_ = [
+        ("struct_size", c_uint32),
         ("flags", c_uint32),
         ("passes_since_progress", c_uint32),
+        ("reserved", c_uint32),
         ("best_remaining_bytes", c_uint64),
         ("expected_downtime_ms", c_int64),
         ("recommended_downtime_ms", c_uint64),
@@ -212,10 +229,12 @@ class SwoRamOps(Structure):
     ]
 
 
-class SwoRamFigures(Structure):
+class SwoRamFigures(OutStruct):
     """``SwoRamFigures``: what ``swo_ram_get_figures`` reports."""
 
     _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved", c_uint32),
         ("total_bytes", c_uint64),
         ("page_size", c_uint64),
         ("normal_pages", c_uint64),
@@ -242,10 +261,12 @@ class SwoVfioOps(Structure):
     ]
 
 
-class SwoVfioSizes(Structure):
+class SwoVfioSizes(OutStruct):
     """``SwoVfioSizes``: a VFIO device's cached sizes (``swo_vfio_get_sizes``)."""
 
     _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved", c_uint32),
         ("stopcopy_size", c_uint64),
         ("precopy_init_size", c_uint64),
         ("precopy_dirty_size", c_uint64),
@@ -282,6 +303,9 @@ FUNCTIONS = {
     # status.rs
     "swo_version": (c_char_p, []),
     "swo_status_name": (c_char_p, [c_uint32]),
+    "swo_migration_status_name": (c_char_p, [c_uint32]),
+    "swo_action_name": (c_char_p, [c_uint32]),
+    "swo_vfio_state_name": (c_char_p, [c_uint32]),
     "swo_last_error_message": (c_uint32, [_buf, c_size_t, _size_p]),
     # session.rs
     "swo_session_new": (c_uint32, [POINTER(SessionP)]),

@@ -19,18 +19,53 @@ def c_member(py_name):
     return "pass" if py_name == "pass_" else py_name  # `pass` is a Python keyword
 
 
+OUT_STRUCTS = [so.SwoStep, so.SwoInfo, so.SwoAdvice, so.SwoRamFigures, so.SwoVfioSizes]
+#: sizeof of each out-struct's first versioned layout (0.2.0); the library refuses less.
+FIRST_SIZES = {"SwoStep": 64, "SwoInfo": 104, "SwoAdvice": 40, "SwoRamFigures": 56,
+               "SwoVfioSizes": 40}
+
+
 def test_mirrors_have_the_sizes_the_c_declarations_imply():
     ptr = ctypes.sizeof(ctypes.c_void_p)
-    # Two u32 then u64s: no padding anywhere on an LP64 or ILP32 ABI with 8-byte u64.
-    assert ctypes.sizeof(so.SwoInfo) == 4 + 4 + 5 * 8 + 2 * 8 + 8 + 3 * 8 == 96
-    assert so.SwoInfo.mbps.offset == 48 and so.SwoInfo.expected_downtime_ms.offset == 64
-    assert ctypes.sizeof(so.SwoAdvice) == 4 + 4 + 8 + 8 + 8 == 32
-    assert so.SwoAdvice.recommended_downtime_ms.offset == 24
+    # struct_size and 4-byte fields in pairs, then 8-byte fields: no padding anywhere on an
+    # LP64 or ILP32 ABI with 8-byte u64.
+    assert ctypes.sizeof(so.SwoInfo) >= 4 * 4 + 5 * 8 + 2 * 8 + 8 + 3 * 8 == 104
+    assert so.SwoInfo.mbps.offset == 56 and so.SwoInfo.expected_downtime_ms.offset == 72
+    assert ctypes.sizeof(so.SwoAdvice) >= 4 * 4 + 8 + 8 + 8 == 40
+    assert so.SwoAdvice.recommended_downtime_ms.offset == 32
     assert ctypes.sizeof(so.SwoRamOps) == 8 + ptr
-    assert ctypes.sizeof(so.SwoRamFigures) == 6 * 8
+    assert ctypes.sizeof(so.SwoRamFigures) >= 8 + 6 * 8 == 56
     assert ctypes.sizeof(so.SwoVfioOps) == 8 + 2 * ptr
-    assert ctypes.sizeof(so.SwoVfioSizes) == 4 * 8
-    assert ctypes.sizeof(so.SwoStep) == 56
+    assert ctypes.sizeof(so.SwoVfioSizes) >= 8 + 4 * 8 == 40
+    assert ctypes.sizeof(so.SwoStep) >= 64
+
+
+@pytest.mark.parametrize("mirror", OUT_STRUCTS, ids=lambda m: m.__name__)
+def test_out_structs_keep_the_versioning_layout_rule(mirror):
+    """DESIGN.md §ABI evolution, and the rule src/ffi/versioned.rs relies on: struct_size
+    first; every field 4 or 8 bytes (a nested SwoPending counts as its four u64s), naturally
+    aligned, right after the previous one (no implicit padding), never straddling an 8-byte
+    slot; the size a multiple of 8 and at least the first versioned layout."""
+    assert mirror._fields_[0] == ("struct_size", ctypes.c_uint32)
+    end = 0
+    for name, ctype in mirror._fields_:
+        field = getattr(mirror, name)
+        assert field.offset == end, f"{mirror.__name__}.{name}: padding before it"
+        if ctype is so.SwoPending:
+            assert field.offset % 8 == 0
+        else:
+            assert field.size in (4, 8), f"{mirror.__name__}.{name}"
+            assert field.offset % field.size == 0
+            assert field.offset // 8 == (field.offset + field.size - 1) // 8
+        end = field.offset + field.size
+    assert end == ctypes.sizeof(mirror) and end % 8 == 0
+    assert ctypes.sizeof(mirror) >= FIRST_SIZES[mirror.__name__]
+
+
+@pytest.mark.parametrize("mirror", OUT_STRUCTS, ids=lambda m: m.__name__)
+def test_out_struct_mirrors_set_struct_size_when_made(mirror):
+    assert mirror().struct_size == ctypes.sizeof(mirror)
+    assert mirror(struct_size=8).struct_size == 8
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")

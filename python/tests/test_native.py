@@ -26,8 +26,15 @@ def header_functions():
     return found
 
 
+def cargo_version():
+    """The version as declared in its one place, Cargo.toml's [package] table."""
+    cargo_toml = os.path.join(os.path.dirname(HEADER), "..", "Cargo.toml")
+    text = open(cargo_toml).read()
+    return re.search(r'^\[package\][^\[]*?^version = "([^"]+)"', text, flags=re.M | re.S).group(1)
+
+
 def test_library_version_is_checked_and_exposed():
-    assert switchover.library_version == "0.1.0"
+    assert switchover.library_version == cargo_version() == "0.2.0"
     assert switchover.__version__ == switchover.library_version
     assert os.path.exists(switchover.library_path)
 
@@ -72,9 +79,10 @@ def test_struct_mirrors_have_the_c_layout():
     assert ctypes.sizeof(switchover.SwoHandlerOps) == 8 + 2 * ptr
     assert switchover.SwoHandlerOps.save_query_pending.offset == 8
     assert ctypes.sizeof(switchover.SwoVmmOps) == 8 + 3 * ptr
-    assert ctypes.sizeof(switchover.SwoStep) == 8 + 32 + 8 + 8
-    assert switchover.SwoStep.pending.offset == 8
-    assert switchover.SwoStep.pass_.offset == 48
+    # struct_size, action, flags, reserved (4 bytes each), SwoPending, threshold, pass.
+    assert ctypes.sizeof(switchover.SwoStep) == 4 * 4 + 32 + 8 + 8
+    assert switchover.SwoStep.pending.offset == 16
+    assert switchover.SwoStep.pass_.offset == 56
 
 
 def test_constants_match_the_header():

@@ -3,7 +3,9 @@ use super::*;
 use crate::counters::Channel;
 use crate::engine::{Snapshot, Step};
 use crate::state::MigrationStatus;
+use super::versioned::{self, Out};
 use std::ffi::c_char;
+use std::mem::size_of;
 
 /// `SwoInfo.flags`: `remaining_bytes` is reported in this status (query-migrate's top-level
 /// `remaining`: active, pre-switchover, device, cancelling, postcopy-active).
@@ -22,13 +24,23 @@ pub const SWO_ADVICE_WILL_SWITCHOVER: u32 = 1 << 1;
 pub const SWO_ADVICE_BEYOND_MAX: u32 = 1 << 2;
 
 /// A numeric snapshot of the migration for C callers.
+///
+/// Versioned: set `struct_size` to `sizeof(SwoInfo)` before the call
+/// (`SwoInfo info = { .struct_size = sizeof info };`). The library refuses a size below 104
+/// (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+/// fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+/// sets `struct_size` to the bytes it wrote. Fields are only ever appended.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SwoInfo {
+    /// Set by the caller to `sizeof(SwoInfo)`; set by the library to the bytes it wrote.
+    pub struct_size: u32,
     /// `SWO_STATUS_*`.
     pub status: u32,
     /// `SWO_INFO_*` bits.
     pub flags: u32,
+    /// Written as 0.
+    pub reserved: u32,
     /// System-wide remaining bytes: the total of the last query, fast or exact.
     pub remaining_bytes: u64,
     /// Total of the last exact query (`dirty_bytes_last_sync`).
@@ -52,15 +64,26 @@ pub struct SwoInfo {
     /// ms the guest was (or has been, so far) stopped for the switchover.
     pub downtime_ms: u64,
 }
+versioned::out_struct!(SwoInfo, 104);
 
 /// The downtime advice.
+///
+/// Versioned: set `struct_size` to `sizeof(SwoAdvice)` before the call
+/// (`SwoAdvice advice = { .struct_size = sizeof advice };`). The library refuses a size below
+/// 40 (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes
+/// the fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it,
+/// and sets `struct_size` to the bytes it wrote. Fields are only ever appended.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwoAdvice {
+    /// Set by the caller to `sizeof(SwoAdvice)`; set by the library to the bytes it wrote.
+    pub struct_size: u32,
     /// `SWO_ADVICE_*` bits.
     pub flags: u32,
     /// Passes since the best remaining was last beaten by `stall-margin` percent.
     pub passes_since_progress: u32,
+    /// Written as 0.
+    pub reserved: u32,
     /// The lowest remaining seen at a pass (0 before the first pass).
     pub best_remaining_bytes: u64,
     /// Expected downtime in ms, as in `SwoInfo`.
@@ -69,6 +92,7 @@ pub struct SwoAdvice {
     /// advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
     pub recommended_downtime_ms: u64,
 }
+versioned::out_struct!(SwoAdvice, 40);
 
 impl From<&Snapshot> for SwoInfo {
     fn from(s: &Snapshot) -> SwoInfo {
@@ -80,7 +104,9 @@ impl From<&Snapshot> for SwoInfo {
             flags |= SWO_INFO_STALLED;
         }
         SwoInfo {
+            struct_size: size_of::<SwoInfo>() as u32,
             status: s.status as u32,
+            reserved: 0,
             flags,
             remaining_bytes: s.remaining,
             last_sync_bytes: s.last_sync_bytes,
@@ -110,7 +136,9 @@ impl From<&Snapshot> for SwoAdvice {
             flags |= SWO_ADVICE_BEYOND_MAX;
         }
         SwoAdvice {
+            struct_size: size_of::<SwoAdvice>() as u32,
             flags,
+            reserved: 0,
             passes_since_progress: u32::try_from(s.passes_since_progress).unwrap_or(u32::MAX),
             best_remaining_bytes: s.best_remaining,
             expected_downtime_ms: s.expected_downtime_ms,
@@ -129,7 +157,9 @@ impl From<Step> for SwoStep {
             flags |= SWO_STEP_VM_STOPPED;
         }
         SwoStep {
+            struct_size: size_of::<SwoStep>() as u32,
             action: s.action as u32,
+            reserved: 0,
             flags,
             pending: s.pending.into(),
             threshold_bytes: s.threshold,
@@ -200,8 +230,10 @@ pub unsafe extern "C" fn swo_update_counters(s: *mut SwoSession, now_ms: u64) ->
 /// capability is on, the guest runs — per `swo_set_vm_running`, and not stopped by the
 /// library — and the destination has not acked). Handler callbacks, `vm_stop`, `vm_resume`
 /// and events run with no lock held that reports need. Allowed in `active` and
-/// `postcopy-active`. Migration thread. `*out` is written only on success.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (also when the migration was
+/// `postcopy-active`. Migration thread. `*out` (a versioned `SwoStep`: set its `struct_size`)
+/// is written only on success. Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG`
+/// (`out->struct_size` below the first versioned layout: checked before the step, which then
+/// does not run), `SWO_ERR_BAD_STATE` (also when the migration was
 /// cancelled or failed during the step), `SWO_ERR_IO` (`vm_resume` failed: the guest is
 /// still stopped; the library keeps it marked as stopped by itself and resumes it at the next
 /// step that gives it back, at `swo_cancel` or at `swo_fail`), or `SWO_ERR_REENTRANT` from a
@@ -215,8 +247,8 @@ pub unsafe extern "C" fn swo_iteration_step(
     // SAFETY: pointers per the C contract.
     unsafe {
         session_call(s, |sess| {
-            let out = super::out(out, "out")?;
-            *out = sess.iteration_step(now_ms)?.into();
+            let out = Out::check(out, "out")?;
+            out.write(&sess.iteration_step(now_ms)?.into());
             Ok(())
         })
     }
@@ -394,16 +426,17 @@ pub unsafe extern "C" fn swo_get_status(s: *const SwoSession) -> u32 {
     })
 }
 
-/// Writes a consistent numeric snapshot at `now_ms` into `*out`. Never calls a handler and
-/// never waits for one. Any thread, any time.
-/// Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+/// Writes a consistent numeric snapshot at `now_ms` into `*out` (a versioned `SwoInfo`: set
+/// its `struct_size`). Never calls a handler and never waits for one. Any thread, any time.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (`out->struct_size` below
+/// the first versioned layout; nothing written).
 #[no_mangle]
 pub unsafe extern "C" fn swo_get_info(s: *mut SwoSession, now_ms: u64, out: *mut SwoInfo) -> SwoStatus {
     // SAFETY: pointers per the C contract.
     unsafe {
         session_call(s, |sess| {
-            let out = super::out(out, "out")?;
-            *out = SwoInfo::from(&sess.snapshot(now_ms));
+            let out = Out::check(out, "out")?;
+            out.write(&SwoInfo::from(&sess.snapshot(now_ms)));
             Ok(())
         })
     }
@@ -412,8 +445,10 @@ pub unsafe extern "C" fn swo_get_info(s: *mut SwoSession, now_ms: u64, out: *mut
 /// Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
 /// best remaining, expected downtime and the recommended `downtime-limit` (expected ×
 /// (1 + `downtime-headroom`%), rounded up; 0 unless stalled with an expected downtime above
-/// the limit). Never calls a handler. Any thread, any time.
-/// Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
+/// the limit). `*out` is a versioned `SwoAdvice`: set its `struct_size`. Never calls a
+/// handler. Any thread, any time. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
+/// `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first versioned layout; nothing
+/// written).
 #[no_mangle]
 pub unsafe extern "C" fn swo_get_advice(
     s: *mut SwoSession,
@@ -423,9 +458,11 @@ pub unsafe extern "C" fn swo_get_advice(
     // SAFETY: pointers per the C contract.
     unsafe {
         session_call(s, |sess| {
-            let out = super::out(out, "out")?;
-            *out = SwoAdvice::from(&sess.snapshot(now_ms));
+            let out = Out::check(out, "out")?;
+            out.write(&SwoAdvice::from(&sess.snapshot(now_ms)));
             Ok(())
         })
     }
 }
+
+super::symbol_versions!("engine");

@@ -14,9 +14,20 @@ pub mod report;
 pub mod session;
 pub mod status;
 pub mod types;
+pub(crate) mod versioned;
 pub mod vfio;
 
 pub use types::*;
+
+/// Puts the exported functions of the calling module under their symbol versions
+/// (abi/switchover.map; build.rs writes one `global_asm!` per module, which must sit in the
+/// object defining the functions). Every module with `#[no_mangle]` functions calls it once.
+macro_rules! symbol_versions {
+    ($module:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/symver/", $module, ".rs"));
+    };
+}
+pub(crate) use symbol_versions;
 
 use crate::error::{Code, Error, Result};
 use crate::reentrancy;

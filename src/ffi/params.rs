@@ -128,3 +128,5 @@ pub unsafe extern "C" fn swo_parse_size(
         Ok(())
     })
 }
+
+super::symbol_versions!("params");

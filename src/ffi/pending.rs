@@ -151,3 +151,5 @@ pub unsafe extern "C" fn swo_query_pending(
         })
     }
 }
+
+super::symbol_versions!("pending");

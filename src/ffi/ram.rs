@@ -23,9 +23,19 @@ pub struct SwoRamOps {
 }
 
 /// The RAM model's figures, as `query-migrate` reports them in `ram`.
+///
+/// Versioned: set `struct_size` to `sizeof(SwoRamFigures)` before the call
+/// (`SwoRamFigures f = { .struct_size = sizeof f };`). The library refuses a size below 56
+/// (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+/// fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+/// sets `struct_size` to the bytes it wrote. Fields are only ever appended.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwoRamFigures {
+    /// Set by the caller to `sizeof(SwoRamFigures)`; set by the library to the bytes it wrote.
+    pub struct_size: u32,
+    /// Written as 0.
+    pub reserved: u32,
     /// Guest RAM size in bytes (`ram.total`).
     pub total_bytes: u64,
     /// Page size in bytes (`ram.page-size`).
@@ -40,10 +50,13 @@ pub struct SwoRamFigures {
     /// (`ram.dirty-pages-rate`); 0 before the first window closes.
     pub dirty_pages_rate: u64,
 }
+super::versioned::out_struct!(SwoRamFigures, 56);
 
 impl From<RamFigures> for SwoRamFigures {
     fn from(f: RamFigures) -> SwoRamFigures {
         SwoRamFigures {
+            struct_size: std::mem::size_of::<SwoRamFigures>() as u32,
+            reserved: 0,
             total_bytes: f.total_bytes,
             page_size: f.page_size,
             normal_pages: f.normal_pages,
@@ -169,14 +182,16 @@ pub unsafe extern "C" fn swo_ram_record_sent(
     })
 }
 
-/// Writes the RAM model's figures into `*out` (what `query-migrate` reports in `ram`).
-/// Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+/// Writes the RAM model's figures into `*out` (what `query-migrate` reports in `ram`), a
+/// versioned `SwoRamFigures`: set its `struct_size`. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
+/// `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first versioned layout; nothing
+/// written). Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_ram_get_figures(ram: *const SwoRam, out: *mut SwoRamFigures) -> SwoStatus {
     call(|| {
         // SAFETY: `ram` is NULL or a live handle from `swo_ram_new`; `out` NULL or writable.
-        let (ram, out) = unsafe { (arg(ram, "ram")?, super::out(out, "out")?) };
-        *out = SwoRamFigures::from(ram.inner.figures());
+        let (ram, out) = unsafe { (arg(ram, "ram")?, super::versioned::Out::check(out, "out")?) };
+        out.write(&SwoRamFigures::from(ram.inner.figures()));
         Ok(())
     })
 }
@@ -204,3 +219,5 @@ pub unsafe extern "C" fn swo_ram_free(ram: *mut SwoRam) {
         }
     })
 }
+
+super::symbol_versions!("ram");

@@ -34,3 +34,5 @@ pub unsafe extern "C" fn swo_info_migrate_text(
     // SAFETY: pointers per the C contract above.
     unsafe { session_call(s, |sess| write_str(&sess.info_migrate_text(now_ms), buf, len, out_len)) }
 }
+
+super::symbol_versions!("report");

@@ -107,3 +107,5 @@ pub unsafe extern "C" fn swo_session_set_vmm_ops(
         })
     }
 }
+
+super::symbol_versions!("session");

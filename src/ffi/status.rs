@@ -1,8 +1,9 @@
-//! Version, status-code names and the per-thread error message.
+//! Version, the names of every enum the library returns (`swo_*_name`) and the per-thread
+//! error message.
 use super::*;
 use std::ffi::c_char;
 
-/// The library version, e.g. `"0.1.0"`: a static NUL-terminated string, never freed.
+/// The library version, e.g. `"0.2.0"`: a static NUL-terminated string, never freed.
 /// Any thread.
 #[no_mangle]
 pub extern "C" fn swo_version() -> *const c_char {
@@ -55,3 +56,70 @@ pub unsafe extern "C" fn swo_last_error_message(
         Err(_) => SWO_ERR_PANIC,
     }
 }
+
+/// The `"unknown"` every `swo_*_name` gives for a number it does not know.
+const UNKNOWN: &str = "unknown\0";
+
+/// The name of a migration status (`SWO_STATUS_*`), QEMU's `MigrationStatus` spelling as in
+/// `query-migrate` and `MIGRATION` events: `"none"`, `"setup"`, `"active"`,
+/// `"pre-switchover"`, `"device"`, `"postcopy-active"`, `"completed"`, `"cancelling"`,
+/// `"cancelled"`, `"failed"`; `"unknown"` for any other number. A static string, never freed.
+/// Any thread.
+#[no_mangle]
+pub extern "C" fn swo_migration_status_name(status: u32) -> *const c_char {
+    let name = match status {
+        SWO_STATUS_NONE => "none\0",
+        SWO_STATUS_SETUP => "setup\0",
+        SWO_STATUS_ACTIVE => "active\0",
+        SWO_STATUS_PRE_SWITCHOVER => "pre-switchover\0",
+        SWO_STATUS_DEVICE => "device\0",
+        SWO_STATUS_POSTCOPY_ACTIVE => "postcopy-active\0",
+        SWO_STATUS_COMPLETED => "completed\0",
+        SWO_STATUS_CANCELLING => "cancelling\0",
+        SWO_STATUS_CANCELLED => "cancelled\0",
+        SWO_STATUS_FAILED => "failed\0",
+        _ => UNKNOWN,
+    };
+    debug_assert!(crate::state::MigrationStatus::from_u32(status)
+        .is_none_or(|s| name.trim_end_matches('\0') == s.name()));
+    name.as_ptr().cast()
+}
+
+/// The name of a step action (`SWO_ACTION_*`): `"iterate"`, `"switchover"`,
+/// `"start-postcopy"`, `"complete"`, `"wait"`; `"unknown"` for any other number. A static
+/// string, never freed. Any thread.
+#[no_mangle]
+pub extern "C" fn swo_action_name(action: u32) -> *const c_char {
+    let name = match action {
+        SWO_ACTION_ITERATE => "iterate\0",
+        SWO_ACTION_SWITCHOVER => "switchover\0",
+        SWO_ACTION_START_POSTCOPY => "start-postcopy\0",
+        SWO_ACTION_COMPLETE => "complete\0",
+        SWO_ACTION_WAIT => "wait\0",
+        _ => UNKNOWN,
+    };
+    name.as_ptr().cast()
+}
+
+/// The name of a VFIO uAPI device state (`SWO_VFIO_STATE_*`), as QEMU's `mig_state_to_str`
+/// (hw/vfio/migration.c) spells it: `"ERROR"`, `"STOP"`, `"RUNNING"`, `"STOP_COPY"`,
+/// `"RESUMING"`, `"RUNNING_P2P"`, `"PRE_COPY"`, `"PRE_COPY_P2P"`; `"unknown"` for any other
+/// number. A static string, never freed. Any thread.
+#[no_mangle]
+pub extern "C" fn swo_vfio_state_name(state: u32) -> *const c_char {
+    use super::vfio::*;
+    let name = match state {
+        SWO_VFIO_STATE_ERROR => "ERROR\0",
+        SWO_VFIO_STATE_STOP => "STOP\0",
+        SWO_VFIO_STATE_RUNNING => "RUNNING\0",
+        SWO_VFIO_STATE_STOP_COPY => "STOP_COPY\0",
+        SWO_VFIO_STATE_RESUMING => "RESUMING\0",
+        SWO_VFIO_STATE_RUNNING_P2P => "RUNNING_P2P\0",
+        SWO_VFIO_STATE_PRE_COPY => "PRE_COPY\0",
+        SWO_VFIO_STATE_PRE_COPY_P2P => "PRE_COPY_P2P\0",
+        _ => UNKNOWN,
+    };
+    name.as_ptr().cast()
+}
+
+super::symbol_versions!("status");

@@ -154,13 +154,24 @@ pub struct SwoVmmOps {
 }
 
 /// The result of one `swo_iteration_step`.
+///
+/// Versioned: set `struct_size` to `sizeof(SwoStep)` before the call
+/// (`SwoStep step = { .struct_size = sizeof step };`). The library refuses a size below 64
+/// (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+/// fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+/// sets `struct_size` to the bytes it wrote. Fields are only ever appended, so a program built
+/// against an older header gets its own layout and a newer one keeps its tail as it set it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwoStep {
+    /// Set by the caller to `sizeof(SwoStep)`; set by the library to the bytes it wrote.
+    pub struct_size: u32,
     /// `SWO_ACTION_*`.
     pub action: u32,
     /// `SWO_STEP_*` bits.
     pub flags: u32,
+    /// Written as 0.
+    pub reserved: u32,
     /// The figures the decision used.
     pub pending: SwoPending,
     /// The threshold the decision compared against, in bytes.
@@ -168,6 +179,7 @@ pub struct SwoStep {
     /// `dirty-sync-count` after this step.
     pub pass: u64,
 }
+super::versioned::out_struct!(SwoStep, 64);
 
 /// An opaque migration session. Create with `swo_session_new`, free with `swo_session_free`.
 pub struct SwoSession {

@@ -42,9 +42,19 @@ pub struct SwoVfioOps {
 }
 
 /// A VFIO device's cached sizes, all in bytes.
+///
+/// Versioned: set `struct_size` to `sizeof(SwoVfioSizes)` before the call
+/// (`SwoVfioSizes z = { .struct_size = sizeof z };`). The library refuses a size below 40
+/// (the 0.2.0 layout) with `SWO_ERR_INVALID_ARG` and writes nothing; otherwise it writes the
+/// fields that lie wholly within `struct_size` (whole 8-byte slots), never a byte past it, and
+/// sets `struct_size` to the bytes it wrote. Fields are only ever appended.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwoVfioSizes {
+    /// Set by the caller to `sizeof(SwoVfioSizes)`; set by the library to the bytes it wrote.
+    pub struct_size: u32,
+    /// Written as 0.
+    pub reserved: u32,
     /// Cached device total for stop-copy; includes the precopy data.
     pub stopcopy_size: u64,
     /// Cached precopy `initial_bytes`.
@@ -54,10 +64,13 @@ pub struct SwoVfioSizes {
     /// Device bytes read (`swo_vfio_record_read`) since `swo_migration_start`.
     pub transferred: u64,
 }
+super::versioned::out_struct!(SwoVfioSizes, 40);
 
 impl From<VfioSizes> for SwoVfioSizes {
     fn from(s: VfioSizes) -> SwoVfioSizes {
         SwoVfioSizes {
+            struct_size: std::mem::size_of::<SwoVfioSizes>() as u32,
+            reserved: 0,
             stopcopy_size: s.stopcopy_size,
             precopy_init_size: s.precopy_init_size,
             precopy_dirty_size: s.precopy_dirty_size,
@@ -259,13 +272,15 @@ pub unsafe extern "C" fn swo_vfio_record_read(v: *mut SwoVfio, bytes: u64) -> Sw
 }
 
 /// Writes the device's cached sizes and its bytes read since `swo_migration_start` into
-/// `*out`; no device access. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
+/// `*out`, a versioned `SwoVfioSizes` (set its `struct_size`); no device access. Returns
+/// `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first
+/// versioned layout; nothing written). Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_get_sizes(v: *mut SwoVfio, out: *mut SwoVfioSizes) -> SwoStatus {
     // SAFETY: pointers per the C contract.
     unsafe {
         vfio_call(v, |d| {
-            *super::out(out, "out")? = SwoVfioSizes::from(d.sizes());
+            super::versioned::Out::check(out, "out")?.write(&SwoVfioSizes::from(d.sizes()));
             Ok(())
         })
     }
@@ -299,3 +314,5 @@ pub unsafe extern "C" fn swo_vfio_free(v: *mut SwoVfio) {
         }
     })
 }
+
+super::symbol_versions!("vfio");
