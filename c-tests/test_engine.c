@@ -179,7 +179,7 @@ static void test_vgpu_story(void)
         if (!s)
             return;
         CHECK(run_passes(s, &now, 40, &pass) == SWO_ACTION_ITERATE);
-        CHECK(pass == 40);
+        CHECK(pass == 41); /* migrate_init starts dirty-sync-count at 1 */
         OK(swo_get_info(s, now, &info));
         CHECK(info.expected_downtime_ms == 1909);
         CHECK(info.switchover_bw == 1073741824.0);
@@ -216,7 +216,8 @@ static void test_vgpu_story(void)
     CHECK(run_passes(s, &now, 1, NULL) == SWO_ACTION_SWITCHOVER);
     swo_session_free(s);
 
-    /* auto-downtime-max 3000: converges by itself (stall at pass 6, switchover at pass 7). */
+    /* auto-downtime-max 3000: converges by itself (stall at the 6th exact pass, switchover
+     * at the 7th: dirty-sync-count 8, counting from migrate_init's 1). */
     now = 100;
     s = vgpu_session(&dev, &vmm, "300");
     CHECK(s != NULL);
@@ -224,7 +225,7 @@ static void test_vgpu_story(void)
         return;
     OK(swo_set_parameter(s, "auto-downtime-max", "3000"));
     CHECK(run_passes(s, &now, 20, &pass) == SWO_ACTION_SWITCHOVER);
-    CHECK(pass == 7);
+    CHECK(pass == 8);
     CHECK(vmm.adjusted == 1);
     {
         char buf[2048];
@@ -288,6 +289,9 @@ static void test_invalid_transitions(void)
     CHECK_STATUS(swo_complete(s, 3), SWO_ERR_BAD_STATE);
     CHECK_STATUS(swo_migrate_continue(s, SWO_STATUS_PRE_SWITCHOVER), SWO_ERR_BAD_STATE);
     CHECK(strcmp(last_message(), "Migration not in expected state: active") == 0);
+    /* qmp_migrate_continue: naming the current state when not paused does nothing. */
+    OK(swo_migrate_continue(s, SWO_STATUS_ACTIVE));
+    CHECK(swo_get_status(s) == SWO_STATUS_ACTIVE);
     CHECK_STATUS(swo_migrate_continue(s, 42), SWO_ERR_INVALID_ARG);
     CHECK_STATUS(swo_postcopy_start(s, 3), SWO_ERR_BAD_STATE);
     CHECK(swo_get_status(s) == SWO_STATUS_ACTIVE);
@@ -413,6 +417,10 @@ static void test_pause_before_postcopy(void)
     }
     CHECK(strcmp(vmm.statuses, "setup,active,pre-switchover,device,postcopy-active") == 0);
     CHECK(vmm.stops == 1 && vmm.resumes == 0);
+    /* qmp_migrate_cancel: the destination runs the guest, no cancel. */
+    CHECK_STATUS(swo_cancel(s, 150), SWO_ERR_BAD_STATE);
+    CHECK(strcmp(last_message(), "Postcopy migration in progress, cannot cancel.") == 0);
+    CHECK(swo_get_status(s) == SWO_STATUS_POSTCOPY_ACTIVE);
     swo_session_free(s);
 }
 
@@ -457,7 +465,7 @@ static void test_stopped_vm_sizing(void)
         SwoInfo info = { .struct_size = sizeof info };
         OK(swo_get_info(s, 260, &info));
         CHECK(info.downtime_ms == 60);
-        CHECK(info.pass == 4);
+        CHECK(info.pass == 5); /* 4 exact passes after migrate_init's 1 */
     }
     CHECK(vmm.stops == 4 && vmm.resumes == 3);
     swo_session_free(s);
@@ -547,7 +555,7 @@ static void test_threshold_and_counters(void)
     CHECK(info.threshold_bytes == 1200150); /* 4000500 / 1000.0 * 300 */
     CHECK(info.mbps == 80.0);
     CHECK(info.transferred_bytes == 1000000);
-    CHECK(info.expected_downtime_ms == 300); /* pass <= 1: the limit */
+    CHECK(info.expected_downtime_ms == 300); /* dirty-sync-count 1: the limit */
     swo_session_free(s);
 }
 

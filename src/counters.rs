@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 #[repr(u32)]
 pub enum Channel {
     /// The main migration stream: its bytes count as precopy, downtime or postcopy bytes by
-    /// the status at the time.
+    /// the guest's run state at the time ([`MainBucket`]).
     Main = 0,
     /// A multifd channel: counted as `multifd-bytes`.
     Multifd = 1,
@@ -90,12 +90,11 @@ fn saturating_add(counter: &AtomicU64, n: u64) {
 /// Byte totals at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ByteTotals {
-    /// Main-channel bytes sent while the guest ran (status setup / active).
+    /// Main-channel bytes sent while the guest ran.
     pub precopy: u64,
-    /// Main-channel bytes sent with the guest stopped before the destination ran
-    /// (status pre-switchover / device).
+    /// Main-channel bytes sent with the guest stopped, outside postcopy.
     pub downtime: u64,
-    /// Main-channel bytes sent in postcopy.
+    /// Main-channel bytes sent in postcopy (the source guest stopped).
     pub postcopy: u64,
     /// Bytes sent on multifd channels.
     pub multifd: u64,
@@ -115,30 +114,50 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Counters {
-    /// Counts `bytes` sent on `channel`. Main-channel bytes are filed by `status`: postcopy in
-    /// `postcopy-active`, downtime in `pre-switchover` and `device` (the guest is stopped
-    /// there), precopy otherwise. Lock-free.
+/// The bucket a main-channel byte is filed in (QEMU's `ram_transferred_add`,
+/// migration/ram.c): by the guest's run state, not by the migration status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MainBucket {
+    /// The guest runs (`runstate_is_running()`): `precopy-bytes`.
+    Precopy,
+    /// The guest is stopped and the migration is in postcopy: `postcopy-bytes`.
+    Postcopy,
+    /// The guest is stopped otherwise: `downtime-bytes`.
+    Downtime,
+}
+
+impl MainBucket {
+    /// QEMU's order: a running guest's bytes are precopy bytes whatever the status; a stopped
+    /// guest's are postcopy bytes in postcopy and downtime bytes otherwise.
     #[inline]
-    pub fn record(&self, channel: Channel, status: MigrationStatus, bytes: u64) {
-        self.record_with(channel, || status, bytes);
+    pub fn classify(guest_running: bool, status: MigrationStatus) -> MainBucket {
+        if guest_running {
+            MainBucket::Precopy
+        } else if status == MigrationStatus::PostcopyActive {
+            MainBucket::Postcopy
+        } else {
+            MainBucket::Downtime
+        }
+    }
+}
+
+impl Counters {
+    /// Counts `bytes` sent on `channel`; main-channel bytes go to `bucket`. Lock-free.
+    #[inline]
+    pub fn record(&self, channel: Channel, bucket: MainBucket, bytes: u64) {
+        self.record_with(channel, || bucket, bytes);
     }
 
-    /// [`Counters::record`] with the status read by `status` only when the bucket depends on
-    /// it (main channel): the hot path is then one status load at most and one relaxed add.
+    /// [`Counters::record`] with the bucket worked out by `bucket` only when it matters (main
+    /// channel): the hot path is then a couple of atomic loads at most and one relaxed add.
     #[inline]
-    pub fn record_with(
-        &self,
-        channel: Channel,
-        status: impl FnOnce() -> MigrationStatus,
-        bytes: u64,
-    ) {
+    pub fn record_with(&self, channel: Channel, bucket: impl FnOnce() -> MainBucket, bytes: u64) {
         let counter = match channel {
             Channel::Multifd => &self.multifd,
-            Channel::Main => match status() {
-                MigrationStatus::PostcopyActive => &self.postcopy,
-                MigrationStatus::PreSwitchover | MigrationStatus::Device => &self.downtime,
-                _ => &self.precopy,
+            Channel::Main => match bucket() {
+                MainBucket::Postcopy => &self.postcopy,
+                MainBucket::Downtime => &self.downtime,
+                MainBucket::Precopy => &self.precopy,
             },
         };
         saturating_add(counter, bytes);
@@ -193,9 +212,10 @@ impl Counters {
         *w = Window { start_ms: now_ms, ..Window::default() };
     }
 
-    /// Closes the window when `now_ms >= start + 100` (QEMU's `migration_update_counters`):
-    /// measures the bandwidth over it, derives the switchover bandwidth and the threshold for
-    /// `downtime_limit_ms`, and opens the next window at `now_ms`. Returns whether a window
+    /// Closes the window when `now_ms >= start + 100` (QEMU's `migration_update_counters`,
+    /// migration/migration.c): measures the bandwidth over it in QEMU's order of operations,
+    /// derives the threshold for `downtime_limit_ms` from the switchover bandwidth
+    /// ([`switchover_bw`]), and opens the next window at `now_ms`. Returns whether a window
     /// closed.
     ///
     /// A clock that goes backwards (`now_ms` before the window's start) closes nothing: the
@@ -217,22 +237,17 @@ impl Counters {
             return false;
         }
         // Counters only move backwards across a reset; a window spanning one measures 0.
-        let transferred = bytes.saturating_sub(w.start_bytes) as f64;
-        let sent_pages = pages.saturating_sub(w.start_pages) as f64;
-        let seconds = time_spent as f64 / 1000.0;
-        let mbps = transferred * 8.0 / seconds / 1e6;
-        // The measured rate in bytes/s is `mbps / 8 * 1e6`; computed straight from the bytes
-        // it skips two roundings (the QEMU 7.2 replay in tests/ matches to the byte).
-        let measured_bw = transferred * 1000.0 / time_spent as f64;
-        let switchover_bw =
-            if avail_switchover_bw != 0 { avail_switchover_bw as f64 } else { measured_bw };
-        // `as` saturates and maps NaN to 0: a threshold never wraps.
-        let threshold = (switchover_bw / 1000.0 * downtime_limit_ms as f64) as u64;
+        let transferred = bytes.saturating_sub(w.start_bytes);
+        let sent_pages = pages.saturating_sub(w.start_pages);
+        let mbps = window_mbps(transferred, time_spent);
+        let bw = switchover_bw(avail_switchover_bw, mbps);
         w.figures = WindowFigures {
             mbps,
-            switchover_bw,
-            threshold,
-            pages_per_second: (sent_pages / seconds) as u64,
+            switchover_bw: bw,
+            threshold: threshold_bytes(bw, downtime_limit_ms),
+            // QEMU: `(double) transferred_pages / ((double) time_spent / 1000.0)` into a double
+            // that `query-migrate` prints as an integer (truncated).
+            pages_per_second: (sent_pages as f64 / (time_spent as f64 / 1000.0)) as u64,
         };
         w.start_ms = now_ms;
         w.start_bytes = bytes;
@@ -241,34 +256,65 @@ impl Counters {
     }
 }
 
+/// A window's throughput in Mbit/s, in QEMU's order of operations
+/// (`migration_update_counters`): `((transferred * 8.0) / (time_spent / 1000.0)) / 1000.0 /
+/// 1000.0`. A different order moves the last bit, and the threshold by a byte.
+pub fn window_mbps(transferred: u64, time_spent_ms: u64) -> f64 {
+    (((transferred as f64) * 8.0) / ((time_spent_ms as f64) / 1000.0)) / 1000.0 / 1000.0
+}
+
+/// The switchover bandwidth in bytes/s (QEMU's `migration_get_switchover_bw`):
+/// `avail-switchover-bandwidth` when non-zero, else `mbps / 8 * 1000 * 1000`. QEMU reads it
+/// whenever it is used, so callers pass the parameter's current value.
+pub fn switchover_bw(avail_switchover_bw: u64, mbps: f64) -> f64 {
+    if avail_switchover_bw != 0 {
+        return avail_switchover_bw as f64;
+    }
+    mbps / 8.0 * 1000.0 * 1000.0
+}
+
+/// The threshold in bytes (QEMU's `migration_update_counters`):
+/// `(switchover_bw / 1000) * downtime_limit`, converted from double. Rust's `as` saturates
+/// and maps NaN to 0, so a threshold never wraps.
+pub fn threshold_bytes(switchover_bw: f64, downtime_limit_ms: u64) -> u64 {
+    ((switchover_bw / 1000.0) * downtime_limit_ms as f64) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// QEMU's `ram_transferred_add`: running → precopy, else postcopy in postcopy, else
+    /// downtime; the status alone does not decide.
     #[test]
-    fn main_channel_bytes_are_filed_by_status() {
+    fn ram_transferred_add_files_main_bytes_by_the_guests_run_state() {
+        use MigrationStatus::*;
+        assert_eq!(MainBucket::classify(true, Active), MainBucket::Precopy);
+        assert_eq!(MainBucket::classify(false, Active), MainBucket::Downtime);
+        assert_eq!(MainBucket::classify(false, Device), MainBucket::Downtime);
+        assert_eq!(MainBucket::classify(false, PreSwitchover), MainBucket::Downtime);
+        assert_eq!(MainBucket::classify(false, PostcopyActive), MainBucket::Postcopy);
         let c = Counters::default();
-        c.record(Channel::Main, MigrationStatus::Active, 10);
-        c.record(Channel::Main, MigrationStatus::Device, 20);
-        c.record(Channel::Main, MigrationStatus::PreSwitchover, 1);
-        c.record(Channel::Main, MigrationStatus::PostcopyActive, 30);
-        c.record(Channel::Multifd, MigrationStatus::Active, 40);
-        c.record(Channel::Multifd, MigrationStatus::Device, 2);
+        c.record(Channel::Main, MainBucket::Precopy, 10);
+        c.record(Channel::Main, MainBucket::Downtime, 21);
+        c.record(Channel::Main, MainBucket::Postcopy, 30);
+        c.record(Channel::Multifd, MainBucket::Precopy, 40);
+        c.record(Channel::Multifd, MainBucket::Downtime, 2);
         let b = c.bytes();
         assert_eq!(b, ByteTotals { precopy: 10, downtime: 21, postcopy: 30, multifd: 42 });
         assert_eq!(b.transferred(), 103);
     }
 
     #[test]
-    fn multifd_bytes_need_no_status_and_main_bytes_read_it_once() {
+    fn multifd_bytes_need_no_bucket_and_main_bytes_work_it_out_once() {
         let c = Counters::default();
-        c.record_with(Channel::Multifd, || unreachable!("multifd bytes never read the status"), 7);
+        c.record_with(Channel::Multifd, || unreachable!("multifd bytes never need a bucket"), 7);
         let reads = std::cell::Cell::new(0);
-        let status = || {
+        let bucket = || {
             reads.set(reads.get() + 1);
-            MigrationStatus::Device
+            MainBucket::Downtime
         };
-        c.record_with(Channel::Main, status, 9);
+        c.record_with(Channel::Main, bucket, 9);
         assert_eq!(reads.get(), 1);
         assert_eq!(c.bytes(), ByteTotals { precopy: 0, downtime: 9, postcopy: 0, multifd: 7 });
     }
@@ -276,9 +322,9 @@ mod tests {
     #[test]
     fn counters_saturate() {
         let c = Counters::default();
-        c.record(Channel::Main, MigrationStatus::Active, u64::MAX - 1);
-        c.record(Channel::Main, MigrationStatus::Active, 5);
-        c.record(Channel::Multifd, MigrationStatus::Active, 5);
+        c.record(Channel::Main, MainBucket::Precopy, u64::MAX - 1);
+        c.record(Channel::Main, MainBucket::Precopy, 5);
+        c.record(Channel::Multifd, MainBucket::Precopy, 5);
         assert_eq!(c.bytes().precopy, u64::MAX);
         assert_eq!(c.bytes().transferred(), u64::MAX);
     }
@@ -287,10 +333,10 @@ mod tests {
     fn backwards_clock_restarts_the_window_without_figures() {
         let c = Counters::default();
         c.reset(1000);
-        c.record(Channel::Main, MigrationStatus::Active, 1_000_000);
+        c.record(Channel::Main, MainBucket::Precopy, 1_000_000);
         assert!(!c.update(500, 300, 0));
         assert_eq!(c.window(), WindowFigures::default());
-        c.record(Channel::Main, MigrationStatus::Active, 1_000_000);
+        c.record(Channel::Main, MainBucket::Precopy, 1_000_000);
         assert!(c.update(600, 300, 0));
         assert_eq!(c.window().threshold, 3_000_000);
     }

@@ -129,22 +129,26 @@ impl RamState {
         self.dirty_pages.load(Ordering::Acquire).saturating_mul(self.page_size)
     }
 
-    fn reset(&self) {
+    fn reset(&self, now_ms: u64) {
         self.normal_pages.store(0, Ordering::Release);
         self.zero_pages.store(0, Ordering::Release);
-        *lock(&self.rate) = RateWindow::default();
+        *lock(&self.rate) = RateWindow { start_ms: Some(now_ms), ..RateWindow::default() };
         self.warned.store(false, Ordering::Release);
     }
 
-    /// Adds a sync's newly dirtied pages to the window and closes the window once it spans
-    /// at least [`DIRTY_RATE_WINDOW_MS`]: rate = pages × 1000 / elapsed ms. The window opens
-    /// at the first sync (whose pages count), as QEMU's `migration_bitmap_sync` does.
+    /// Adds a sync's newly dirtied pages to the period and, once more than
+    /// [`DIRTY_RATE_WINDOW_MS`] have passed since the period started (strictly), sets the rate
+    /// to `pages × 1000 / elapsed` and starts the next period: QEMU's
+    /// `migration_bitmap_sync` (migration/ram.c), `end_time > time_last_bitmap_sync + 1000`.
+    /// The period starts at `migration_start` (QEMU's `ram_init_bitmaps` syncs at setup, which
+    /// finds no newly dirtied page since every page starts dirty), or for a model created
+    /// later at its first sync (QEMU: `if (!rs->time_last_bitmap_sync)`).
     fn note_newly_dirtied(&self, newly: u64, now_ms: u64) {
         let mut w = lock(&self.rate);
         let start = *w.start_ms.get_or_insert(now_ms);
         w.newly_dirtied = w.newly_dirtied.saturating_add(newly);
-        let elapsed = now_ms.saturating_sub(start);
-        if elapsed >= DIRTY_RATE_WINDOW_MS {
+        if now_ms > start.saturating_add(DIRTY_RATE_WINDOW_MS) {
+            let elapsed = now_ms - start;
             let rate = u128::from(w.newly_dirtied) * 1000 / u128::from(elapsed);
             w.rate = u64::try_from(rate).unwrap_or(u64::MAX);
             w.newly_dirtied = 0;
@@ -363,11 +367,12 @@ impl RamSlot {
 }
 
 impl RamSlot {
-    /// Resets the RAM statistics (pages sent, dirty rate) at `migration_start`. Total, page
-    /// size and dirty pages stay; the garbage-size warning is re-armed.
-    pub fn reset(&self) {
+    /// Resets the RAM statistics (pages sent, dirty rate) at `migration_start` (`now_ms`),
+    /// where the dirty-rate period starts. Total, page size and dirty pages stay; the
+    /// garbage-size warning is re-armed.
+    pub fn reset(&self, now_ms: u64) {
         if let Some(state) = lock(&self.current).as_ref() {
-            state.reset();
+            state.reset(now_ms);
         }
     }
 }
@@ -391,15 +396,32 @@ mod tests {
         assert!(e.message.contains("12289"), "{}", e.message);
     }
 
+    /// QEMU's `migration_bitmap_sync`: the rate changes only when more than 1000 ms have
+    /// passed since the period started (strictly), over the whole period.
     #[test]
-    fn rate_window_closes_only_after_1000_ms() {
+    fn migration_bitmap_sync_updates_the_rate_only_after_more_than_1000_ms() {
         let s = RamState::new(1 << 32, 4096);
         s.note_newly_dirtied(100, 0);
         s.note_newly_dirtied(100, 999);
-        assert_eq!(s.figures().dirty_pages_rate, 0);
-        s.note_newly_dirtied(300, 2000);
+        s.note_newly_dirtied(100, 1000);
+        assert_eq!(s.figures().dirty_pages_rate, 0, "1000 ms is not more than 1000 ms");
+        s.note_newly_dirtied(200, 2000);
         // 500 pages over 2000 ms
         assert_eq!(s.figures().dirty_pages_rate, 250);
+    }
+
+    /// The example (QEMU's `ram_init_bitmaps` + `migration_bitmap_sync`): setup at 0,
+    /// syncs at 1500 ms (+30 pages), 2500 ms (+50) and 2600 ms (+0) report 20, 20, 45.
+    #[test]
+    fn ram_init_bitmaps_starts_the_period_at_setup() {
+        let s = RamState::new(1 << 32, 4096);
+        s.reset(0);
+        let mut seen = Vec::new();
+        for (at, pages) in [(1500, 30), (2500, 50), (2600, 0)] {
+            s.note_newly_dirtied(pages, at);
+            seen.push(s.figures().dirty_pages_rate);
+        }
+        assert_eq!(seen, [20, 20, 45]);
     }
 
     #[test]
@@ -410,19 +432,19 @@ mod tests {
         ram.set_dirty_pages(1000).unwrap();
         ram.record_sent(10, 20);
         ram.state.note_newly_dirtied(5000, 0);
-        ram.state.note_newly_dirtied(0, 1000);
+        ram.state.note_newly_dirtied(0, 1001);
         ram.state.warned.store(true, Ordering::SeqCst);
         let f = s.ram.figures().unwrap();
-        assert_eq!((f.normal_pages, f.zero_pages, f.dirty_pages, f.dirty_pages_rate), (10, 20, 970, 5000));
-        s.ram.reset();
+        assert_eq!((f.normal_pages, f.zero_pages, f.dirty_pages, f.dirty_pages_rate), (10, 20, 970, 4995));
+        s.ram.reset(5000);
         assert_eq!(
             s.ram.figures().unwrap(),
             RamFigures { total_bytes: 1 << 30, page_size: 4096, dirty_pages: 970, ..Default::default() }
         );
         assert!(!ram.state.warned.load(Ordering::SeqCst));
-        // The window restarts at the next sync after a reset.
-        ram.state.note_newly_dirtied(100, 5000);
-        ram.state.note_newly_dirtied(100, 5999);
+        // The period restarts at the reset (migration_start).
+        ram.state.note_newly_dirtied(100, 5500);
+        ram.state.note_newly_dirtied(100, 6000);
         assert_eq!(s.ram.figures().unwrap().dirty_pages_rate, 0);
         ram.close().unwrap();
         assert_eq!(s.ram.figures(), None);

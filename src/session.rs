@@ -138,7 +138,11 @@ impl Session {
     }
 
     /// Queues a `MIGRATION`-family event only when the `events` capability is on (QEMU gates
-    /// `MIGRATION` and `MIGRATION_PASS` on it; the library's own events always go out).
+    /// `MIGRATION` and `MIGRATION_PASS` on it, `migrate_generate_event` and
+    /// `migration_iteration_go_next`). The library's `MIGRATION_STALL`,
+    /// `MIGRATION_DOWNTIME_ADJUSTED` and `MIGRATION_SWITCHOVER_ROLLBACK` follow the same
+    /// capability, so a VMM with every extension at its default sees QEMU's events only;
+    /// `DEVICE_SIZE_WARNING` goes out always (`emit`): it is the VMM's only warning channel.
     pub fn emit_if_events_on(&self, name: &str, data: Value) {
         if self.capabilities().events {
             self.emit(name, data);

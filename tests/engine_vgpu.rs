@@ -45,7 +45,8 @@ fn vgpu_never_switches_over_at_1000_or_1500_ms() {
         for _ in 0..50 {
             assert_eq!(pass(&mut rig), Action::Iterate, "limit {limit}");
         }
-        assert_eq!(rig.sess.snapshot(rig.now).dirty_sync_count, 50);
+        // `migrate_init` starts the count at 1; 50 exact passes later it is 51.
+        assert_eq!(rig.sess.snapshot(rig.now).dirty_sync_count, 51);
     }
 }
 

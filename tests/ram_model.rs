@@ -156,34 +156,56 @@ fn dirty_count_above_the_page_count_is_refused_and_changes_nothing() {
     assert_eq!(ram.figures().dirty_pages, PAGES_1G);
 }
 
+/// QEMU's `migration_bitmap_sync` (migration/ram.c): the rate changes only when more than
+/// 1000 ms (strictly) have passed since the period started, as
+/// `num_dirty_pages_period * 1000 / (end_time - time_last_bitmap_sync)`; a model with no
+/// `migration_start` starts its period at its first sync (`if (!rs->time_last_bitmap_sync)`).
 #[test]
-fn dirty_pages_rate_is_measured_over_windows_of_at_least_1000_ms() {
+fn migration_bitmap_sync_measures_the_rate_over_periods_of_more_than_1000_ms() {
     let s = Arc::new(Session::new());
     let (ram, script) = ram_with_script(&s, 4 * GIB);
     s.observe_clock(10_000);
-    s.query_pending(QueryKind::Exact).unwrap(); // opens the window, nothing dirtied yet
+    s.query_pending(QueryKind::Exact).unwrap(); // starts the period, nothing dirtied yet
     script.newly.store(131_072, Ordering::SeqCst);
     s.observe_clock(10_500);
     s.query_pending(QueryKind::Exact).unwrap();
-    assert_eq!(ram.figures().dirty_pages_rate, 0, "no rate before a full window");
-    s.observe_clock(10_999);
-    script.newly.store(0, Ordering::SeqCst);
-    s.query_pending(QueryKind::Exact).unwrap();
-    assert_eq!(ram.figures().dirty_pages_rate, 0, "999 ms is not a full window");
+    assert_eq!(ram.figures().dirty_pages_rate, 0, "no rate before the period ends");
     script.newly.store(131_072, Ordering::SeqCst);
     s.observe_clock(11_000);
     s.query_pending(QueryKind::Exact).unwrap();
-    // 262144 pages newly dirtied over 1000 ms
-    assert_eq!(ram.figures().dirty_pages_rate, 262_144);
-    // The next window starts afresh: 100000 pages over 2000 ms = 50000 pages/s.
+    assert_eq!(ram.figures().dirty_pages_rate, 0, "1000 ms is not more than 1000 ms");
+    script.newly.store(0, Ordering::SeqCst);
+    s.observe_clock(11_001);
+    s.query_pending(QueryKind::Exact).unwrap();
+    // 262144 pages newly dirtied over 1001 ms: 261882.1 → 261882
+    assert_eq!(ram.figures().dirty_pages_rate, 261_882);
+    // The next period starts afresh: 100000 pages over 2000 ms = 50000 pages/s.
     script.newly.store(100_000, Ordering::SeqCst);
-    s.observe_clock(13_000);
+    s.observe_clock(13_001);
     s.query_pending(QueryKind::Exact).unwrap();
     assert_eq!(ram.figures().dirty_pages_rate, 50_000);
-    // Fast queries do not sync, so they neither add pages nor close windows.
+    // Fast queries do not sync, so they neither add pages nor end periods.
     s.observe_clock(20_000);
     s.query_pending(QueryKind::Fast).unwrap();
     assert_eq!(ram.figures().dirty_pages_rate, 50_000);
+}
+
+/// The example (QEMU's `ram_init_bitmaps` syncs at setup and starts the period
+/// there): migration started at 0, exact syncs at 1500 ms (+30 pages), 2500 ms (+50) and
+/// 2600 ms (+0) report 20, 20, 45 pages/s.
+#[test]
+fn ram_init_bitmaps_starts_the_dirty_rate_period_at_migration_start() {
+    let s = Arc::new(Session::new());
+    let (ram, script) = ram_with_script(&s, GIB);
+    s.migration_start(0).unwrap();
+    let mut seen = Vec::new();
+    for (at, pages) in [(1500, 30), (2500, 50), (2600, 0)] {
+        script.newly.store(pages, Ordering::SeqCst);
+        s.observe_clock(at);
+        s.query_pending(QueryKind::Exact).unwrap();
+        seen.push(ram.figures().dirty_pages_rate);
+    }
+    assert_eq!(seen, [20, 20, 45]);
 }
 
 #[test]
@@ -210,9 +232,10 @@ fn garbage_from_sync_dirty_is_clamped_with_one_warning_event() {
     assert_eq!(event["data"]["dirty-pages"], u64::MAX);
     assert_eq!(event["data"]["total-pages"], PAGES_1G);
     // Newly dirtied pages are clamped too: one full RAM per second at most.
-    s.observe_clock(1000);
+    s.observe_clock(1001);
     s.query_pending(QueryKind::Exact).unwrap();
-    assert_eq!(ram.figures().dirty_pages_rate, PAGES_1G * 4); // 4 syncs of 262144 pages over 1000 ms
+    // 4 syncs of 262144 pages over 1001 ms
+    assert_eq!(ram.figures().dirty_pages_rate, PAGES_1G * 4 * 1000 / 1001);
 }
 
 #[test]

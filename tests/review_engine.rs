@@ -128,7 +128,7 @@ fn expected_downtime_follows_the_documented_formula_and_rounding() {
     rig.step();
     rig.step();
     let s = rig.sess.snapshot(rig.now);
-    assert_eq!((s.dirty_sync_count, s.last_sync_bytes), (2, 70_000));
+    assert_eq!((s.dirty_sync_count, s.last_sync_bytes), (3, 70_000));
     let bw = (1_000_000f64 * 8.0 / (300f64 / 1000.0) / 1e6) / 8.0 * 1e6;
     assert_eq!(s.switchover_bw, bw);
     assert_eq!((70_000f64 / bw * 1000.0).trunc() as i64, 20);

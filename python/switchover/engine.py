@@ -79,8 +79,9 @@ class EngineCalls:
         return bool(proceed.value), Pending._from_c(final)
 
     def migrate_continue(self, expected_status: int) -> None:
-        """``migrate-continue``: ``pre-switchover`` -> ``device`` when ``expected_status``
-        (``STATUS_*``) is the current status. Any thread."""
+        """``migrate-continue``: ``expected_status`` (``STATUS_*``) must be the current
+        status; in ``pre-switchover`` it moves on to ``device``, elsewhere it does nothing
+        (QEMU's ``qmp_migrate_continue``). Any thread."""
         self._call("swo_migrate_continue", _u32(expected_status, "expected_status"))
 
     def postcopy_request(self) -> None:
@@ -97,7 +98,8 @@ class EngineCalls:
         self._call("swo_complete", _u64(now_ms, "now_ms"))
 
     def cancel(self, now_ms: int) -> None:
-        """Cancels a live migration (-> ``cancelling`` -> ``cancelled``). Any thread."""
+        """Cancels a live migration (-> ``cancelling`` -> ``cancelled``); refused in
+        ``postcopy-active`` as QEMU's ``qmp_migrate_cancel`` does. Any thread."""
         self._call("swo_cancel", _u64(now_ms, "now_ms"))
 
     def fail(self, now_ms: int, desc: Optional[str] = None) -> None:
@@ -116,7 +118,9 @@ class EngineCalls:
         self._call("swo_set_switchover_acked", bool(acked))
 
     def set_vm_running(self, running: bool) -> None:
-        """Records whether the guest runs (used by the ``switchover-ack`` rule)."""
+        """Records whether the guest runs: for the ``switchover-ack`` rule, and to file
+        main-channel bytes as QEMU's ``ram_transferred_add`` does (sent while the guest is
+        stopped: downtime bytes)."""
         self._call("swo_set_vm_running", bool(running))
 
     # -- figures ---------------------------------------------------------------------------

@@ -83,22 +83,24 @@ def test_multifd_bytes_count_in_the_window_and_unknown_channels_are_refused(sess
 
 # -- expected downtime -----------------------------------------------------------------------
 
-def test_expected_downtime_is_the_limit_until_the_second_pass_then_last_sync_over_bandwidth(
-        session):
+def test_migration_downtime_calc_expected_is_the_limit_until_the_first_exact_pass(session):
+    """QEMU's `migrate_init` sets dirty-sync-count to 1 and `migration_downtime_calc_expected`
+    reports the limit while it is <= 1: only before the first exact pass (pass 2). The
+    switchover bandwidth is read when asked (`migration_get_switchover_bw`)."""
     session.register_handler("ram", fixed(pre=1_000_000))
     loop = Loop(session)
     loop.start()
-    step = loop.pass_(sent=1_000_000)  # 80 Mbps -> threshold 3,000,000: exact query, pass 1
-    assert step.exact and step.pass_ == 1
+    assert session.info(loop.now).expected_downtime_ms == 300  # count 1: downtime-limit
+    step = loop.pass_(sent=1_000_000)  # 80 Mbps -> threshold 3,000,000: exact query, pass 2
+    assert step.exact and step.pass_ == 2
     assert step.action == so.ACTION_SWITCHOVER  # 1,000,000 <= 3,000,000
-    assert session.info(loop.now).expected_downtime_ms == 300  # pass <= 1: downtime-limit
+    assert session.info(loop.now).expected_downtime_ms == 100  # 1,000,000 B at 80 Mbps
     loop.pass_(sent=1_000_000)
     info = session.info(loop.now)
-    assert info.pass_ == 2 and info.last_sync_bytes == 1_000_000
-    assert info.expected_downtime_ms == 100  # 1,000,000 B at 80 Mbps
+    assert info.pass_ == 3 and info.last_sync_bytes == 1_000_000
+    assert info.expected_downtime_ms == 100
     session.set_parameters({"avail-switchover-bandwidth": 4_000_000})
-    session.update_counters(loop.now + 100)  # the next window takes the new bandwidth
-    assert session.info(loop.now + 100).expected_downtime_ms == 250
+    assert session.info(loop.now).expected_downtime_ms == 250  # at once, no window needed
 
 
 def test_expected_downtime_is_int64_max_without_bandwidth(session):
@@ -108,7 +110,7 @@ def test_expected_downtime_is_int64_max_without_bandwidth(session):
     session.iteration_step(10)  # precopy 0 forces the exact query; no window closed yet
     session.iteration_step(20)
     info = session.info(20)
-    assert info.pass_ == 2
+    assert info.pass_ == 3
     assert info.expected_downtime_ms == INT64_MAX
     assert not info.expected_downtime_known
 
@@ -314,7 +316,7 @@ def test_completed_migration_can_start_again_and_statistics_reset(session):
     assert session.status == so.STATUS_COMPLETED
     session.migration_start(loop.now)
     info = session.info(loop.now)
-    assert info.status == so.STATUS_SETUP and info.pass_ == 0
+    assert info.status == so.STATUS_SETUP and info.pass_ == 1  # migrate_init
     assert info.transferred_bytes == 0 and info.threshold_bytes == 0
 
 
@@ -343,7 +345,7 @@ def test_migration_events_arrive_in_order_with_the_events_capability(session):
     session.switchover_begin(loop.now)
     session.complete(loop.now)
     assert statuses(session) == ["setup", "active", "device", "completed"]
-    assert session.events_named("MIGRATION_PASS") == [{"pass": 1}]
+    assert session.events_named("MIGRATION_PASS") == [{"pass": 2}]
     assert got == session.events  # the callback saw every event, in the same order
     first = session.events[0]
     assert first == {"timestamp": {"seconds": 12, "microseconds": 345000},
@@ -371,7 +373,7 @@ def test_a_session_keeps_the_most_recent_1000_events_by_default(session):
     assert len(delivered) > 1500
     assert session.events == delivered[-1000:]
     assert session.events_dropped == len(delivered) - 1000
-    assert passes[-1]["data"] == {"pass": 1500}
+    assert passes[-1]["data"] == {"pass": 1501}  # the count starts at 1 (migrate_init)
 
 
 def test_keep_events_none_keeps_every_event_and_0_keeps_none():
@@ -383,7 +385,7 @@ def test_keep_events_none_keeps_every_event_and_0_keeps_none():
     with Session(keep_events=0) as none:
         assert _passes_with_events(none, 10, delivered) == []
         assert none.events == [] and none.events_dropped == len(delivered)
-    assert [e["data"] for e in delivered if e["event"] == "MIGRATION_PASS"][-1] == {"pass": 10}
+    assert [e["data"] for e in delivered if e["event"] == "MIGRATION_PASS"][-1] == {"pass": 11}
 
 
 @pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("10", TypeError)])

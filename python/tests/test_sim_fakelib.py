@@ -97,6 +97,7 @@ class FakeSession:
     def migration_start(self, now):
         self._set_status(1)
         self.start = now
+        self.pass_ = 1  # QEMU's migrate_init: dirty-sync-count starts at 1
 
     def setup_done(self, now):
         self._set_status(2)

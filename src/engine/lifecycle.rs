@@ -2,7 +2,7 @@
 //! rollback), postcopy, completion, cancel and failure (QEMU-BEHAVIOUR.md §Status).
 use super::{bad_state, EngineState};
 use std::sync::MutexGuard;
-use crate::counters::Channel;
+use crate::counters::{Channel, MainBucket};
 use crate::error::{Error, Result};
 use crate::pending::{HandlerFlags, Pending, QueryKind};
 use crate::reentrancy;
@@ -26,8 +26,9 @@ pub struct SwitchoverOutcome {
 
 impl Session {
     /// `migration_start`: from `none`, `completed`, `cancelled` or `failed` to `setup`; resets
-    /// every statistic (counters, window, passes, stall tracking, times, error, the RAM and
-    /// VFIO statistics) and opens the first bandwidth window at `now_ms`. The guest's running
+    /// every statistic (counters, window, stall tracking, times, error, the RAM and VFIO
+    /// statistics), sets `dirty-sync-count` to 1 (QEMU's `migrate_init`) and opens the first
+    /// bandwidth window at `now_ms`. The guest's running
     /// state stays as the VMM set it; the destination's ack is cleared.
     pub fn migration_start(&self, now_ms: u64) -> Result<()> {
         self.migration_call("swo_migration_start", || {
@@ -39,12 +40,16 @@ impl Session {
                 )));
             }
             self.observe_clock(now_ms);
-            // Other areas' resets run with no engine lock held.
-            self.ram.reset();
+            // Other areas' resets run with no engine lock held. The RAM model's dirty-rate
+            // period starts here (QEMU's `ram_init_bitmaps` syncs at setup).
+            self.ram.reset(now_ms);
             self.vfio.reset();
+            self.forget_library_stop();
             let mut st = self.engine_state();
             let vm_running = st.vm_running;
-            *st = EngineState { start_ms: now_ms, vm_running, ..EngineState::default() };
+            // QEMU's `migrate_init` zeroes the statistics and then sets `dirty_sync_count` to
+            // 1, so the first exact pass of the loop is pass 2.
+            *st = EngineState { start_ms: now_ms, vm_running, pass: 1, ..EngineState::default() };
             self.counters.reset(now_ms);
             self.remaining.store(0, std::sync::atomic::Ordering::Release);
             self.move_to(&mut st, "swo_migration_start", Setup)
@@ -66,20 +71,38 @@ impl Session {
     }
 
     /// Counts bytes sent (the hot path: one relaxed atomic add, no lock). Main-channel bytes
-    /// are precopy, downtime or postcopy bytes by the status at this moment.
+    /// are precopy, downtime or postcopy bytes by the guest's run state at this moment, as
+    /// QEMU's `ram_transferred_add` (migration/ram.c) files them: running → precopy; stopped
+    /// in postcopy → postcopy; stopped otherwise → downtime (see `guest_running`).
     #[inline]
     pub fn record_transferred(&self, channel: Channel, bytes: u64) {
-        self.counters.record_with(channel, || self.status.get(), bytes);
+        self.counters.record_with(
+            channel,
+            || {
+                let status = self.status.get();
+                MainBucket::classify(self.guest_running(status), status)
+            },
+            bytes,
+        );
     }
 
     /// Closes the 100 ms window when it is due (see [`crate::counters::Counters::update`]).
-    /// Allowed while a migration is under way; returns whether a window closed.
+    /// Allowed while a migration is under way; returns whether a window closed. In
+    /// `pre-switchover` and `device` no window closes (QEMU's migration thread is blocked in
+    /// the pause or busy in the switchover then).
     pub fn update_counters(&self, now_ms: u64) -> Result<bool> {
         let status = self.status.get();
         if !status.is_running() {
             return Err(bad_state("swo_update_counters", status, "a migration under way"));
         }
         self.observe_clock(now_ms);
+        // QEMU's migration thread calls `migration_update_counters` between loop passes only:
+        // paused before the switchover (`migration_switchover_prepare` waits) or in the
+        // switchover (`migration_completion`), it closes no window. The window stays open and
+        // spans the pause when the loop resumes.
+        if matches!(status, PreSwitchover | Device) {
+            return Ok(false);
+        }
         let p = self.params();
         Ok(self.counters.update(now_ms, p.downtime_limit_ms, p.avail_switchover_bandwidth))
     }
@@ -210,7 +233,8 @@ impl Session {
         if status != Device {
             return Err(bad_state("swo_switchover_begin", status, "'device'"));
         }
-        st.last_sync_bytes = total;
+        // The final query updates only the total (`remaining`); `dirty_bytes_last_sync` is
+        // set by the loop's exact pass alone (QEMU's `migration_iteration_go_next`).
         let allowed = (threshold as u128) * (100 + params.rollback_tolerance_pct as u128) / 100;
         if !(caps.switchover_rollback && total as u128 > allowed) {
             st.final_done = true;
@@ -220,7 +244,7 @@ impl Session {
         st.downtime_start_ms = None;
         st.rate_limit_lifted = false;
         let taken = st.stopped_by_library.take();
-        self.emit(
+        self.emit_if_events_on(
             "MIGRATION_SWITCHOVER_ROLLBACK",
             json!({
                 "remaining": total,
@@ -238,20 +262,23 @@ impl Session {
         Ok(SwitchoverOutcome { final_pending, proceed: false })
     }
 
-    /// `migrate-continue`: `pre-switchover → device` when `expected` is the current status
-    /// (else QEMU's `Migration not in expected state: <current state>`).
+    /// `migrate-continue` (QEMU's `qmp_migrate_continue`): `expected` must be the current
+    /// status (else `Migration not in expected state: <current state>`); in `pre-switchover`
+    /// it moves on to `device`, in any other status it does nothing.
     pub fn migrate_continue(&self, expected: MigrationStatus) -> Result<()> {
         reentrancy::check(self.id, "swo_migrate_continue")?;
         let result = {
             let mut st = self.engine_state();
             let status = self.status.get();
+            // QEMU's `qmp_migrate_continue` checks only that the named state is the current
+            // one; naming the current state when not paused sets an event nobody waits for.
             if status != expected {
                 Err(Error::bad_state(format!(
                     "Migration not in expected state: {}",
                     status.name()
                 )))
             } else if status != PreSwitchover {
-                Err(bad_state("swo_migrate_continue", status, "'pre-switchover'"))
+                Ok(())
             } else {
                 st.awaiting_final = true;
                 self.move_to(&mut st, "swo_migrate_continue", Device)
@@ -352,7 +379,8 @@ impl Session {
                 return self.move_to(&mut st, CALL, PreSwitchover);
             }
             self.move_to(&mut st, CALL, Device)?;
-            self.enter_postcopy(&mut st, now_ms)
+            drop(st);
+            self.postcopy_final_query_and_enter(now_ms)
         })
     }
 
@@ -366,20 +394,47 @@ impl Session {
         }
         self.observe_clock(now_ms);
         st.awaiting_final = false;
+        drop(st);
+        self.postcopy_final_query_and_enter(now_ms)
+    }
+
+    /// In `device` on the way to postcopy: the final query, then `postcopy-active`. QEMU's
+    /// `postcopy_start` goes through `migration_switchover_start` like a precopy completion,
+    /// which runs one `(exact, final)` query (`qemu_savevm_query_pending_final`: RAM syncs
+    /// its bitmap there); its total becomes `remaining`, and `dirty_bytes_last_sync` stays the
+    /// loop's. The status is re-checked after the handlers ran (a cancel or fail may have come).
+    fn postcopy_final_query_and_enter(&self, now_ms: u64) -> Result<()> {
+        self.query_pending(QueryKind::Final)?;
+        let mut st = self.engine_state();
+        let status = self.status.get();
+        if status != Device {
+            return Err(bad_state("swo_postcopy_start", status, "'device'"));
+        }
         self.enter_postcopy(&mut st, now_ms)
     }
 
-    /// `device → postcopy-active`: freezes `downtime`; the destination runs the guest now.
+    /// `device → postcopy-active`: the destination runs the guest now. `downtime` is set as
+    /// QEMU's `migration_downtime_end` does (`now - downtime_start` while it is still 0).
     fn enter_postcopy(&self, st: &mut EngineState, now_ms: u64) -> Result<()> {
-        let stop = st.downtime_start_ms.unwrap_or(now_ms);
-        st.downtime_ms = Some(now_ms.saturating_sub(stop));
+        Self::downtime_end(st, now_ms);
         st.stopped_by_library = None;
         st.postcopy_switchover = false;
         self.move_to(st, "swo_postcopy_start", PostcopyActive)
     }
 
+    /// QEMU's `migration_downtime_end`: `downtime = now - downtime_start` whenever the
+    /// downtime is still 0 (postcopy set it when the destination started; a 0 from a
+    /// same-millisecond postcopy start is measured again at completion).
+    fn downtime_end(st: &mut EngineState, now_ms: u64) {
+        if st.downtime_ms.unwrap_or(0) == 0 {
+            let stop = st.downtime_start_ms.unwrap_or(now_ms);
+            st.downtime_ms = Some(now_ms.saturating_sub(stop));
+        }
+    }
+
     /// `device` (after `switchover_begin` said proceed) or `postcopy-active` → `completed`.
-    /// Freezes `total-time`, `downtime` (precopy: `now_ms` − the stop) and `mbps`
+    /// Freezes `total-time`, `downtime` (precopy, or postcopy whose downtime was 0: `now_ms` −
+    /// the stop) and `mbps`
     /// (`transferred * 8 / (total - setup) / 1000` when that is non-zero).
     pub fn complete(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_complete";
@@ -387,11 +442,11 @@ impl Session {
             let mut st = self.engine_state();
             let status = self.status.get();
             match status {
-                Device if st.final_done => {
-                    let stop = st.downtime_start_ms.unwrap_or(now_ms);
-                    st.downtime_ms = Some(now_ms.saturating_sub(stop));
-                }
-                PostcopyActive => {}
+                // QEMU's `migration_completion_end` → `migration_downtime_end`: precopy
+                // measures the downtime here; postcopy measured it when the destination
+                // started, unless that came out 0 (same millisecond), which is measured again.
+                Device if st.final_done => Self::downtime_end(&mut st, now_ms),
+                PostcopyActive => Self::downtime_end(&mut st, now_ms),
                 _ => {
                     return Err(bad_state(
                         CALL,
@@ -414,10 +469,14 @@ impl Session {
         })
     }
 
-    /// Any live status → `cancelling`, then `cancelled` (at once when no migration-thread
+    /// Any live status but `postcopy-active` (QEMU's `qmp_migrate_cancel`: "Postcopy
+    /// migration in progress, cannot cancel.", `SWO_ERR_BAD_STATE`) → `cancelling`, then
+    /// `cancelled` (at once when no migration-thread
     /// call is in flight, else when it returns; that call fails with `SWO_ERR_BAD_STATE`; see
     /// the module docs). `total-time` freezes at this call's `now_ms` (the first cancel's).
-    /// Cancelling twice is fine. Resumes a guest the library stopped; a failed `vm_resume`
+    /// Cancelling twice is fine. A cancel while paused in `pre-switchover` leaves `error-desc`
+    /// "Switchover is interrupted" (QEMU's `migration_switchover_start`). Resumes a guest the
+    /// library stopped; a failed `vm_resume`
     /// is `SWO_ERR_IO` (the status did change).
     pub fn cancel(&self, now_ms: u64) -> Result<()> {
         reentrancy::check(self.id, "swo_cancel")?;
@@ -428,7 +487,18 @@ impl Session {
                 if !status.is_live() {
                     return Err(bad_state("swo_cancel", status, "a migration under way"));
                 }
+                // QEMU's `qmp_migrate_cancel`: the destination already runs the guest, and a
+                // cancel would lose it (`swo_fail` stays possible for real failures).
+                if status == PostcopyActive {
+                    return Err(Error::bad_state("Postcopy migration in progress, cannot cancel."));
+                }
                 self.observe_clock(now_ms);
+                if status == PreSwitchover {
+                    // The pause's `pre-switchover → device` fails, and
+                    // `migration_switchover_start` sets this error, which
+                    // `fill_source_migration_info` reports.
+                    st.error_desc = Some("Switchover is interrupted".to_owned());
+                }
                 if status != Cancelling {
                     st.cancel_ms = Some(now_ms);
                     self.note_interrupt(&mut st);
@@ -472,9 +542,13 @@ impl Session {
         self.engine_state().switchover_acked = acked;
     }
 
-    /// Tells the library whether the guest runs (for the `switchover-ack` rule: an ack is only
-    /// needed while the guest runs). Default: running.
+    /// Tells the library whether the guest runs: for the `switchover-ack` rule (an ack is only
+    /// needed while the guest runs) and for filing main-channel bytes (QEMU's
+    /// `ram_transferred_add`: bytes sent while the user has stopped the guest are downtime
+    /// bytes). Default: running.
     pub fn set_vm_running(&self, running: bool) {
-        self.engine_state().vm_running = running;
+        let mut st = self.engine_state();
+        st.vm_running = running;
+        self.note_vm_running(running);
     }
 }

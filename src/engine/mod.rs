@@ -35,16 +35,16 @@
 //! (`{"timestamp": {...}, "event": NAME, "data": {...}}`). Data members:
 //! - `MIGRATION` (only with capability `events`): `status` — the new status name.
 //! - `MIGRATION_PASS` (only with capability `events`): `pass` — dirty-sync-count after an
-//!   exact query of the loop.
-//! - `MIGRATION_STALL` (always, once per stall): `passes-since-progress`, `best-remaining`
+//!   exact query of the loop (2 for the first: `migrate_init` starts the count at 1).
+//! - `MIGRATION_STALL` (only with capability `events`, once per stall): `passes-since-progress`, `best-remaining`
 //!   (bytes), `remaining` (bytes, this pass), `expected-downtime` (ms), `downtime-limit` (ms),
 //!   `recommended-downtime` (ms, 0 when no change is advised).
-//! - `MIGRATION_DOWNTIME_ADJUSTED` (always): `old-downtime-limit`, `downtime-limit` (the new
+//! - `MIGRATION_DOWNTIME_ADJUSTED` (only with capability `events`): `old-downtime-limit`, `downtime-limit` (the new
 //!   value), `expected-downtime`, `auto-downtime-max` (all ms).
-//! - `MIGRATION_SWITCHOVER_ROLLBACK` (always): `remaining` (bytes, the final query's total),
+//! - `MIGRATION_SWITCHOVER_ROLLBACK` (only with capability `events`): `remaining` (bytes, the final query's total),
 //!   `threshold` (bytes), `rollback-tolerance` (percent), `allowed` (bytes: threshold plus the
 //!   tolerance), `reason` (text).
-//! - `DEVICE_SIZE_WARNING` (always): `kind` — `"no-vmm-ops"` (a handler wants its exact query
+//! - `DEVICE_SIZE_WARNING` (always: the VMM's only warning channel): `kind` — `"no-vmm-ops"` (a handler wants its exact query
 //!   with the guest stopped but the VMM gave no `vm_stop`/`vm_resume`: queried with the guest
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
 //!   with the guest running; adds `errno`, positive, of the first failure; once per migration);
@@ -63,7 +63,7 @@ use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
 use crate::Session;
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,6 +80,11 @@ pub struct Engine {
     /// Counts accepted `cancel` and `fail` calls (changed under `state`): a migration-thread
     /// call that sees it change while it runs was interrupted.
     interrupts: AtomicU64,
+    /// The VMM said the guest is stopped (`set_vm_running(false)`); read lock-free by the
+    /// byte counters (QEMU's `ram_transferred_add` files bytes by the guest's run state).
+    vmm_stopped_guest: AtomicBool,
+    /// The library's `vm_stop` succeeded and no `vm_resume` has succeeded since.
+    library_stopped_guest: AtomicBool,
 }
 
 /// Per-migration figures. Reset by `migration_start` except the guest's running state and
@@ -300,7 +305,35 @@ impl Session {
     pub(crate) fn call_vm_stop(&self) -> Option<i32> {
         let vmm = self.vmm().filter(|v| v.can_stop_vm())?;
         let _scope = CallbackScope::enter(self.id);
-        Some(vmm.vm_stop())
+        let rc = vmm.vm_stop();
+        if rc == 0 {
+            self.engine.library_stopped_guest.store(true, Ordering::Release);
+        }
+        Some(rc)
+    }
+
+    /// Whether the guest runs now, for filing main-channel bytes (QEMU's
+    /// `ram_transferred_add` asks `runstate_is_running()`). QEMU's guest is always stopped in
+    /// `pre-switchover`, `device` and `postcopy-active` (`migration_stop_vm` runs before the
+    /// switchover starts); elsewhere it runs unless the VMM said otherwise
+    /// (`set_vm_running`) or the library stopped it. Lock-free.
+    #[inline]
+    pub(crate) fn guest_running(&self, status: MigrationStatus) -> bool {
+        !matches!(
+            status,
+            MigrationStatus::PreSwitchover | MigrationStatus::Device | MigrationStatus::PostcopyActive
+        ) && !self.engine.vmm_stopped_guest.load(Ordering::Relaxed)
+            && !self.engine.library_stopped_guest.load(Ordering::Relaxed)
+    }
+
+    /// Records the VMM's word on the guest's run state for the lock-free byte counters.
+    pub(crate) fn note_vm_running(&self, running: bool) {
+        self.engine.vmm_stopped_guest.store(!running, Ordering::Release);
+    }
+
+    /// Forgets a library stop (a new migration starts with the VMM's word only).
+    pub(crate) fn forget_library_stop(&self) {
+        self.engine.library_stopped_guest.store(false, Ordering::Release);
     }
 
     /// Resumes a guest the library stopped; a failure is `SWO_ERR_IO` saying why it was
@@ -316,6 +349,7 @@ impl Session {
                 "vm_resume returned {rc} after {why}: the guest is still stopped"
             )));
         }
+        self.engine.library_stopped_guest.store(false, Ordering::Release);
         Ok(())
     }
 }

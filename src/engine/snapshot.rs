@@ -7,9 +7,10 @@ use crate::state::MigrationStatus::{
     self, Active, Cancelling, Device, PostcopyActive, PreSwitchover,
 };
 use crate::Session;
+use super::EngineState;
 
-/// Expected downtime in ms (QEMU-BEHAVIOUR.md §Expected downtime): the `downtime-limit` while
-/// `pass <= 1`, else `trunc(last_sync_bytes / switchover_bw * 1000)`, and `INT64_MAX` when that
+/// Expected downtime in ms (QEMU's `migration_downtime_calc_expected`, migration/migration.c):
+/// the `downtime-limit` while `pass <= 1` (before the first exact pass), else `trunc(last_sync_bytes / switchover_bw * 1000)`, and `INT64_MAX` when that
 /// is NaN, infinite or at least 2^63 (no bandwidth measured yet).
 pub fn expected_downtime_ms(pass: u64, last_sync_bytes: u64, switchover_bw: f64, limit_ms: u64) -> i64 {
     if pass <= 1 {
@@ -87,7 +88,8 @@ pub struct Snapshot {
     /// `error-desc` of a failed migration.
     pub error_desc: Option<String>,
     pub threshold_bytes: u64,
-    /// Bytes per second the decision uses (the last window's).
+    /// Bytes per second the switchover would get now (`migration_get_switchover_bw`: the
+    /// current `avail-switchover-bandwidth`, else the last window's rate).
     pub switchover_bw: f64,
     /// Total of the last exact query.
     pub last_sync_bytes: u64,
@@ -111,6 +113,14 @@ pub struct Snapshot {
 }
 
 impl Session {
+    /// The switchover bandwidth as QEMU's `migration_get_switchover_bw` reads it when it is
+    /// used: `avail-switchover-bandwidth` now, else from `s->mbps` (the last window's, or the
+    /// completion figure once completed). The caller holds the engine state.
+    pub(crate) fn switchover_bw_now(&self, st: &EngineState, params: &Params) -> f64 {
+        let mbps = st.completion_mbps.unwrap_or_else(|| self.counters.window().mbps);
+        crate::counters::switchover_bw(params.avail_switchover_bandwidth, mbps)
+    }
+
     /// A consistent copy of the figures at `now_ms` (the caller's clock). Any thread, any
     /// time; never calls a handler and never waits for one.
     pub fn snapshot(&self, now_ms: u64) -> Snapshot {
@@ -131,14 +141,17 @@ impl Session {
             (None, Some(start), PreSwitchover | Device) => now_ms.saturating_sub(start),
             _ => 0,
         };
+        // QEMU's `migration_downtime_calc_expected` reads the switchover bandwidth when asked
+        // (`migration_get_switchover_bw`): a changed `avail-switchover-bandwidth` counts at once.
+        let switchover_bw = self.switchover_bw_now(&st, &params);
         let expected = expected_downtime_ms(
             st.pass,
             st.last_sync_bytes,
-            window.switchover_bw,
+            switchover_bw,
             params.downtime_limit_ms,
         );
         let advice = advice_for(&st.stall, expected, &params);
-        let fits = (window.switchover_bw / 1000.0 * params.downtime_limit_ms as f64) as u64;
+        let fits = crate::counters::threshold_bytes(switchover_bw, params.downtime_limit_ms);
         Snapshot {
             status,
             total_time_ms,
@@ -163,14 +176,15 @@ impl Session {
             vfio_transferred,
             error_desc: st.error_desc.clone(),
             threshold_bytes: window.threshold,
-            switchover_bw: window.switchover_bw,
+            switchover_bw,
             last_sync_bytes: st.last_sync_bytes,
             stalled: st.stall.stalled,
             passes_since_progress: st.stall.passes_since_progress,
             best_remaining: st.stall.best_remaining.unwrap_or(0),
             recommended_downtime_ms: advice.recommended_ms,
             beyond_max: advice.beyond_max,
-            will_switchover: st.pass >= 1 && st.last_sync_bytes <= fits,
+            // After the first exact pass (`migrate_init` sets the count to 1).
+            will_switchover: st.pass >= 2 && st.last_sync_bytes <= fits,
             downtime_limit_ms: params.downtime_limit_ms,
             rate_limit_lifted: st.rate_limit_lifted,
         }

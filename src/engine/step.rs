@@ -150,10 +150,10 @@ impl Session {
                 self.emit_if_events_on("MIGRATION_PASS", json!({"pass": st.pass}));
                 let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
                 if outcome.became_stalled {
-                    let bw = self.counters.window().switchover_bw;
+                    let bw = self.switchover_bw_now(&st, &params);
                     let expected = expected_downtime_ms(st.pass, st.last_sync_bytes, bw, params.downtime_limit_ms);
                     let advice = advice_for(&st.stall, expected, &params);
-                    self.emit(
+                    self.emit_if_events_on(
                         "MIGRATION_STALL",
                         json!({
                             "passes-since-progress": st.stall.passes_since_progress,
@@ -239,7 +239,7 @@ impl Session {
         }
         let (expected, advice) = {
             let st = self.engine_state();
-            let bw = self.counters.window().switchover_bw;
+            let bw = self.switchover_bw_now(&st, &params);
             let expected =
                 expected_downtime_ms(st.pass, st.last_sync_bytes, bw, params.downtime_limit_ms);
             (expected, advice_for(&st.stall, expected, &params))
@@ -252,7 +252,7 @@ impl Session {
         // A concurrent parameter change from the monitor between the read above and this
         // write is lost; the window is one step, and the monitor's next change wins again.
         if self.set_params(params.clone()).is_ok() {
-            self.emit(
+            self.emit_if_events_on(
                 "MIGRATION_DOWNTIME_ADJUSTED",
                 json!({
                     "old-downtime-limit": old,

@@ -191,8 +191,10 @@ pub unsafe extern "C" fn swo_setup_done(s: *mut SwoSession, now_ms: u64) -> SwoS
 }
 
 /// Counts `bytes` sent on `channel` (`SWO_CHANNEL_MAIN` or `SWO_CHANNEL_MULTIFD`). Main-channel
-/// bytes count as precopy, downtime (pre-switchover, device) or postcopy bytes by the status
-/// at this moment. The hot path: lock-free, any number of threads at once; counters saturate.
+/// bytes are filed by the guest's run state at this moment, as QEMU's `ram_transferred_add`
+/// does: precopy while the guest runs (per `swo_set_vm_running` and not stopped by the
+/// library; never in `pre-switchover`, `device` or `postcopy-active`), postcopy in
+/// `postcopy-active`, downtime otherwise. The hot path: lock-free, any number of threads at once; counters saturate.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (unknown channel).
 #[no_mangle]
 pub unsafe extern "C" fn swo_record_transferred(
@@ -211,9 +213,12 @@ pub unsafe extern "C" fn swo_record_transferred(
 
 /// Closes the 100 ms bandwidth window when `now_ms >= window start + 100`: measures `mbps`,
 /// the switchover bandwidth (`avail-switchover-bandwidth` or the measured rate), the
-/// threshold (`bandwidth × downtime-limit`) and pages per second; does nothing earlier. A
+/// threshold (`bandwidth / 1000 × downtime-limit`, QEMU's `migration_update_counters` order)
+/// and pages per second; does nothing earlier. A
 /// clock that went backwards restarts the window at `now_ms` and keeps the last figures.
-/// Allowed while a migration is under way. Migration thread.
+/// In `pre-switchover` and `device` no window closes (QEMU's migration thread is waiting in
+/// the pause or running the switchover then): `SWO_OK`, nothing changes. Allowed while a
+/// migration is under way. Migration thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BAD_STATE`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_update_counters(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
@@ -290,10 +295,12 @@ pub unsafe extern "C" fn swo_switchover_begin(
     }
 }
 
-/// `migrate-continue`: `pre-switchover` → `device` when `expected_status` (`SWO_STATUS_*`)
-/// is the current status (the migration thread then calls `swo_switchover_begin` or, for a
-/// pause begun by `swo_postcopy_start`, `swo_postcopy_start` again); otherwise `SWO_ERR_BAD_STATE` with QEMU's
-/// `Migration not in expected state: <current state>`. Any thread (the monitor's).
+/// `migrate-continue` (QEMU's `qmp_migrate_continue`): `expected_status` (`SWO_STATUS_*`) must
+/// be the current status, else `SWO_ERR_BAD_STATE` with QEMU's `Migration not in expected
+/// state: <current state>`. In `pre-switchover` it moves to `device` (the migration thread
+/// then calls `swo_switchover_begin` or, for a pause begun by `swo_postcopy_start`,
+/// `swo_postcopy_start` again); in any other status it does nothing. Any thread (the
+/// monitor's).
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_INVALID_ARG` (not a status number),
 /// `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
 #[no_mangle]
@@ -329,8 +336,10 @@ pub unsafe extern "C" fn swo_postcopy_request(s: *mut SwoSession) -> SwoStatus {
 /// `pre-switchover` instead and returns `SWO_OK` (read the status: `swo_get_status`); the guest
 /// stays stopped. Calls while still paused change nothing and return `SWO_OK`. After the
 /// monitor's `swo_migrate_continue(SWO_STATUS_PRE_SWITCHOVER)` moved it to `device`, call it
-/// again: → `postcopy-active`. From then on the destination runs the guest (never resumed by
-/// the library); `downtime` = `now_ms` − the stop. Migration thread.
+/// again: → `postcopy-active`. Before `postcopy-active` it runs the final query (exact and
+/// final, as QEMU's `migration_switchover_start`); its total is the new `remaining`. From
+/// then on the destination runs the guest (never resumed by the library); `downtime` =
+/// `now_ms` − the stop (measured again at `swo_complete` when it came out 0). Migration thread.
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (not active, postcopy not
 /// requested, a pause begun by `swo_switchover_begin`, or a `swo_cancel` / `swo_fail` came
 /// while it ran), `SWO_ERR_UNSUPPORTED` (a `SWO_HANDLER_NO_POSTCOPY` handler), `SWO_ERR_IO`
@@ -351,15 +360,18 @@ pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoSta
     unsafe { session_call(s, |sess| sess.complete(now_ms)) }
 }
 
-/// Cancels a live migration: → `cancelling`, then → `cancelled` at once when no
+/// Cancels a live migration, except in `postcopy-active` (QEMU's `qmp_migrate_cancel`:
+/// `SWO_ERR_BAD_STATE` "Postcopy migration in progress, cannot cancel."; `swo_fail` reports a
+/// real failure there): → `cancelling`, then → `cancelled` at once when no
 /// migration-thread call is in flight, else when that call returns (it fails with
 /// `SWO_ERR_BAD_STATE`) or at the migration thread's next call. `total-time` freezes at
 /// `now_ms` (of the first cancel). A guest the library stopped is resumed (not in postcopy).
-/// Cancelling again while `cancelling` is fine. A call in the wrong state changes nothing
+/// Cancelling again while `cancelling` is fine. A cancel while paused in `pre-switchover`
+/// leaves `error-desc` "Switchover is interrupted". A call in the wrong state changes nothing
 /// (not even the session clock). Any thread.
-/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way),
-/// `SWO_ERR_IO` (`vm_resume` failed; the status did change, the guest is still stopped), or
-/// `SWO_ERR_REENTRANT`.
+/// Returns `SWO_OK`, `SWO_ERR_NULL_ARG`, `SWO_ERR_BAD_STATE` (no migration under way, or
+/// `postcopy-active`), `SWO_ERR_IO` (`vm_resume` failed; the status did change, the guest is
+/// still stopped), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_cancel(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
     // SAFETY: as above.

@@ -134,6 +134,11 @@ impl MigrationInfo {
     /// `Stalled:` line uses the advice instead.
     pub fn to_hmp_text(&self) -> String {
         let mut t = String::new();
+        // QEMU's `hmp_info_migrate` prints from `query-migrate`'s members, and in `none`
+        // `fill_source_migration_info` returns before setting any: nothing at all.
+        if self.status == MigrationStatus::None {
+            return t;
+        }
         // `writeln!` into a String cannot fail.
         let _ = write!(t, "Status: \t\t{}", self.status.name());
         // QEMU prints only the failed status's reason here (and for postcopy-paused, a status
@@ -160,6 +165,8 @@ impl MigrationInfo {
         if let Some(remaining) = self.remaining {
             let _ = writeln!(t, "Remaining: \t\t{}", size_to_str(remaining));
         }
+        // The library's own line, only while a stall is reported: with no stall the text is
+        // QEMU's.
         if let Some(x) = self.x_switchover.as_ref().filter(|x| x.stalled) {
             let _ = write!(
                 t,

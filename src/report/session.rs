@@ -7,16 +7,15 @@ use crate::Session;
 impl MigrationInfo {
     /// Which members a status has (QEMU-BEHAVIOUR.md §query-migrate):
     /// `none` → `{}`; `setup` → status; live states → times, ram, `remaining`, vfio;
-    /// `completed` → times (with `downtime`), ram, vfio; `failed`/`cancelled` → status and
-    /// `error-desc`. `x-switchover` comes with `ram`.
+    /// `completed` → times (with `downtime`), ram, vfio; `failed`/`cancelled` → status; and
+    /// `error-desc` whenever the migration has an error (`fill_source_migration_info`).
+    /// `x-switchover` comes with `ram`.
     pub fn from_snapshot(s: &Snapshot) -> MigrationInfo {
         let mut info = MigrationInfo::empty();
         info.status = s.status;
         match s.status {
-            None | Setup => {}
-            // QEMU sets error-desc only for a failed migration; a cancel has no reason.
-            Failed => info.error_desc = s.error_desc.clone(),
-            Cancelled => {}
+            None => return info,
+            Setup | Failed | Cancelled => {}
             Active | PreSwitchover | Device | Cancelling | PostcopyActive | Completed => {
                 let completed = s.status == Completed;
                 info.ram = Some(ram_info(s, completed));
@@ -40,6 +39,10 @@ impl MigrationInfo {
                 });
             }
         }
+        // QEMU's `fill_source_migration_info` reports the migration's error in every state
+        // but `none`: a failure's reason, or "Switchover is interrupted" after a cancel
+        // during the pause before switchover.
+        info.error_desc = s.error_desc.clone();
         info
     }
 }
