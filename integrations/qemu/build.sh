@@ -13,16 +13,21 @@
 #
 # Everything is cached outside the checkout, under
 #   ${SWITCHOVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchover}/qemu/
-#     src/            the Debian source package (.dsc, orig tarball), fetched once
-#     venv/           meson>=1.5 and pycotap for QEMU's configure --python=
-#     ccache/         compiler cache shared by all builds below
-#     baseline-<k>/   pristine tree + build, <k> = hash of the configure flags
-#     <key>/          patched tree + build + the library installed in <key>/prefix,
-#                     <key> = hash of the patch series, the configure flags, the library version
-#                     and its header; a second run with the same key does not rebuild QEMU.
-# The library is (re)installed into <key>/prefix with `meson install` on every run (cheap when
-# unchanged), so fixes inside the library reach the patched QEMU through its rpath without a
-# QEMU rebuild; a changed header or version gives a new key and a new QEMU build.
+#     src/             the Debian source package (.dsc, orig tarball), fetched once
+#     venv/            meson>=1.5 and pycotap for QEMU's configure --python=
+#     prefix/          the library, installed from this checkout with `meson install`
+#     tree-<c>/        one QEMU source tree + build directory, <c> = hash of the configure
+#                      flags. A variant is made by reverting the series applied last and
+#                      applying the wanted one (patch -p1 / -R), then an incremental ninja:
+#                      on a shared 2-core machine a full QEMU build takes long, switching
+#                      variants only recompiles what the series touches.
+#     baseline-<c>/    the unpatched qemu-system-x86_64
+#     <key>/           the patched qemu-system-x86_64, <key> = hash of the patch series, the
+#                      configure flags, the library version and its header
+# A second run with the same key reuses the binary without building. The library is
+# re-installed into prefix/ on every run (cheap when unchanged); the patched QEMU loads it
+# through its rpath, so a library fix needs no QEMU rebuild and an ABI change (a new header
+# or version) gives a new key.
 #
 # Needs: gcc, the Debian packages listed in DEBS (installed when running as root, else a clear
 # error), network access to deb.debian.org and PyPI the first time.
@@ -36,7 +41,7 @@ QEMU_UPSTREAM_VERSION="10.2.2"
 ORIG="qemu_10.2.2+ds.orig.tar.xz"
 DSC="qemu_10.2.2+ds-1.dsc"
 DEBS=(gcc libglib2.0-dev libpixman-1-dev libfdt-dev device-tree-compiler flex bison
-      ninja-build pkg-config ccache seabios qemu-system-data xz-utils)
+      ninja-build pkg-config seabios qemu-system-data xz-utils patch)
 # Only the pc (i440fx) board and what it selects (--without-default-devices plus
 # CONFIG_I440FX=y in the devices file, see unpack_tree): the test guest needs no optional
 # device, and on a shared 2-core machine this halves the build.
@@ -118,7 +123,6 @@ if ! "$CACHE/venv/bin/python3" -c 'import mesonbuild, pycotap' 2>/dev/null; then
 fi
 QPY="$CACHE/venv/bin/python3"
 
-export CCACHE_DIR="$CACHE/ccache" CCACHE_BASEDIR="$CACHE" CCACHE_NOHASHDIR=1
 hash_of() { sha256sum | cut -c1-16; }
 
 # Unpacks the pristine tree into $1/src (checking its VERSION), turns the edk2 blob
@@ -136,95 +140,118 @@ unpack_tree() {
     || die "could not turn unpack_edk2_blobs off in meson.build"
   printf '%s\n' '# integrations/qemu/build.sh: the pc board only' 'CONFIG_I440FX=y' \
     >> "$dir/src.tmp/configs/devices/i386-softmmu/default.mak"
+  mv "$dir/src.tmp" "$dir/src"
 }
 
-# configure + ninja in $1/build for the tree in $1/src; extra configure arguments in "${@:2}".
-build_tree() {
-  local dir="$1"; shift
-  if [ -f "$dir/BUILT" ] && [ -x "$dir/build/qemu-system-x86_64" ]; then
-    log "reusing $dir/build/qemu-system-x86_64"
-    return
-  fi
-  mkdir -p "$dir/build"
-  if [ ! -f "$dir/build/build.ninja" ]; then
-    log "configuring $dir"
-    (cd "$dir/build" && ../src/configure --python="$QPY" "${CONFIGURE_FLAGS[@]}" "$@" \
-       > "$dir/configure.log" 2>&1) || { tail -n 30 "$dir/configure.log" >&2; die "configure failed (log: $dir/configure.log)"; }
-  fi
-  log "building $dir (log: $dir/build.log)"
-  (cd "$dir/build" && ninja qemu-system-x86_64 > "$dir/build.log" 2>&1) \
-    || { tail -n 40 "$dir/build.log" >&2; die "build failed (log: $dir/build.log)"; }
-  touch "$dir/BUILT"
-}
-
-# The library from this checkout, installed with `meson install` into the prefix $1: only the
-# library target is built (not the test programs), one build directory per checkout.
+# The library from this checkout, installed with `meson install` into $PREFIX (libdir lib):
+# only the library target is built (not the test programs), one build directory per checkout.
 install_library() {
-  local prefix="$1" libbuild log
+  local libbuild log
   libbuild="$CACHE/libbuild-$(printf '%s' "$ROOT" | hash_of)"
   log="$libbuild.log"
   if [ ! -f "$libbuild/build.ninja" ]; then
-    "$QPY" -m mesonbuild.mesonmain setup "$libbuild" "$ROOT" --prefix="$prefix" \
+    "$QPY" -m mesonbuild.mesonmain setup "$libbuild" "$ROOT" --prefix="$PREFIX" --libdir=lib \
       --buildtype=release > "$log" 2>&1 \
       || { tail -n 30 "$log" >&2; die "library meson setup failed (log: $log)"; }
-  else
-    "$QPY" -m mesonbuild.mesonmain configure "$libbuild" --prefix="$prefix" >> "$log" 2>&1
   fi
   (cd "$libbuild" && PATH="$CACHE/venv/bin:$PATH" ninja libswitchover.so >> "$log" 2>&1) \
     || { tail -n 30 "$log" >&2; die "library build failed (log: $log)"; }
   "$QPY" -m mesonbuild.mesonmain install -C "$libbuild" --no-rebuild --quiet >> "$log" 2>&1 \
     || { tail -n 30 "$log" >&2; die "library meson install failed (log: $log)"; }
+  export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  got="$(pkg-config --modversion switchover)" || die "pkg-config cannot find switchover"
+  [ "$got" = "$LIBVER" ] || die "pkg-config switchover says $got, the checkout is $LIBVER"
+  LIBDIR="$(pkg-config --variable=libdir switchover)"
+  [ "$LIBDIR" = "$PREFIX/lib" ] || die "pkg-config libdir $LIBDIR, expected $PREFIX/lib"
+}
+
+# Puts the tree into the variant given by the series file $1 ("" = pristine): reverts what
+# was applied last (the copies in $TREE/applied/, newest first), applies the wanted series.
+switch_tree() {
+  local want="$1" p
+  if [ -f "$TREE/applied/series" ]; then
+    if [ -n "$want" ] && cmp -s "$TREE/applied/series.sha" <(series_hash "$want"); then
+      return
+    fi
+    while read -r p; do
+      log "reverting $p"
+      patch -p1 -R -s -d "$TREE/src" < "$TREE/applied/$p" || die "cannot revert $p in $TREE/src"
+    done < <(tac "$TREE/applied/series")
+    rm -rf "$TREE/applied"
+  fi
+  [ -n "$want" ] || return 0
+  mkdir -p "$TREE/applied.tmp"
+  : > "$TREE/applied.tmp/series"
+  while read -r p; do
+    case "$p" in ''|'#'*) continue ;; esac
+    log "applying $p"
+    patch -p1 -s -d "$TREE/src" < "$(dirname "$want")/$p" || die "patch $p does not apply"
+    cp "$(dirname "$want")/$p" "$TREE/applied.tmp/$p"
+    echo "$p" >> "$TREE/applied.tmp/series"
+  done < "$want"
+  series_hash "$want" > "$TREE/applied.tmp/series.sha"
+  mv "$TREE/applied.tmp" "$TREE/applied"
+}
+
+series_hash() {
+  (cd "$(dirname "$1")" && cat "$(basename "$1")" && while read -r p; do
+     case "$p" in ''|'#'*) continue ;; esac; cat "$p"; done < "$(basename "$1")") | hash_of
+}
+
+# Builds the tree (configured once) and copies qemu-system-x86_64 to $1.
+build_variant() {
+  local out="$1"
+  mkdir -p "$TREE/build"
+  if [ ! -f "$TREE/build/build.ninja" ]; then
+    log "configuring $TREE"
+    (cd "$TREE/build" && ../src/configure --python="$QPY" "${CONFIGURE_FLAGS[@]}" \
+       "--extra-ldflags=-Wl,-rpath,$PREFIX/lib" > "$TREE/configure.log" 2>&1) \
+      || { tail -n 30 "$TREE/configure.log" >&2; die "configure failed (log: $TREE/configure.log)"; }
+  fi
+  log "building in $TREE (log: $TREE/build.log)"
+  (cd "$TREE/build" && ninja qemu-system-x86_64 > "$TREE/build.log" 2>&1) \
+    || { tail -n 40 "$TREE/build.log" >&2; die "build failed (log: $TREE/build.log)"; }
+  mkdir -p "$(dirname "$out")"
+  cp "$TREE/build/qemu-system-x86_64" "$out.tmp" && mv "$out.tmp" "$out"
 }
 
 CFG_HASH="$(printf '%s\n' "$QEMU_DEB_VERSION" "${CONFIGURE_FLAGS[@]}" edk2-off i440fx-only | hash_of)"
+TREE="$CACHE/tree-$CFG_HASH"
+PREFIX="$CACHE/prefix"
+LIBVER="$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$ROOT/meson.build" | head -n1)"
+[ -n "$LIBVER" ] || die "no version in $ROOT/meson.build"
+# QEMU's configure checks the library only when the series is applied, but the tree is
+# configured once with the rpath into $PREFIX: install the library first in every case.
+log "installing libswitchover $LIBVER into $PREFIX"
+install_library
+[ -d "$TREE/src" ] || unpack_tree "$TREE"
+exec 9> "$TREE/.lock"
+flock 9     # one build.sh at a time per tree
 
 # --- baseline -------------------------------------------------------------------------------
 if [ $want_baseline = 1 ]; then
-  BDIR="$CACHE/baseline-$CFG_HASH"
-  if [ ! -d "$BDIR/src" ]; then
-    unpack_tree "$BDIR"; mv "$BDIR/src.tmp" "$BDIR/src"
+  QEMU_BASELINE="$CACHE/baseline-$CFG_HASH/qemu-system-x86_64"
+  if [ -x "$QEMU_BASELINE" ]; then
+    log "reusing $QEMU_BASELINE"
+  else
+    switch_tree ""
+    build_variant "$QEMU_BASELINE"
   fi
-  build_tree "$BDIR"
-  QEMU_BASELINE="$BDIR/build/qemu-system-x86_64"
 fi
 
 # --- patched --------------------------------------------------------------------------------
 if [ $want_patched = 1 ]; then
-  # 1. the library, installed with meson into a prefix in the cache
-  LIBVER="$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$ROOT/meson.build" | head -n1)"
-  [ -n "$LIBVER" ] || die "no version in $ROOT/meson.build"
   HDR_HASH="$(hash_of < "$ROOT/include/switchover.h")"
-  SERIES_HASH="$( (cd "$HERE/patches" && cat series && while read -r p; do
-      case "$p" in ''|'#'*) continue ;; esac; cat "$p"; done < series) | hash_of)"
-  KEY="$(printf '%s\n' "$SERIES_HASH" "$CFG_HASH" "$LIBVER" "$HDR_HASH" | hash_of)"
-  PDIR="$CACHE/$KEY"
-  PREFIX="$PDIR/prefix"
-  mkdir -p "$PDIR"
-  log "installing libswitchover $LIBVER into $PREFIX"
-  install_library "$PREFIX"
-  PCDIR="$(dirname "$(find "$PREFIX" -name switchover.pc -path '*pkgconfig*' | head -n1)")"
-  [ -f "$PCDIR/switchover.pc" ] || die "meson install gave no switchover.pc under $PREFIX"
-  export PKG_CONFIG_PATH="$PCDIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  got="$(pkg-config --modversion switchover)" || die "pkg-config cannot find switchover"
-  [ "$got" = "$LIBVER" ] || die "pkg-config switchover says $got, the checkout is $LIBVER"
-  LIBDIR="$(pkg-config --variable=libdir switchover)"
-  # 2. the tree: pristine + the series, applied with patch -p1 in order
-  if [ ! -d "$PDIR/src" ]; then
-    unpack_tree "$PDIR"
-    while read -r p; do
-      case "$p" in ''|'#'*) continue ;; esac
-      log "applying $p"
-      patch -p1 -s -d "$PDIR/src.tmp" < "$HERE/patches/$p" || die "patch $p does not apply"
-    done < "$HERE/patches/series"
-    mv "$PDIR/src.tmp" "$PDIR/src"
+  KEY="$(printf '%s\n' "$(series_hash "$HERE/patches/series")" "$CFG_HASH" "$LIBVER" "$HDR_HASH" | hash_of)"
+  QEMU_PATCHED="$CACHE/$KEY/qemu-system-x86_64"
+  if [ -x "$QEMU_PATCHED" ]; then
+    log "reusing $QEMU_PATCHED"
+  else
+    switch_tree "$HERE/patches/series"
+    build_variant "$QEMU_PATCHED"
   fi
-  # 3. QEMU's meson finds the library through dependency('switchover') = pkg-config; the rpath
-  #    makes the binary load the library from the prefix without LD_LIBRARY_PATH.
-  build_tree "$PDIR" "--extra-ldflags=-Wl,-rpath,$LIBDIR"
-  QEMU_PATCHED="$PDIR/build/qemu-system-x86_64"
-  if ! ldd "$QEMU_PATCHED" | grep -q "libswitchover.so.0 => $LIBDIR/"; then
-    die "$QEMU_PATCHED does not load libswitchover from $LIBDIR"
-  fi
+  ldd "$QEMU_PATCHED" | grep -q "libswitchover.so.0 => $LIBDIR/" \
+    || die "$QEMU_PATCHED does not load libswitchover from $LIBDIR"
 fi
 
 [ $want_baseline = 1 ] && echo "QEMU_BASELINE=$QEMU_BASELINE"
