@@ -87,16 +87,22 @@ def last_progress_pass(samples: list[dict]) -> Optional[int]:
     return last
 
 
-def advice_applier(state: dict):
-    """on_sample: applies the advised downtime-limit once x-switchover says stalled."""
+def stall_sampler(state: dict, apply_advice: bool):
+    """on_sample: the first time x-switchover says stalled, records HMP `info migrate` (it
+    must show the Remaining: and Stalled: lines) and, for the operator variant, applies the
+    advised downtime-limit with migrate-set-parameters."""
     async def on_sample(pair: qemu_pair.QemuPair, sample: dict) -> None:
         q = sample["query-migrate"]
         x = x_of(q)
-        if state.get("applied") or not x.get("stalled") or not x.get("recommended-downtime"):
+        if state.get("seen") or not x.get("stalled"):
             return
-        limit = int(x["recommended-downtime"])
-        state.update(applied=limit, applied_at=sample["t"])
-        await pair.src_qmp.execute("migrate-set-parameters", {"downtime-limit": limit})
+        state["seen"] = sample["t"]
+        state["hmp"] = await pair.src_qmp.execute("human-monitor-command",
+                                                  {"command-line": "info migrate"})
+        if apply_advice and x.get("recommended-downtime"):
+            limit = int(x["recommended-downtime"])
+            state.update(applied=limit, applied_at=sample["t"])
+            await pair.src_qmp.execute("migrate-set-parameters", {"downtime-limit": limit})
     return on_sample
 
 
@@ -116,7 +122,8 @@ async def one_run(args, workload: str, mode: str, index: int) -> dict:
         await asyncio.sleep(3.0)     # the dirtier is past its first sweep
         rec = await pair.migrate(
             capabilities={"events": True}, parameters=dict(w["parameters"]),
-            timeout_s=args.timeout, on_sample=advice_applier(state) if w.get("stall") == "advice" else None)
+            timeout_s=args.timeout,
+            on_sample=stall_sampler(state, w["stall"] == "advice") if w.get("stall") else None)
     finally:
         await pair.close()
     (workdir / "RUN.json").write_text(json.dumps(rec, indent=1))
@@ -144,6 +151,8 @@ async def one_run(args, workload: str, mode: str, index: int) -> dict:
         "advice": x_last.get("stall-recommended-downtime"),
         "applied-limit": state.get("applied") or x_last.get("auto-downtime-limit"),
         "applied-at-s": state.get("applied_at"),
+        "hmp-info-migrate-when-stalled": state.get("hmp"),
+        "remaining-present": any("remaining" in s["query-migrate"] for s in active),
         "last-progress-pass": last_progress_pass(samples) if w.get("stall") else None,
         "wall-s": round(time.monotonic() - t0, 1),
         "workdir": str(workdir),
@@ -167,7 +176,12 @@ def check_run(run: dict, w: dict) -> list[dict]:
               f"by rule {run['disagreements-by-rule']}, last {run['last-disagreement']}")
     if run["mode"] != "baseline" and run["disagreements-by-rule"] is None:
         check("x-switchover present", False, "query-migrate has no x-switchover")
+    if run["mode"] != "baseline":
+        check("query-migrate has top-level remaining while active", run["remaining-present"])
     if w.get("stall"):
+        hmp = run["hmp-info-migrate-when-stalled"] or ""
+        check("info migrate shows Remaining: and Stalled: while stalled",
+              "Remaining:" in hmp and "Stalled:" in hmp, hmp[:300])
         sp, lp = run["stall-pass"], run["last-progress-pass"]
         check("stall flagged", sp is not None and run["stall-events"] == 1,
               f"stall-pass {sp}, events {run['stall-events']}")
