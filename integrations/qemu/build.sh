@@ -126,8 +126,9 @@ QPY="$CACHE/venv/bin/python3"
 hash_of() { sha256sum | cut -c1-16; }
 
 # Unpacks the pristine tree into $1/src (checking its VERSION), turns the edk2 blob
-# unpacking off (the +ds tarball carries no firmware blobs) and enables the pc board in the
-# devices file (with --without-default-devices every board is off unless named there).
+# unpacking off (the +ds tarball carries no firmware blobs), enables the pc board in the
+# devices file (with --without-default-devices every board is off unless named there) and
+# adds the one stub QEMU 10.2 lacks to link without default devices.
 unpack_tree() {
   local dir="$1"
   rm -rf "$dir/src.tmp"; mkdir -p "$dir/src.tmp"
@@ -140,6 +141,13 @@ unpack_tree() {
     || die "could not turn unpack_edk2_blobs off in meson.build"
   printf '%s\n' '# integrations/qemu/build.sh: the pc board only' 'CONFIG_I440FX=y' \
     >> "$dir/src.tmp/configs/devices/i386-softmmu/default.mak"
+  # QEMU 10.2 without default devices does not link: ACPI_X86 selects ACPI_CXL, whose
+  # hw/acpi/cxl.c calls cxl_fmws_get_all_sorted(), which only CONFIG_CXL's cxl-host.c
+  # defines (CXL itself cannot be switched on alone: two Kconfig defaults contradict).
+  # The missing stub, as for the other functions in cxl-host-stubs.c:
+  printf '%s\n' '' '/* integrations/qemu/build.sh: hw/acpi/cxl.c calls it also without CONFIG_CXL */' \
+    'GSList *cxl_fmws_get_all_sorted(void)' '{' '    return NULL;' '}' \
+    >> "$dir/src.tmp/hw/cxl/cxl-host-stubs.c"
   mv "$dir/src.tmp" "$dir/src"
 }
 
@@ -215,11 +223,11 @@ build_variant() {
   cp "$TREE/build/qemu-system-x86_64" "$out.tmp" && mv "$out.tmp" "$out"
 }
 
-CFG_HASH="$(printf '%s\n' "$QEMU_DEB_VERSION" "${CONFIGURE_FLAGS[@]}" edk2-off i440fx-only | hash_of)"
+CFG_HASH="$(printf '%s\n' "$QEMU_DEB_VERSION" "${CONFIGURE_FLAGS[@]}" edk2-off i440fx-only cxl-stub | hash_of)"
 TREE="$CACHE/tree-$CFG_HASH"
 PREFIX="$CACHE/prefix"
-LIBVER="$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$ROOT/meson.build" | head -n1)"
-[ -n "$LIBVER" ] || die "no version in $ROOT/meson.build"
+LIBVER="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)"
+[ -n "$LIBVER" ] || die "no version in $ROOT/Cargo.toml"
 # QEMU's configure checks the library only when the series is applied, but the tree is
 # configured once with the rpath into $PREFIX: install the library first in every case.
 log "installing libswitchover $LIBVER into $PREFIX"
