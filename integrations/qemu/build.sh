@@ -216,6 +216,20 @@ build_variant() {
        "--extra-ldflags=-Wl,-rpath,$PREFIX/lib" > "$TREE/configure.log" 2>&1) \
       || { tail -n 30 "$TREE/configure.log" >&2; die "configure failed (log: $TREE/configure.log)"; }
   fi
+  # meson keeps pkg_config_path and the link arguments from setup time; QEMU's dependency
+  # ('switchover') is looked up again at every regeneration (a series adds or removes it).
+  if ! "$QPY" - "$TREE/build/meson-info/intro-buildoptions.json" "$PREFIX" <<'PY'
+import json, sys
+opts = {o["name"]: o["value"] for o in json.load(open(sys.argv[1]))}
+prefix = sys.argv[2]
+sys.exit(0 if opts.get("pkg_config_path") == [prefix + "/lib/pkgconfig"]
+         and opts.get("c_link_args") == ["-Wl,-rpath," + prefix + "/lib"] else 1)
+PY
+  then
+    "$TREE/build/pyvenv/bin/meson" configure "$TREE/build" \
+      "-Dpkg_config_path=$PREFIX/lib/pkgconfig" "-Dc_link_args=-Wl,-rpath,$PREFIX/lib" \
+      >> "$TREE/configure.log" 2>&1 || die "meson configure failed (log: $TREE/configure.log)"
+  fi
   log "building in $TREE (log: $TREE/build.log)"
   (cd "$TREE/build" && ninja qemu-system-x86_64 > "$TREE/build.log" 2>&1) \
     || { tail -n 40 "$TREE/build.log" >&2; die "build failed (log: $TREE/build.log)"; }
