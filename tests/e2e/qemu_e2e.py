@@ -1,0 +1,362 @@
+"""QEMU 10.2 with switchover, migrating a real guest: baseline / shadow / drive, side by side.
+
+Driven by ``scripts/qemu-e2e.sh`` (which builds both QEMUs and the guest first)::
+
+    python tests/e2e/qemu_e2e.py --patched BIN [--baseline BIN] -L DIR -L DIR \\
+        --out out/qemu-e2e [--quick] [--runs 3]
+
+Each run is a source and a destination QEMU over 127.0.0.1 (``qemu_pair``), the patched one
+in the mode given by ``SWITCHOVER_MODE`` (read by QEMU at migration start). Workloads:
+
+- ``idle``: no dirtying, ``max-bandwidth`` 32 MiB/s;
+- ``dirty-8``: 8 MiB/s over 256 MiB at 32 MiB/s (converges after some passes);
+- ``fast-dl50``: 8 MiB/s at ``max-bandwidth`` 1 GiB/s, ``downtime-limit`` 50;
+- ``stall-advice``: 40 MiB/s over 256 MiB at 32 MiB/s, ``downtime-limit`` 300: cannot
+  converge. Once ``x-switchover`` says stalled, the advised ``downtime-limit`` is applied with
+  ``migrate-set-parameters`` (what an operator would do);
+- ``stall-auto``: the same with ``x-switchover: {"auto-downtime-max": 20000}`` and no
+  operator action.
+
+The checks (exit 1 when one fails; each is listed in report.json):
+
+- every run completes and the guest runs on the destination (the stall workloads only in the
+  patched modes: the baseline has no advice and never converges);
+- shadow mode: every disagreement is one of the documented 10.2/11.1 rule differences;
+- stall: ``MIGRATION_STALL`` comes within ``stall-passes`` + 1 passes of the remaining ceasing
+  to fall by ``stall-margin`` percent (the passes counted here from QEMU's own
+  ``ram.remaining`` samples at each ``dirty-sync-count``, not from the library), and the
+  measured downtime is at or below the limit applied (advice or automatic).
+
+Timing ratios (drive / baseline medians) are reported, not asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qemu_pair  # noqa: E402
+
+MiB = qemu_pair.MiB
+STALL_PASSES = 5          # the library's default stall-passes (left unchanged here)
+STALL_MARGIN_PCT = 4      # its default stall-margin
+TRACE = ["-trace", "switchover_glue_start", "-trace", "switchover_glue_disagree",
+         "-trace", "switchover_glue_error", "-trace", "switchover_glue_event"]
+
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "idle": {"guest": dict(dirty_mib_s=0),
+             "parameters": {"max-bandwidth": 32 * MiB}},
+    "dirty-8": {"guest": dict(dirty_mib_s=8, region_mib=256),
+                "parameters": {"max-bandwidth": 32 * MiB}},
+    "fast-dl50": {"guest": dict(dirty_mib_s=8, region_mib=256),
+                  "parameters": {"max-bandwidth": 1024 * MiB, "downtime-limit": 50}},
+    "stall-advice": {"guest": dict(dirty_mib_s=40, region_mib=256),
+                     "parameters": {"max-bandwidth": 32 * MiB, "downtime-limit": 300},
+                     "stall": "advice"},
+    "stall-auto": {"guest": dict(dirty_mib_s=40, region_mib=256),
+                   "parameters": {"max-bandwidth": 32 * MiB, "downtime-limit": 300,
+                                  "x-switchover": {"auto-downtime-max": 20000}},
+                   "stall": "auto"},
+}
+CONVERGING = ("idle", "dirty-8", "fast-dl50")
+
+
+def x_of(q: dict) -> dict:
+    return q.get("x-switchover") or {}
+
+
+def last_progress_pass(samples: list[dict]) -> Optional[int]:
+    """The last dirty-sync-count whose remaining (QEMU's ram.remaining in the first sample
+    after that sync) beat the best earlier one by more than STALL_MARGIN_PCT."""
+    best = None
+    last = None
+    for s in qemu_pair.syncs(samples):
+        r, n = s.get("remaining"), s.get("dirty-sync-count")
+        if r is None or n is None or s.get("status") != "active":
+            continue
+        if best is None or r * 100 < best * (100 - STALL_MARGIN_PCT):
+            last = n
+        best = r if best is None else min(best, r)
+    return last
+
+
+def stall_sampler(state: dict, apply_advice: bool):
+    """on_sample: the first time x-switchover says stalled, records HMP `info migrate` (it
+    must show the Remaining: and Stalled: lines) and, for the operator variant, applies the
+    advised downtime-limit with migrate-set-parameters."""
+    async def on_sample(pair: qemu_pair.QemuPair, sample: dict) -> None:
+        q = sample["query-migrate"]
+        x = x_of(q)
+        if state.get("seen") or not x.get("stalled"):
+            return
+        state["seen"] = sample["t"]
+        state["hmp"] = await pair.src_qmp.execute("human-monitor-command",
+                                                  {"command-line": "info migrate"})
+        if apply_advice and x.get("recommended-downtime"):
+            limit = int(x["recommended-downtime"])
+            state.update(applied=limit, applied_at=sample["t"])
+            await pair.src_qmp.execute("migrate-set-parameters", {"downtime-limit": limit})
+    return on_sample
+
+
+async def one_run(args, workload: str, mode: str, index: int) -> dict:
+    w = WORKLOADS[workload]
+    qemu = args.baseline if mode == "baseline" else args.patched
+    os.environ["SWITCHOVER_MODE"] = "off" if mode == "baseline" else mode
+    workdir = Path(args.out) / "runs" / f"{workload}-{mode}-{index}"
+    guest = qemu_pair.GuestSpec(mem_mib=1024, fill_mib=512, **w["guest"])
+    state: dict = {}
+    pair = qemu_pair.QemuPair(qemu, firmware_dirs=args.firmware, guest=guest,
+                              guest_dir=args.guest_dir, accel=args.accel, workdir=workdir,
+                              src_extra_args=TRACE if mode != "baseline" else [])
+    t0 = time.monotonic()
+    try:
+        await pair.start(args.boot_timeout)
+        await asyncio.sleep(3.0)     # the dirtier is past its first sweep
+        rec = await pair.migrate(
+            capabilities={"events": True}, parameters=dict(w["parameters"]),
+            timeout_s=args.timeout,
+            on_sample=stall_sampler(state, w["stall"] == "advice") if w.get("stall") else None)
+    finally:
+        await pair.close()
+    (workdir / "RUN.json").write_text(json.dumps(rec, indent=1))
+    samples = rec["samples"]
+    last = samples[-1]["query-migrate"] if samples else {}
+    active = [s for s in samples if s["query-migrate"].get("status") == "active"]
+    x_last = x_of(last)
+    stall_events = [e for e in rec["events"] if e["event"] == "MIGRATION_STALL"]
+    out = rec["outcome"]
+    run = {
+        "workload": workload, "mode": mode, "run": index,
+        "accel": rec["inputs"]["qemu"]["accel"],
+        "status": out["status"], "timed_out": out["timed_out"],
+        "guest_alive_on_destination": rec["destination"].get("guest_alive"),
+        "total-time": out["total-time"], "downtime": out["downtime"],
+        "expected-downtime-at-switchover": out["expected-downtime-at-switchover"],
+        "passes": out["passes"], "library-passes": x_last.get("library-pass"),
+        "bytes": out["transferred"],
+        "disagreements": x_last.get("disagreements"),
+        "disagreements-by-rule": x_last.get("disagreements-by-rule"),
+        "last-disagreement": x_last.get("last-disagreement"),
+        "stall-time": x_last.get("stall-time"), "stall-pass": x_last.get("stall-pass"),
+        "stall-events": len(stall_events),
+        "stall-event": stall_events[0]["data"] if stall_events else None,
+        "advice": x_last.get("stall-recommended-downtime"),
+        "applied-limit": state.get("applied") or x_last.get("auto-downtime-limit"),
+        "applied-at-s": state.get("applied_at"),
+        "hmp-info-migrate-when-stalled": state.get("hmp"),
+        "remaining-present": any("remaining" in s["query-migrate"] for s in active),
+        "last-progress-pass": last_progress_pass(samples) if w.get("stall") else None,
+        "wall-s": round(time.monotonic() - t0, 1),
+        "workdir": str(workdir),
+    }
+    run["checks"] = check_run(run, w)
+    return run
+
+
+def check_run(run: dict, w: dict) -> list[dict]:
+    checks = []
+
+    def check(name: str, ok: bool, detail: str = "") -> None:
+        checks.append({"check": name, "ok": bool(ok), "detail": detail})
+
+    check("completed", run["status"] == "completed" and not run["timed_out"],
+          f"status {run['status']}")
+    check("guest runs on the destination", run["guest_alive_on_destination"] is True)
+    if run["mode"] == "shadow":
+        other = (run["disagreements-by-rule"] or {}).get("other")
+        check("shadow: only documented 10.2/11.1 rule differences", other == 0,
+              f"by rule {run['disagreements-by-rule']}, last {run['last-disagreement']}")
+    if run["mode"] != "baseline" and run["disagreements-by-rule"] is None:
+        check("x-switchover present", False, "query-migrate has no x-switchover")
+    if run["mode"] != "baseline":
+        check("query-migrate has top-level remaining while active", run["remaining-present"])
+    if w.get("stall"):
+        hmp = run["hmp-info-migrate-when-stalled"] or ""
+        check("info migrate shows Remaining: and Stalled: while stalled",
+              "Remaining:" in hmp and "Stalled:" in hmp, hmp[:300])
+        sp, lp = run["stall-pass"], run["last-progress-pass"]
+        check("stall flagged", sp is not None and run["stall-events"] == 1,
+              f"stall-pass {sp}, events {run['stall-events']}")
+        if sp is not None and lp is not None:
+            check(f"stall within stall-passes + 1 = {STALL_PASSES + 1} passes of the last "
+                  "progress", sp - lp <= STALL_PASSES + 1, f"last progress at pass {lp}, stall at {sp}")
+        lim = run["applied-limit"]
+        check("a limit was applied (advice or automatic)", bool(lim), f"limit {lim}")
+        if lim and run["downtime"] is not None:
+            check("downtime at or below the applied limit", run["downtime"] <= lim,
+                  f"downtime {run['downtime']} ms, limit {lim} ms")
+    return checks
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarise(runs: list[dict]) -> dict:
+    table = {}
+    for wl in WORKLOADS:
+        for mode in ("baseline", "shadow", "drive"):
+            rs = [r for r in runs if r["workload"] == wl and r["mode"] == mode]
+            if not rs:
+                continue
+            table.setdefault(wl, {})[mode] = {
+                "runs": len(rs),
+                "completed": sum(r["status"] == "completed" for r in rs),
+                "total-time-median": median(r["total-time"] for r in rs),
+                "downtime-median": median(r["downtime"] for r in rs),
+                "expected-downtime-median": median(r["expected-downtime-at-switchover"] for r in rs),
+                "passes-median": median(r["passes"] for r in rs),
+                "bytes-median": median(r["bytes"] for r in rs),
+                "disagreements": sum(r["disagreements"] or 0 for r in rs),
+            }
+    ratios = {}
+    for wl, modes in table.items():
+        b = modes.get("baseline")
+        if not b or wl not in CONVERGING:
+            continue
+        for mode in ("shadow", "drive"):
+            m = modes.get(mode)
+            if not m or not b["total-time-median"] or b["downtime-median"] is None:
+                continue
+            tt = m["total-time-median"] / b["total-time-median"]
+            dd = m["downtime-median"] - b["downtime-median"]
+            ratios.setdefault(wl, {})[mode] = {
+                "total-time-ratio": round(tt, 3),
+                "downtime-ratio": round(m["downtime-median"] / b["downtime-median"], 3)
+                if b["downtime-median"] else None,
+                "downtime-diff-ms": dd,
+                "total-time-within-5pct": abs(tt - 1) <= 0.05,
+                "downtime-within-5pct-or-20ms": abs(dd) <= max(20, 0.05 * b["downtime-median"]),
+            }
+    return {"table": table, "ratios-vs-baseline": ratios}
+
+
+def plot(runs: list[dict], out: Path) -> Optional[str]:
+    """Remaining / threshold / expected downtime over time for the stall workload, from the
+    patched QEMU's own query-migrate samples (the first drive run, else shadow)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cand = [r for r in runs if r["workload"] == "stall-advice" and r["mode"] == "drive"] or \
+           [r for r in runs if r["workload"] == "stall-advice" and r["mode"] == "shadow"]
+    if not cand:
+        return None
+    r = cand[0]
+    rec = json.loads((Path(r["workdir"]) / "RUN.json").read_text())
+    t, rem, thr, exp = [], [], [], []
+    for s in rec["samples"]:
+        q = s["query-migrate"]
+        if q.get("status") not in ("active", "device"):
+            continue
+        t.append(s["t"])
+        rem.append((q.get("remaining") or 0) / MiB)
+        thr.append((x_of(q).get("threshold") or 0) / MiB)
+        exp.append(q.get("expected-downtime"))
+    fig, ax = plt.subplots(figsize=(9, 5))
+    ax.plot(t, rem, label="remaining (MiB, top-level)", color="tab:blue")
+    ax.plot(t, thr, label="threshold (MiB, x-switchover)", color="tab:green")
+    ax.set_xlabel("seconds since migrate")
+    ax.set_ylabel("MiB")
+    ax2 = ax.twinx()
+    ax2.plot(t, exp, label="expected downtime (ms)", color="tab:red", linestyle="--")
+    ax2.set_ylabel("expected downtime (ms)")
+    if r.get("stall-time") is not None:
+        ax.axvline(r["stall-time"] / 1000.0, color="tab:orange", linestyle=":",
+                   label=f"MIGRATION_STALL (pass {r['stall-pass']})")
+    if r.get("applied-at-s") is not None:
+        ax.axvline(r["applied-at-s"], color="tab:purple", linestyle="-.",
+                   label=f"downtime-limit {r['applied-limit']} ms applied")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax2.set_ylim(bottom=0)
+    ax.set_title(f"QEMU 10.2.2 + switchover ({r['mode']}), stall workload: 40 MiB/s dirtied "
+                 f"over 256 MiB at 32 MiB/s\ndowntime {r['downtime']} ms, "
+                 f"total {r['total-time']} ms, accel {r['accel']}", fontsize=10)
+    fig.tight_layout()
+    path = out / "stall.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+async def main_async(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        plan = [(wl, mode, 1) for wl in ("dirty-8", "stall-advice") for mode in ("shadow", "drive")]
+    else:
+        modes = ["baseline", "shadow", "drive"] if args.baseline else ["shadow", "drive"]
+        plan = []
+        for i in range(1, args.runs + 1):          # alternating modes within each round
+            for wl in WORKLOADS:
+                for mode in modes:
+                    if mode == "baseline" and WORKLOADS[wl].get("stall"):
+                        continue
+                    if WORKLOADS[wl].get("stall") and i > 1:
+                        continue                     # stall workloads: one run per mode
+                    plan.append((wl, mode, i))
+        if args.only:
+            plan = [p for p in plan if p[0] in args.only]
+    runs = []
+    for wl, mode, i in plan:
+        print(f"qemu-e2e: {wl} {mode} run {i} ...", flush=True)
+        try:
+            run = await one_run(args, wl, mode, i)
+        except qemu_pair.HarnessError as exc:
+            run = {"workload": wl, "mode": mode, "run": i, "status": "harness-error",
+                   "error": str(exc)[-2000:],
+                   "checks": [{"check": "harness", "ok": False, "detail": str(exc)[-500:]}]}
+        bad = [c for c in run["checks"] if not c["ok"]]
+        print(f"qemu-e2e:   {run['status']} total {run.get('total-time')} ms downtime "
+              f"{run.get('downtime')} ms passes {run.get('passes')} disagreements "
+              f"{run.get('disagreements')} stall-pass {run.get('stall-pass')} limit "
+              f"{run.get('applied-limit')} accel {run.get('accel')}"
+              + (f"  FAILED: {[c['check'] + ': ' + c['detail'] for c in bad]}" if bad else ""),
+              flush=True)
+        runs.append(run)
+        report = {"format": "switchover-qemu-e2e/1", "quick": args.quick,
+                  "patched": args.patched, "baseline": args.baseline, "runs": runs,
+                  "summary": summarise(runs)}
+        (out / "report.json").write_text(json.dumps(report, indent=1))
+    png = plot(runs, out)
+    report["plot"] = png
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    failed = [(r["workload"], r["mode"], r["run"], c["check"]) for r in runs
+              for c in r["checks"] if not c["ok"]]
+    print(json.dumps(report["summary"], indent=1))
+    print(f"qemu-e2e: {len(runs)} runs, {len(failed)} failed checks; report {out / 'report.json'}"
+          + (f", plot {png}" if png else ""))
+    for f in failed:
+        print(f"qemu-e2e: FAILED {f}")
+    return 1 if failed else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patched", required=True)
+    ap.add_argument("--baseline", default=None)
+    ap.add_argument("-L", dest="firmware", action="append", default=[])
+    ap.add_argument("--guest-dir", default=None)
+    ap.add_argument("--accel", default="auto", help="auto (kvm+tcg fallback) or e.g. tcg")
+    ap.add_argument("--out", default="out/qemu-e2e")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", action="append", default=[], help="workload names")
+    ap.add_argument("--timeout", type=float, default=240.0)
+    ap.add_argument("--boot-timeout", type=float, default=180.0)
+    return asyncio.run(main_async(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
