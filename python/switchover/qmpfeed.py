@@ -118,6 +118,9 @@ class QmpFeed:
         self.window_ms = window_ms
         self.session = Session(keep_events=None)
         self.session.set_parameters({"bandwidth-window": window_ms})
+        # The feed reads the library's events (MIGRATION_STALL, MIGRATION_PASS...), which,
+        # like QEMU's migration events, come only with the `events` capability.
+        self.session.set_capability("events", True)
         self._pending: int = 0
         self._force_sync = False
         self.session.register_handler("qemu", self._query)
