@@ -48,6 +48,8 @@ RT=$SYSROOT/lib/rustlib/$TARGET/lib/librustc-nightly_rt.tsan.a
 [ -f "$RT" ] || skip "rustc's TSan runtime is missing ($RT)"
 
 echo "tsan: building the library (cargo +nightly, -Zsanitizer=thread -Zbuild-std, release)"
+# A fresh clone has no target/ yet (the test build lives under build/): the log goes beside it.
+mkdir -p "$(dirname "$TARGET_DIR")"
 if ! RUSTFLAGS="-Zsanitizer=thread -Cdebuginfo=1" \
     cargo +nightly build -Zbuild-std --target "$TARGET" --release --lib \
     --target-dir "$TARGET_DIR" >"$TARGET_DIR.build.log" 2>&1; then
