@@ -1,7 +1,7 @@
 # Sourced by the real-guest scripts (record-real-runs.sh, and the watcher's and the QEMU
 # integration's end-to-end scripts), after scripts/env.sh: the tools a real migration needs.
 #
-#   e2e_need_qmp            qemu.qmp (PyPI) in the Python that env.sh chose (.venv or user)
+#   e2e_need_qmp            qemu.qmp (PyPI) in the project .venv that env.sh activated
 #   e2e_need_debian_qemu    Debian's qemu-system-x86 + seabios + qemu-system-data (root:
 #                           apt-get installs them; otherwise the missing packages are named)
 #   E2E_QEMU, E2E_FIRMWARE  set by e2e_need_debian_qemu: the binary and "-L dir" arguments
