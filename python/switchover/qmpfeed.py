@@ -42,8 +42,28 @@ this module only translates QEMU's figures into the library's calls:
 - **parameters**: ``downtime-limit``, ``avail-switchover-bandwidth`` and ``max-bandwidth`` of
   ``query-migrate-parameters``, set on the session whenever they change.
 - **status**: ``setup`` starts the library's migration, the first live status ends its setup;
-  ``completed``, ``failed`` and ``cancelled`` end the feed (the library's figures stay as
-  they were at the last live sample, which is what the summary compares with).
+  ``failed`` and ``cancelled`` end the feed (the library's figures stay as they were at the
+  last live sample).
+- **the switchover** (issue 15 item 4): QEMU stops the guest in ``migration_completion``
+  (``downtime_start`` is taken just before ``vm_stop_force_state``) and reports ``device`` (or
+  ``pre-switchover`` with ``pause-before-switchover``) until the final copy is done; at
+  ``completed`` it reports ``downtime`` (``migration_downtime_end``: end − ``downtime_start``)
+  and the final ``total-time``. From outside the stop itself cannot be seen, only bracketed
+  by two samples; so samples in ``device`` / ``pre-switchover`` feed no bytes and no window
+  (the library's session stays ``active``: ``guest_stopped`` says so), and at ``completed``
+  the feed replays the switchover into the library at the instants QEMU's own figures give:
+  QEMU's clock is mapped onto the feed's by ``offset = min(now_ms − total-time)`` over the
+  live samples (a reply is read after QEMU wrote it, so the smallest difference is the
+  closest), the end at ``offset + total-time``, the stop at the end − ``downtime``. The bytes
+  sent since the last ``active`` sample are split at the stop: at most ``max-bandwidth`` ×
+  (stop − that sample) went out before it (QEMU's rate limit holds until the stop), the rest
+  after. Then ``set_vm_running(False)``, ``switchover_begin(stop)``, the bytes after the stop
+  (downtime bytes), ``complete(end)``: the library's predicted downtime (its expected
+  downtime at the last sync the feed saw: QEMU's final sync, the one that decided the
+  switchover, is made and used inside ``migration_completion``'s caller and never shown), the
+  measured downtime (QEMU's, to the ms) and the measured switchover bandwidth (RAM bytes
+  after the stop ÷ the downtime; QEMU 7.2's ``ram.transferred`` counts RAM pages only, so
+  device state is not in it).
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
@@ -56,6 +76,9 @@ FOLLOWED_PARAMETERS = ("downtime-limit", "avail-switchover-bandwidth", "max-band
 #: QEMU statuses in which the migration is live (the library's session is ``active``).
 LIVE = ("active", "pre-switchover", "device", "postcopy-active", "postcopy-paused",
         "postcopy-recover", "postcopy-recover-setup", "cancelling", "colo", "wait-unplug")
+#: QEMU statuses in which the guest is stopped for the switchover (``migration_completion``
+#: stops it, then ``migration_maybe_pause`` moves to ``pre-switchover`` or ``device``).
+STOPPED = ("pre-switchover", "device")
 #: QEMU statuses that end a migration.
 FINISHED = ("completed", "failed", "cancelled")
 #: ``ETA_NEVER``: the library's ETA when the remaining does not fall.
@@ -92,6 +115,14 @@ class FeedResult:
     #: Events the library raised during this sample (``MIGRATION_STALL``,
     #: ``MIGRATION_DOWNTIME_ADJUSTED``, ...), as dicts ``{"event": ..., "data": ...}``.
     events: List[Dict[str, Any]] = field(default_factory=list)
+    #: QEMU has stopped the guest for the switchover (``pre-switchover``, ``device``, or
+    #: ``completed`` after a switchover the feed saw).
+    guest_stopped: bool = False
+    #: At completion, the library's view of the switchover: ``predicted-downtime`` (ms, its
+    #: expected downtime when the guest stopped), ``measured-downtime`` (ms), ``switchover-bytes``
+    #: and ``measured-switchover-bandwidth`` (bytes/s, ``None`` for a 0 ms downtime); ``{}``
+    #: before.
+    switchover: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def x(self) -> Dict[str, Any]:
@@ -138,6 +169,11 @@ class QmpFeed:
         self._sync_count: Optional[int] = None
         self._last_pending: Optional[int] = None
         self.passes = 0
+        # QEMU's clock onto ours: min(now_ms - total-time) over the live samples.
+        self._offset: Optional[int] = None
+        self._last_active_ms: Optional[int] = None
+        self._stopped_ms: Optional[int] = None
+        self.switchover: Dict[str, Any] = {}
 
     def close(self) -> None:
         self.session.close()
@@ -179,7 +215,12 @@ class QmpFeed:
             result.library = self.session.query_migrate(now_ms)
             return result
         if status in FINISHED:
+            if status == "completed" and self.live and not self.switchover:
+                self._observe_clock(now_ms, info)
+                self._switchover(now_ms, info)
             result.library = self.session.query_migrate(now_ms)
+            result.switchover = dict(self.switchover)
+            result.guest_stopped = bool(self.switchover)
             if ram is not None:
                 result.qemu_pass = int(ram.get("dirty-sync-count", 0))
             return result
@@ -195,6 +236,21 @@ class QmpFeed:
         if not self.live:
             self.session.setup_done(now_ms)
             self.live = True
+        self._observe_clock(now_ms, info)
+        if status in STOPPED:
+            # The guest is stopped: the bytes now are the final copy's, at no rate limit; they
+            # go to the library with the switchover at completion (see the module text).
+            if self._stopped_ms is None:
+                self._stopped_ms = now_ms
+            result.guest_stopped = True
+            result.pending = pending_of(info)
+            if ram is not None:
+                result.qemu_pass = int(ram.get("dirty-sync-count", 0))
+            result.passes = self.passes
+            result.library = self.session.query_migrate(now_ms)
+            return result
+        if status == "active":
+            self._last_active_ms = now_ms
         pending = pending_of(info)
         previous = self._last_pending
         sent = 0
@@ -247,10 +303,64 @@ class QmpFeed:
         self.session.clear_events()
         return result
 
+    def _observe_clock(self, now_ms: int, info: Mapping[str, Any]) -> None:
+        total = info.get("total-time")
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            d = now_ms - total
+            self._offset = d if self._offset is None else min(self._offset, d)
+
+    def _switchover(self, now_ms: int, info: Mapping[str, Any]) -> None:
+        """The switchover QEMU made, replayed into the library at completion (module text)."""
+        ram = info.get("ram") if isinstance(info.get("ram"), Mapping) else {}
+        total, down = info.get("total-time"), info.get("downtime")
+        end_ms = now_ms
+        if isinstance(total, int) and self._offset is not None:
+            end_ms = min(now_ms, self._offset + total)
+        if isinstance(down, int) and 0 <= down <= end_ms:
+            stop_ms = end_ms - down
+        else:
+            # No downtime figure: the first sample that showed the guest stopped (or this one).
+            stop_ms = self._stopped_ms if self._stopped_ms is not None else end_ms
+        # The library's clock never goes back: a stop before the migration's start is none.
+        stop_ms = max(stop_ms, 0)
+        sent = multifd = 0
+        if self._transferred is not None:
+            sent = max(0, int(ram.get("transferred", self._transferred)) - self._transferred)
+            multifd = max(0, int(ram.get("multifd-bytes", self._multifd or 0))
+                          - (self._multifd or 0))
+        before = 0
+        if self._last_active_ms is not None and stop_ms > self._last_active_ms:
+            rate = self._qemu_params.get("max-bandwidth") or 0
+            if not rate:
+                rate = self.session.info(now_ms).mbps * 1e6 / 8
+            before = min(sent, int(rate * (stop_ms - self._last_active_ms) / 1000))
+        if before:
+            self.session.record_transferred(before, SWO_CHANNEL_MAIN)
+        self.session.set_vm_running(False)
+        proceed, _final = self.session.switchover_begin(stop_ms)
+        after = sent - before
+        after_multifd = min(multifd, after)
+        if after - after_multifd:
+            self.session.record_transferred(after - after_multifd, SWO_CHANNEL_MAIN)
+        if after_multifd:
+            self.session.record_transferred(after_multifd, SWO_CHANNEL_MULTIFD)
+        if proceed:
+            self.session.complete(max(end_ms, stop_ms))
+        i = self.session.info(max(end_ms, stop_ms))
+        self.switchover = {
+            "predicted-downtime": i.predicted_downtime_ms if i.predicted_downtime_ms >= 0
+            else None,
+            "measured-downtime": i.downtime_ms if proceed else None,
+            "switchover-bytes": i.switchover_bytes if proceed else None,
+            "measured-switchover-bandwidth": int(i.measured_switchover_bw)
+            if proceed and i.measured_switchover_bw > 0 else None,
+        }
+
     def _start(self, now_ms: int) -> None:
         if self.started and self.session.status_name not in ("completed", "failed", "cancelled"):
             self.session.cancel(now_ms)
         self._reset()
+        self.session.set_vm_running(True)
         self.session.migration_start(now_ms)
         self.session.clear_events()
         self.started = True
@@ -270,21 +380,110 @@ class QmpFeed:
         return sent
 
 
+#: The format of a run recorded by ``switchover-watch --record`` (also readable by
+#: :func:`replay` and ``python -m switchover.sim --replay``).
+WATCH_RECORD_FORMAT = "switchover-watch-record/1"
+#: The members of a ``query-migrate`` reply the feed reads; a watcher's record keeps only
+#: these (and ``ram``'s below), which keeps it small.
+FED_MEMBERS = ("status", "total-time", "setup-time", "downtime", "expected-downtime",
+               "remaining")
+FED_RAM_MEMBERS = ("transferred", "remaining", "multifd-bytes", "dirty-sync-count", "mbps")
+
+
+def fed_reply(info: Mapping[str, Any]) -> Dict[str, Any]:
+    """The part of a ``query-migrate`` reply the feed reads (see :data:`FED_MEMBERS`)."""
+    out = {k: info[k] for k in FED_MEMBERS if k in info}
+    ram = info.get("ram")
+    if isinstance(ram, Mapping):
+        out["ram"] = {k: ram[k] for k in FED_RAM_MEMBERS if k in ram}
+    return out
+
+
+class Recorder:
+    """Keeps exactly what a feed was given — each sample's time on the feed's clock, the
+    followed parameters set just before it, the reply — and what the library said live, in
+    the form :func:`replay` takes (``switchover-watch --record FILE``).
+
+    ``record(now_ms, qemu_params, info, result)`` after each :meth:`QmpFeed.sample`;
+    :meth:`as_dict` the record: ``samples`` of ``{"t": now_ms / 1000, "t-ms": now_ms,
+    "parameters": {...}, "query-migrate": {...}}``, ``inputs.migrate_parameters`` (the first
+    sample's), ``watch`` (the library parameters and window the feed was made with) and
+    ``live`` (every pass the library counted with its figures, the stall, the advice and the
+    adjustments, as the live feed reported them)."""
+
+    def __init__(self, params: Optional[Mapping[str, Any]] = None, window_ms: int = 2000,
+                 **about: Any) -> None:
+        self.samples: List[Dict[str, Any]] = []
+        self.watch = {"library-parameters": dict(params or {}), "window-ms": window_ms,
+                      **about}
+        self.live: Dict[str, Any] = {"passes": [], "stall": None, "advice": None,
+                                     "adjusted": [], "switchover": None}
+
+    def record(self, now_ms: int, qemu_params: Mapping[str, Any], info: Mapping[str, Any],
+               result: "FeedResult") -> None:
+        followed = {k: qemu_params[k] for k in FOLLOWED_PARAMETERS
+                    if isinstance(qemu_params.get(k), int)}
+        self.samples.append({"t": now_ms / 1000, "t-ms": now_ms, "parameters": followed,
+                             "query-migrate": fed_reply(info)})
+        live = self.live
+        if result.new_passes:
+            live["passes"].append({"t-ms": now_ms, "pass": result.qemu_pass,
+                                   "passes": result.passes,
+                                   "last-sync-bytes": result.x.get("last-sync-bytes"),
+                                   "threshold": result.x.get("threshold"),
+                                   "expected-downtime": result.library.get("expected-downtime"),
+                                   "passes-since-progress": result.x.get("passes-since-progress"),
+                                   "stalled": bool(result.x.get("stalled"))})
+        for e in result.events:
+            if e["event"] == "MIGRATION_STALL" and live["stall"] is None:
+                live["stall"] = {"t-ms": now_ms, "pass": result.qemu_pass,
+                                 "advice": e["data"].get("recommended-downtime", 0)}
+            elif e["event"] == "MIGRATION_DOWNTIME_ADJUSTED":
+                live["adjusted"].append({"t-ms": now_ms,
+                                         "downtime-limit": e["data"].get("downtime-limit")})
+        if result.x.get("recommended-downtime"):
+            live["advice"] = result.x["recommended-downtime"]
+        if result.switchover:
+            live["switchover"] = dict(result.switchover)
+
+    def as_dict(self) -> Dict[str, Any]:
+        first = self.samples[0]["parameters"] if self.samples else {}
+        return {"format": WATCH_RECORD_FORMAT, "samples": self.samples,
+                "inputs": {"migrate_parameters": dict(first)}, "watch": self.watch,
+                "live": self.live}
+
+
 def replay(record: Mapping[str, Any], params: Optional[Mapping[str, Any]] = None,
-           window_ms: int = 2000):
+           window_ms: Optional[int] = None):
     """Feeds a recorded run (RUN.json of tests/e2e/qemu_pair.py, format
     ``switchover-real-run/1``: ``samples`` of ``{"t": seconds, "query-migrate": {...}}``, the
     source's ``inputs.migrate_parameters`` at the start and ``actions_applied`` with the
     parameters set during the run) through a new feed, as it happened; yields each sample's
-    :class:`FeedResult`. ``params`` are library parameters (``stall-passes``, ...)."""
+    :class:`FeedResult`. ``params`` are library parameters (``stall-passes``, ...).
+
+    A watcher's record (``switchover-watch --record``, :class:`Recorder`) holds the samples
+    the live feed was given, each with its time in ms (``t-ms``) and the parameters followed
+    just before it, and the library parameters and window of the live feed (``watch``): they
+    are used as they are (``params`` and ``window_ms`` default to the live ones), so the
+    library sees what it saw live, call for call."""
     inputs = record.get("inputs", {}) or {}
     qemu_params = dict(inputs.get("migrate_parameters") or {})
     changes = sorted((a for a in record.get("actions_applied", []) or []
                       if a.get("parameters")), key=lambda a: a.get("applied_at_s", 0.0))
+    watch = record.get("watch") if isinstance(record.get("watch"), Mapping) else {}
+    if params is None:
+        params = watch.get("library-parameters")
+    if window_ms is None:
+        window_ms = int(watch.get("window-ms", 2000))
     with QmpFeed(params, window_ms) as feed:
         for sample in record.get("samples", []):
             t = float(sample["t"])
-            while changes and float(changes[0].get("applied_at_s", 0.0)) <= t:
-                qemu_params.update(changes.pop(0)["parameters"])
+            if isinstance(sample.get("parameters"), Mapping):
+                qemu_params.update(sample["parameters"])
+            else:
+                while changes and float(changes[0].get("applied_at_s", 0.0)) <= t:
+                    qemu_params.update(changes.pop(0)["parameters"])
+            now_ms = sample["t-ms"] if isinstance(sample.get("t-ms"), int) \
+                else int(round(t * 1000))
             feed.parameters(qemu_params)
-            yield feed.sample(int(round(t * 1000)), sample["query-migrate"])
+            yield feed.sample(now_ms, sample["query-migrate"])

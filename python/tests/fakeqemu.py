@@ -11,8 +11,10 @@ bumps ``dirty-sync-count``; what the round had left stays dirty (from the second
 on it lies in the dirtied region, so a sync finds at most the region); the migration
 completes at a sync whose figure is below the threshold. ``ram.remaining`` is what the round
 still has to send (the bitmap), as QEMU reports it; there is no top-level ``remaining``
-(QEMU 7.2). The final copy runs without the rate limit (``migration_completion``), so the
-downtime is ``remaining / final_bw``.
+(QEMU 7.2). The final copy runs without the rate limit (``migration_completion``) at
+``final_bw``, with the status ``device`` meanwhile (the guest stopped), so the downtime is
+``remaining / final_bw``, reported at ``completed`` in whole ms as QEMU's
+``migration_downtime_end`` does (end − ``downtime_start``).
 """
 from __future__ import annotations
 
@@ -45,13 +47,14 @@ class Model:
         self.syncs = 0
         self.total_time = 0
         self.downtime: Optional[int] = None
+        self.stop_t: Optional[float] = None
         self.error: Optional[str] = None
 
     def start(self, now: float) -> None:
         self.status, self.started, self.t = "setup", now, now
 
     def advance(self, now: float) -> None:
-        if self.status not in ("setup", "active"):
+        if self.status not in ("setup", "active", "device"):
             return
         assert self.started is not None
         if self.status == "setup" and now - self.started >= self.setup_s:
@@ -76,13 +79,23 @@ class Model:
                     found = min(found, float(self.region) or found)
                 self.round_left, self.dirty = found, 0.0
                 if self.round_left < threshold:
-                    down = self.round_left / self.final_bw
-                    self.transferred += self.round_left
-                    self.round_left = 0
-                    self.status = "completed"
-                    self.downtime = int(down * 1000) + 1
-                    self.total_time = int((self.t + down - self.started) * 1000)
-        if self.status == "active":
+                    # migration_completion: downtime_start, vm_stop, status `device` while
+                    # the final copy runs at final_bw (no rate limit).
+                    self.status, self.stop_t = "device", self.t
+        while self.status == "device" and self.t < now:
+            dt = min(0.005, now - self.t)
+            sent = min(self.round_left, self.final_bw * dt)
+            self.round_left -= sent
+            self.transferred += sent
+            if self.round_left <= 1e-6 * self.final_bw * dt:
+                end = self.t + (sent / self.final_bw if self.final_bw else dt)
+                self.round_left = 0
+                self.status = "completed"
+                # migration_downtime_end: end - downtime_start, whole ms.
+                self.downtime = int(round((end - self.stop_t) * 1000))
+                self.total_time = int(round((end - self.started) * 1000))
+            self.t += dt
+        if self.status in ("active", "device"):
             self.total_time = int((now - self.started) * 1000)
 
     def query_migrate(self) -> Dict[str, Any]:

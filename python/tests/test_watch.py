@@ -389,3 +389,63 @@ def test_the_eta_reaches_c_callers_in_swo_get_advice_and_query_migrate():
         # Not active: 0, as the header says.
         s.cancel(1200)
         assert s.advice(1200).eta_ms == 0
+
+
+def test_at_completion_the_library_reports_predicted_and_measured_downtime_and_bandwidth():
+    # Issue 15 item 4 through the feed. 32 MiB at 32 MiB/s, limit 307 ms: threshold
+    # 9.824 MiB (33,554,432 B/s × 0.307). The model sends 0.16 MiB per 5 ms step from 0.02 s
+    # (setup): 10.24 MiB are left at 0.7 s, 9.76 MiB at 0.715 s, below the threshold: the sync
+    # (count 2) finds 9.76 MiB and QEMU stops the guest at 0.715 s (`device`); the final copy
+    # of 9.76 MiB at 97.6 MiB/s takes 100 ms: completed at 0.815 s, downtime 100 ms,
+    # total-time 815 ms.
+    model = Model(32 * MIB, 32 * MIB, downtime_limit=307, final_bw=97.6 * MIB)
+    with QmpFeed() as feed:
+        out = replay(model, feed)
+    assert model.downtime == 100 and model.total_time == 815
+    statuses = [r.status for r in out]
+    assert statuses[-3:] == ["active", "device", "completed"]  # samples at 700, 800, 900 ms
+    device, done = out[-2], out[-1]
+    assert device.guest_stopped and not device.switchover
+    assert done.guest_stopped
+    sw = done.switchover
+    # The stop and the end from QEMU's clock (total-time = our ms here: offset 0): stop at
+    # 815 − 100 = 715 ms, end at 815: the measured downtime is QEMU's 100 ms.
+    assert sw["measured-downtime"] == 100
+    # Bytes after the last `active` sample (700 ms, 10.24 MiB left): 15 ms of them at
+    # 32 MiB/s (0.48 MiB) went out before the stop, 9.76 MiB after it (± the model's byte
+    # truncation).
+    assert abs(sw["switchover-bytes"] - int(9.76 * MIB)) <= 2
+    # 9.76 MiB in 100 ms: 97.6 MiB/s.
+    assert abs(sw["measured-switchover-bandwidth"] - 97.6 * MIB) <= 32
+    # No loop sync reached the library before the stop (the one that decided came with it):
+    # its prediction is QEMU's placeholder, the downtime-limit (pass ≤ 1).
+    assert sw["predicted-downtime"] == 307
+    lib = done.library
+    assert lib["status"] == "completed" and lib["downtime"] == 100 and lib["total-time"] == 815
+
+
+def test_the_prediction_at_the_stop_is_the_last_sync_seen_and_the_bandwidth_is_measured():
+    # The stalling model (16 MiB found per sync, 500 ms expected at 32 MiB/s) with the advice
+    # applied: the prediction when the guest stops is the library's expected downtime from
+    # the last plateau sync, 16 MiB / 32 MiB/s = 500 ms (± the window's measure); the final
+    # copy runs unthrottled, here at 100 MiB/s, so the measured switchover bandwidth is
+    # ~100 MiB/s, 3× the precopy rate the prediction divided by (on the real dirty-40 run,
+    # ~60×: what issue 15 item 4 is about).
+    model = stalling_model(setup_s=0.0, final_bw=100 * MIB)
+
+    def apply(r, m):
+        for e in r.events:
+            if e["event"] == "MIGRATION_DOWNTIME_ADJUSTED":
+                m.params["downtime-limit"] = e["data"]["downtime-limit"]
+
+    with QmpFeed({"auto-downtime-max": 2000}) as feed:
+        out = replay(model, feed, on_sample=apply)
+    assert out[-1].status == "completed"
+    sw = out[-1].switchover
+    assert 490 <= sw["predicted-downtime"] <= 510
+    assert sw["measured-downtime"] == model.downtime
+    # The bytes after the stop are the final copy (the model's 5 ms steps put at most one
+    # step of precopy, 0.16 MiB, on the wrong side) over the whole-ms downtime.
+    bw = sw["measured-switchover-bandwidth"]
+    assert abs(sw["switchover-bytes"] - bw * model.downtime / 1000) <= 1 * MIB
+    assert abs(bw - 100 * MIB) <= 0.02 * 100 * MIB

@@ -55,8 +55,13 @@ def watcher_argv(sock: Path, extra: list[str]) -> list[str]:
 
 async def one_run(name: str, args, *, rate: int, limit: int = LIMIT, watch_args=(),
                   timeout_s: float = 120.0, tmux_capture: Optional[Path] = None,
-                  actions=()) -> dict:
-    """Boots, watches, migrates; returns the record, the watcher's lines and its exit code."""
+                  actions=(), sync_limit: Optional[tuple] = None) -> dict:
+    """Boots, watches, migrates; returns the record, the watcher's lines and its exit code.
+
+    ``sync_limit=(after_s, limit)``: sets ``downtime-limit`` to ``limit`` at the first sync
+    (a new ``dirty-sync-count`` in QEMU's samples) at or after ``after_s``, within one 100 ms
+    sample of it: the moment of a round where the watcher applies its advice (the stall is
+    reported at a sync)."""
     workdir = Path(args.out) / name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -75,7 +80,9 @@ async def one_run(name: str, args, *, rate: int, limit: int = LIMIT, watch_args=
         await pair.start()
         if rate:
             await asyncio.sleep(args.settle)
-        argv = watcher_argv(pair.extra_qmp_paths[0], ["--json", *watch_args])
+        argv = watcher_argv(pair.extra_qmp_paths[0],
+                            ["--json", "--record", str(workdir / "watch.record.json"),
+                             *watch_args])
         proc = subprocess.Popen(argv, stdout=watch_out, stderr=watch_err, env=env)
         if tmux_capture:
             tmux = f"swo-watch-{os.getpid()}"
@@ -103,8 +110,24 @@ async def one_run(name: str, args, *, rate: int, limit: int = LIMIT, watch_args=
 
         seen: list = []
 
-        def keep(p, sample):
+        last_count: dict = {}
+
+        async def keep(p, sample):
             seen.append(sample)
+            if sync_limit is not None and "sync_applied" not in captured:
+                ram = sample["query-migrate"].get("ram") or {}
+                count = ram.get("dirty-sync-count")
+                prev = last_count.get("n")
+                last_count["n"] = count
+                if prev is not None and count is not None and count > prev \
+                        and sample["t"] >= sync_limit[0] \
+                        and sample["query-migrate"].get("status") == "active":
+                    await p.src_qmp.execute("migrate-set-parameters",
+                                            {"downtime-limit": sync_limit[1]})
+                    captured["sync_applied"] = {
+                        "at_s": sync_limit[0], "parameters": {"downtime-limit": sync_limit[1]},
+                        "applied_at_s": sample["t"], "at_sync": count,
+                        "sample_t": sample["t"], "label": "at the first sync after at_s"}
             return on_sample(p, sample)
 
         try:
@@ -124,6 +147,8 @@ async def one_run(name: str, args, *, rate: int, limit: int = LIMIT, watch_args=
                                  "migrate_parameters": {"max-bandwidth": 32 * MiB,
                                                         "downtime-limit": limit}}}
             record["outcome"] = qemu_pair.summarise(record)
+        if "sync_applied" in captured:
+            record.setdefault("actions_applied", []).append(captured["sync_applied"])
     finally:
         await pair.close()
         if proc is not None:
@@ -193,6 +218,17 @@ def analyse(run: dict) -> dict:
                 break
     except Exception as e:  # noqa: BLE001 - the comparison is a figure, not the run
         res["replay_error"] = str(e)
+    at_sync = next((a for a in record.get("actions_applied", []) or [] if "at_sync" in a), None)
+    if at_sync is not None:
+        # A limit set at a sync: the figure that sync found (QEMU's remaining in the sample
+        # that showed it), when, and what followed.
+        found = next((s for s in out["syncs"] if s["dirty-sync-count"] == at_sync["at_sync"]),
+                     None)
+        res["sync_limit"] = at_sync["parameters"]["downtime-limit"]
+        res["sync_applied_s"] = at_sync["applied_at_s"]
+        res["sync_applied_pass"] = at_sync["at_sync"]
+        res["sync_found"] = found["remaining"] if found else None
+        res["syncs_after"] = out["passes"] - at_sync["at_sync"] if out.get("passes") else None
     res["plateau_pass"] = plateau["dirty-sync-count"] if plateau else None
     res["plateau_t_s"] = plateau["t"] if plateau else None
     res["plateau_remaining"] = plateau["remaining"] if plateau else None
@@ -284,6 +320,14 @@ async def main_async(args) -> int:
         for lim in args.limits:
             await run(f"dirty40-limit-{lim}", rate=40, timeout_s=66,
                       actions=[qemu_pair.Action(40.0, parameters={"downtime-limit": lim})])
+    if args.sync_limits:
+        # Limits set where the watcher applies its advice: at a sync (the stall report comes
+        # with one), the first after --sync-after seconds (the stall report's pass on these
+        # runs). Which converge within 35 s?
+        for lim in args.sync_limits:
+            r = await run(f"dirty40-sync-{lim}", rate=40, timeout_s=args.sync_after + 35,
+                          sync_limit=(args.sync_after, lim))
+            r["sync_limit"] = lim
     if "limits" in wanted and ap["applied"] and ap["status"] == "completed":
         advice = ap["applied"][-1]
         # Limits around the advice, set where the advice is for: in the stalled steady state
@@ -373,6 +417,12 @@ def main(argv=None) -> int:
     ap.add_argument("--limits", type=int, nargs="+", default=[],
                     help="also run dirty 40 with these downtime-limits raised at 40 s "
                          "(with --mode none: only these)")
+    ap.add_argument("--sync-limits", type=int, nargs="+", default=[],
+                    help="also run dirty 40 with these downtime-limits set at the first sync "
+                         "after --sync-after seconds (with --mode none: only these)")
+    ap.add_argument("--sync-after", type=float, default=55.0,
+                    help="seconds after migrate from which --sync-limits wait for a sync "
+                         "(default 55: the stall report's sync, pass 7, comes at ~60 s)")
     ap.add_argument("--shares", type=float, nargs="+", default=[0.8, 0.88, 0.95],
                     help="full mode: limits tried, as shares of the advice")
     ap.add_argument("--reanalyse", action="store_true",

@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="library parameter stall-passes (default 5)")
     p.add_argument("--stall-margin", type=int, metavar="PCT",
                    help="library parameter stall-margin (default 4)")
+    p.add_argument("--record", metavar="FILE",
+                   help="write exactly what was fed to the library (each sample with its "
+                        "time and parameters) and what it said, for "
+                        "`python -m switchover.sim --replay FILE`")
     p.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
                    help="give up connecting after S seconds (default 5)")
     p.add_argument("--wait", type=float, default=None, metavar="S",
@@ -119,6 +123,11 @@ class Watcher:
             # (MIGRATION_DOWNTIME_ADJUSTED); the watcher passes that on to QEMU.
             params["auto-downtime-max"] = args.max_downtime
         self.feed = QmpFeed(params, window_ms=args.window)
+        self.recorder = None
+        if args.record:
+            from ..qmpfeed import Recorder
+            self.recorder = Recorder(params, args.window, qmp=args.qmp,
+                                     interval_s=args.interval)
         self.actions: List[Dict[str, Any]] = []
         self.drawn = 0
         self.last = None
@@ -226,6 +235,8 @@ class Watcher:
                 continue
             self.feed.parameters(params)
             r = self.feed.sample(now_ms, info)
+            if self.recorder is not None:
+                self.recorder.record(now_ms, params, info, r)
             self.qemu_last = info
             actions = await self._act(client, r, params, now_ms)
             self._track(r, now_ms)
@@ -284,6 +295,10 @@ class Watcher:
     def summary(self, code: int, error: str = "") -> Dict[str, Any]:
         q = self.qemu_last
         live = self.last_live
+        sw = self.last.switchover if self.last is not None else {}
+        predicted = sw.get("predicted-downtime")
+        if predicted is None and live is not None:
+            predicted = live.library.get("expected-downtime")
         return {
             "type": "summary",
             "outcome": OUTCOMES.get(code, "unknown"),
@@ -291,7 +306,10 @@ class Watcher:
             "status": q.get("status"),
             "total-time": q.get("total-time"),
             "downtime": q.get("downtime"),
-            "predicted-downtime": live.library.get("expected-downtime") if live else None,
+            "predicted-downtime": predicted,
+            "measured-downtime": sw.get("measured-downtime"),
+            "switchover-bytes": sw.get("switchover-bytes"),
+            "measured-switchover-bandwidth": sw.get("measured-switchover-bandwidth"),
             "qemu-expected-downtime": self.qemu_expected,
             "passes": self.feed.passes,
             "stall-reported-ms": self.stall_reported_ms,
@@ -337,6 +355,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         code, error = EXIT_INTERRUPTED, "interrupted"
     summary = watcher.summary(code, error)
+    if watcher.recorder is not None:
+        rec = watcher.recorder.as_dict()
+        rec["live"]["summary"] = summary
+        try:
+            with open(args.record, "w") as f:
+                json.dump(rec, f)
+        except OSError as e:
+            print(f"switchover-watch: cannot write --record {args.record}: "
+                  f"{e.strerror or e}", file=sys.stderr)
     if watcher.feed.started or args.json:
         if args.json:
             watcher.write(json.dumps(summary))

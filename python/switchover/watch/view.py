@@ -53,6 +53,11 @@ def sample_object(r: FeedResult, qemu: Dict[str, Any], params: Dict[str, Any],
         "stalled": bool(x.get("stalled", False)),
         "passes-since-progress": x.get("passes-since-progress", 0),
         "recommended-downtime": x.get("recommended-downtime", 0),
+        "guest-stopped": r.guest_stopped,
+        "predicted-downtime": r.switchover.get("predicted-downtime"),
+        "measured-downtime": r.switchover.get("measured-downtime"),
+        "switchover-bytes": r.switchover.get("switchover-bytes"),
+        "measured-switchover-bandwidth": r.switchover.get("measured-switchover-bandwidth"),
         "events": [e["event"] for e in r.events],
         "actions": actions,
     }
@@ -74,7 +79,15 @@ def live_lines(address: str, r: FeedResult, qemu: Dict[str, Any], params: Dict[s
         f"  downtime    expected {duration(lib.get('expected-downtime'))}"
         f" (limit {duration(limit)})   ETA {duration(x.get('eta'))}",
     ]
-    if x.get("stalled"):
+    if r.switchover:
+        sw = r.switchover
+        bw_s = sw.get("measured-switchover-bandwidth")
+        lines.append(f"  switchover  downtime {duration(sw.get('measured-downtime'))} measured,"
+                     f" {duration(sw.get('predicted-downtime'))} predicted;"
+                     f" {size(bw_s) + '/s' if bw_s else '-'} measured")
+    elif r.guest_stopped:
+        lines.append(f"  switchover  guest stopped ({r.status}): the final copy is under way")
+    elif x.get("stalled"):
         rec = x.get("recommended-downtime", 0)
         advice = (f"downtime-limit {rec} ms would converge" if rec
                   else "no downtime-limit would converge")
@@ -94,7 +107,11 @@ def summary_lines(s: Dict[str, Any]) -> List[str]:
         out.append(f"total time: {duration(s['total-time'])}, {s['passes']} passes")
     if s.get("downtime") is not None:
         out.append(f"downtime: {s['downtime']} ms measured, {duration(s.get('predicted-downtime'))}"
-                   f" predicted at the last pass")
+                   f" predicted when the guest stopped")
+    if s.get("switchover-bytes") is not None:
+        bw_s = s.get("measured-switchover-bandwidth")
+        out.append(f"switchover bandwidth: {size(bw_s) + '/s' if bw_s else '-'} measured "
+                   f"({size(s['switchover-bytes'])} in {duration(s.get('measured-downtime'))})")
     if s.get("stall-reported-ms") is not None:
         out.append(f"stall: reported at {duration(s['stall-reported-ms'])}, "
                    f"stalled for {duration(s['stall-time-ms'])}")
