@@ -534,8 +534,11 @@ typedef struct SwoAdvice {
      */
     int64_t expected_downtime_ms;
     /**
-     * expected × (1 + `downtime-headroom`%), rounded up to whole ms; 0 if no change is
-     * advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
+     * expected × (1 + `downtime-headroom`%), rounded up to whole ms — with a
+     * `guest-dirty-rate` set, the expected downtime's byte part × r / (p + r) instead when
+     * that is above `downtime-limit` (p the window's rate, r = max(guest-dirty-rate, p);
+     * docs/design.md §Beyond QEMU); 0 if no change is advised (not stalled, or the expected
+     * downtime fits `downtime-limit`, or unknown).
      */
     uint64_t recommended_downtime_ms;
     /**
@@ -1027,18 +1030,20 @@ SwoStatus swo_get_info(struct SwoSession *s, uint64_t now_ms, struct SwoInfo *ou
 /**
  * Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
  * best remaining, expected downtime and the recommended `downtime-limit` (expected ×
- * (1 + `downtime-headroom`%), rounded up; 0 unless stalled with an expected downtime above
- * the limit). `*out` is a versioned `SwoAdvice`: set its `struct_size`. Never calls a
+ * (1 + `downtime-headroom`%), rounded up, round-aware with a `guest-dirty-rate`: see
+ * `SwoAdvice`; 0 unless stalled with an expected downtime above the limit). `*out` is a versioned `SwoAdvice`: set its `struct_size`. Never calls a
  * handler. Any thread, any time. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
  * `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first versioned layout; nothing
  * written).
  */
-SwoStatus swo_get_advice(struct SwoSession *s, uint64_t now_ms, struct SwoAdvice *out);
+SwoStatus swo_get_advice(struct SwoSession *s,
+                         uint64_t now_ms,
+                         struct SwoAdvice *out);
 
 /**
  * Sets one parameter by its name, with HMP's rules (`migrate_set_parameter`): the
- * bandwidths (`max-bandwidth`, `avail-switchover-bandwidth`, `max-postcopy-bandwidth`) are
- * sizes parsed like `swo_parse_size` with MiB by default (`"100"` is 100 MiB/s); the others
+ * bandwidths (`max-bandwidth`, `avail-switchover-bandwidth`, `max-postcopy-bandwidth`,
+ * `guest-dirty-rate`) are sizes parsed like `swo_parse_size` with MiB by default (`"100"` is 100 MiB/s); the others
  * (`downtime-limit`, `rollback-tolerance`, `stall-margin`, `stall-passes`,
  * `downtime-headroom`, `auto-downtime-max`, `bandwidth-window`) are plain decimal integers. The whole parameter
  * set is then validated; on any error nothing changes. Allowed during a migration.

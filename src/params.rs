@@ -57,6 +57,11 @@ pub struct Params {
     /// `reuse-switchover-bandwidth`: at completion, the measured switchover bandwidth becomes
     /// `avail-switchover-bandwidth` for the next migration of the session.
     pub reuse_switchover_bandwidth: bool,
+    /// `guest-dirty-rate`, bytes/s: the guest's write rate measured outside the migration's
+    /// syncs over a short period (e.g. QEMU's `calc-dirty-rate`); 0 = not known. With it the
+    /// stall advice is round-aware (`crate::stall::round_factor`); without it the advice is
+    /// the expected downtime plus headroom.
+    pub guest_dirty_rate: u64,
 }
 
 /// What the library does by itself at a deadline or a stall (`deadline-action`,
@@ -135,6 +140,7 @@ impl Default for Params {
             downtime_fixed_ms: 0,
             report_reason: false,
             reuse_switchover_bandwidth: false,
+            guest_dirty_rate: 0,
         }
     }
 }
@@ -175,6 +181,7 @@ pub enum Parameter {
     DowntimeFixed,
     ReportReason,
     ReuseSwitchoverBandwidth,
+    GuestDirtyRate,
 }
 
 /// How a parameter is written in HMP and QMP.
@@ -198,7 +205,7 @@ pub const STALL_ACTIONS: [&str; 3] = ["none", "cancel", "force-switchover"];
 impl Parameter {
     /// Every parameter, in the order `query-migrate-parameters` lists them (QEMU's own first,
     /// in QEMU's order, then the library's).
-    pub const ALL: [Parameter; 18] = [
+    pub const ALL: [Parameter; 19] = [
         Parameter::MaxBandwidth,
         Parameter::AvailSwitchoverBandwidth,
         Parameter::DowntimeLimit,
@@ -217,6 +224,7 @@ impl Parameter {
         Parameter::DowntimeFixed,
         Parameter::ReportReason,
         Parameter::ReuseSwitchoverBandwidth,
+        Parameter::GuestDirtyRate,
     ];
 
     /// The QMP/HMP name, e.g. `downtime-limit`.
@@ -240,6 +248,7 @@ impl Parameter {
             Parameter::DowntimeFixed => "downtime-fixed",
             Parameter::ReportReason => "report-reason",
             Parameter::ReuseSwitchoverBandwidth => "reuse-switchover-bandwidth",
+            Parameter::GuestDirtyRate => "guest-dirty-rate",
         }
     }
 
@@ -258,7 +267,8 @@ impl Parameter {
         match self {
             Parameter::MaxBandwidth
             | Parameter::AvailSwitchoverBandwidth
-            | Parameter::MaxPostcopyBandwidth => ParamKind::Size,
+            | Parameter::MaxPostcopyBandwidth
+            | Parameter::GuestDirtyRate => ParamKind::Size,
             Parameter::DeadlineAction => ParamKind::Enum(&DEADLINE_ACTIONS),
             Parameter::StallAction => ParamKind::Enum(&STALL_ACTIONS),
             Parameter::ReportReason | Parameter::ReuseSwitchoverBandwidth => ParamKind::Bool,
@@ -286,6 +296,7 @@ impl Parameter {
             Parameter::DowntimeFixed => p.downtime_fixed_ms,
             Parameter::ReportReason => p.report_reason as u64,
             Parameter::ReuseSwitchoverBandwidth => p.reuse_switchover_bandwidth as u64,
+            Parameter::GuestDirtyRate => p.guest_dirty_rate,
         }
     }
 
@@ -306,6 +317,7 @@ impl Parameter {
             Parameter::DowntimeFixed => &mut p.downtime_fixed_ms,
             Parameter::MaxBandwidth => &mut p.max_bandwidth,
             Parameter::AvailSwitchoverBandwidth => &mut p.avail_switchover_bandwidth,
+            Parameter::GuestDirtyRate => &mut p.guest_dirty_rate,
             Parameter::DowntimeLimit => &mut p.downtime_limit_ms,
             Parameter::MaxPostcopyBandwidth => &mut p.max_postcopy_bandwidth,
             Parameter::RollbackTolerance => &mut p.rollback_tolerance_pct,
@@ -588,6 +600,9 @@ pub fn validate(params: &Params) -> Result<()> {
     }
     if params.avail_switchover_bandwidth > size_max {
         return Err(expects("avail_switchover_bandwidth", &bandwidth_range()));
+    }
+    if params.guest_dirty_rate > size_max {
+        return Err(expects("guest_dirty_rate", &bandwidth_range()));
     }
     if params.downtime_limit_ms > MAX_MIGRATE_DOWNTIME_MS {
         return Err(expects("downtime_limit", "an integer in the range of 0 to (2000 * 1000) ms"));

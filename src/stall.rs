@@ -11,6 +11,22 @@
 //!
 //! The advice is the downtime limit that would let the migration switch over with the figures
 //! of now: the expected downtime plus `downtime-headroom` percent, rounded up to whole ms.
+//!
+//! **Round-aware advice** (issue 12; docs/design.md §Beyond QEMU). QEMU syncs as soon as the
+//! remaining falls below the threshold `T` (`ram_save_pending`, migration/ram.c: `remaining_size
+//! < max_size`). A limit raised at a sync, when `D` bytes were found, ends the round early: it
+//! sends `D − T` at the precopy rate `p` (the bandwidth window's measured rate) and syncs after
+//! `(D − T) / p` seconds. What that sync finds is what was still unsent (just under `T`) plus
+//! what the guest wrote meanwhile; for it to fit under `T` the guest's writes of the shortened
+//! round, `r (D − T) / p` at its write rate `r`, must fit in the `T` still unsent: `T ≥
+//! r (D − T) / p`, i.e. `T ≥ r D / (p + r)`. In ms of downtime, the expected downtime's byte
+//! part times `r / (p + r)`. The library sees only the sync figures, from which `r` cannot be
+//! told: on a plateau each full round of `D / p` seconds finds `~D`, so the rate it can infer is
+//! `p` (a lower bound when the guest's working set caps what a round finds), and `r` may be
+//! anything above. So the factor is used only with a measured `guest-dirty-rate`, with
+//! `r = max(guest-dirty-rate, p)`; and only when the round-aware figure is above the current
+//! `downtime-limit` (a limit at or above it is in force and the migration still stalls: the
+//! measured rate was too low, and the plain advice stands).
 
 /// Progress of one migration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,6 +84,28 @@ pub fn recommended_downtime(expected_ms: i64, headroom_pct: u64) -> u64 {
     u64::try_from(scaled.div_ceil(100)).unwrap_or(u64::MAX)
 }
 
+/// The round-aware factor `r / (p + r)` with `r = max(guest_dirty_rate, p)` (module text),
+/// in [0.5, 1); `None` when no `guest-dirty-rate` is known (0) or no precopy rate has been
+/// measured (not finite or not above 0).
+pub fn round_factor(precopy_bw: f64, guest_dirty_rate: u64) -> Option<f64> {
+    if guest_dirty_rate == 0 || !precopy_bw.is_finite() || precopy_bw <= 0.0 {
+        return None;
+    }
+    let r = (guest_dirty_rate as f64).max(precopy_bw);
+    Some(r / (precopy_bw + r))
+}
+
+/// The downtime the round-aware advice is based on: the byte part of `expected_ms` (without
+/// `fixed_ms`) times `factor`, rounded up, plus `fixed_ms`.
+pub fn round_aware_expected(expected_ms: i64, fixed_ms: u64, factor: f64) -> i64 {
+    if expected_ms < 0 || expected_ms == i64::MAX {
+        return expected_ms;
+    }
+    let fixed = i64::try_from(fixed_ms).unwrap_or(i64::MAX).min(expected_ms);
+    let bytes_ms = (expected_ms - fixed) as f64 * factor;
+    (bytes_ms.ceil() as i64).saturating_add(fixed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +152,32 @@ mod tests {
         assert_eq!(recommended_downtime(1000, 10), 1100);
         assert_eq!(recommended_downtime(i64::MAX, 10), 0);
         assert_eq!(recommended_downtime(i64::MAX - 1, 1000), u64::MAX);
+    }
+
+    #[test]
+    fn the_round_factor_needs_a_measured_rate_and_takes_the_precopy_rate_as_its_floor() {
+        let mib = 1_048_576.0;
+        // 40 MiB/s written, 32 MiB/s sent: 40 / 72.
+        let f = round_factor(32.0 * mib, 40 * 1_048_576).unwrap();
+        assert!((f - 40.0 / 72.0).abs() < 1e-12);
+        // A measured rate below the precopy rate: r = p, 1/2.
+        assert_eq!(round_factor(32.0 * mib, 16 * 1_048_576), Some(0.5));
+        // No measured rate, or no bandwidth yet: none.
+        assert_eq!(round_factor(32.0 * mib, 0), None);
+        assert_eq!(round_factor(0.0, 40 * 1_048_576), None);
+        assert_eq!(round_factor(f64::NAN, 40 * 1_048_576), None);
+        assert_eq!(round_factor(f64::INFINITY, 40 * 1_048_576), None);
+    }
+
+    #[test]
+    fn the_round_aware_expected_scales_the_byte_part_only() {
+        // 8000 ms × 40/72 = 4444.4 → 4445; with 1000 ms fixed: 7000 × 40/72 = 3888.9 → 3889,
+        // + 1000 = 4889.
+        assert_eq!(round_aware_expected(8000, 0, 40.0 / 72.0), 4445);
+        assert_eq!(round_aware_expected(8000, 1000, 40.0 / 72.0), 4889);
+        // A fixed part above the expected (cannot happen: it is in it) takes all of it.
+        assert_eq!(round_aware_expected(500, 1000, 0.5), 500);
+        assert_eq!(round_aware_expected(i64::MAX, 0, 0.5), i64::MAX);
+        assert_eq!(round_aware_expected(-1, 0, 0.5), -1);
     }
 }

@@ -115,6 +115,8 @@ class FeedResult:
     #: Events the library raised during this sample (``MIGRATION_STALL``,
     #: ``MIGRATION_DOWNTIME_ADJUSTED``, ...), as dicts ``{"event": ..., "data": ...}``.
     events: List[Dict[str, Any]] = field(default_factory=list)
+    #: The library's ``guest-dirty-rate`` (bytes/s, 0 = not known) during this sample.
+    guest_dirty_rate: int = 0
     #: QEMU has stopped the guest for the switchover (``pre-switchover``, ``device``, or
     #: ``completed`` after a switchover the feed saw).
     guest_stopped: bool = False
@@ -159,6 +161,7 @@ class QmpFeed:
         if self._extra:
             self.session.set_parameters(self._extra)
         self._qemu_params: Dict[str, int] = {}
+        self.guest_dirty_rate = int(self._extra.get("guest-dirty-rate", 0) or 0)
         self._reset()
 
     def _reset(self) -> None:
@@ -191,6 +194,15 @@ class QmpFeed:
             return (0, self._pending, 0)
         return (self._pending, 0, 0)
 
+    def set_guest_dirty_rate(self, rate: int) -> None:
+        """The guest's write rate in bytes/s measured outside the syncs (QEMU's
+        ``calc-dirty-rate``): the library's ``guest-dirty-rate``, which makes its stall advice
+        round-aware (docs/design.md §Beyond QEMU). 0 = not known."""
+        rate = max(0, int(rate))
+        if rate != self.guest_dirty_rate:
+            self.session.set_parameters({"guest-dirty-rate": rate})
+            self.guest_dirty_rate = rate
+
     def parameters(self, qemu_params: Mapping[str, Any]) -> Dict[str, int]:
         """Follows ``query-migrate-parameters``: sets the followed parameters that changed;
         returns those it set."""
@@ -205,7 +217,8 @@ class QmpFeed:
     def sample(self, now_ms: int, info: Mapping[str, Any]) -> FeedResult:
         """Feeds one ``query-migrate`` reply taken at ``now_ms``."""
         status = str(info.get("status", "none"))
-        result = FeedResult(now_ms=now_ms, status=status)
+        result = FeedResult(now_ms=now_ms, status=status,
+                            guest_dirty_rate=self.guest_dirty_rate)
         ram = info.get("ram") if isinstance(info.get("ram"), Mapping) else None
         if status in ("none",) or (status in FINISHED and not self.started):
             return result
@@ -420,11 +433,14 @@ class Recorder:
                                      "adjusted": [], "switchover": None}
 
     def record(self, now_ms: int, qemu_params: Mapping[str, Any], info: Mapping[str, Any],
-               result: "FeedResult") -> None:
+               result: "FeedResult", guest_dirty_rate: int = 0) -> None:
         followed = {k: qemu_params[k] for k in FOLLOWED_PARAMETERS
                     if isinstance(qemu_params.get(k), int)}
-        self.samples.append({"t": now_ms / 1000, "t-ms": now_ms, "parameters": followed,
-                             "query-migrate": fed_reply(info)})
+        sample = {"t": now_ms / 1000, "t-ms": now_ms, "parameters": followed,
+                  "query-migrate": fed_reply(info)}
+        if guest_dirty_rate:
+            sample["guest-dirty-rate"] = guest_dirty_rate
+        self.samples.append(sample)
         live = self.live
         if result.new_passes:
             live["passes"].append({"t-ms": now_ms, "pass": result.qemu_pass,
@@ -480,6 +496,7 @@ def replay(record: Mapping[str, Any], params: Optional[Mapping[str, Any]] = None
             t = float(sample["t"])
             if isinstance(sample.get("parameters"), Mapping):
                 qemu_params.update(sample["parameters"])
+                feed.set_guest_dirty_rate(int(sample.get("guest-dirty-rate", 0) or 0))
             else:
                 while changes and float(changes[0].get("applied_at_s", 0.0)) <= t:
                     qemu_params.update(changes.pop(0)["parameters"])

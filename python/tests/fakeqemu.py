@@ -124,8 +124,13 @@ class FakeQemu:
     """A QMP server on a unix socket, in a thread; ``commands`` records what clients sent."""
 
     def __init__(self, path: str, model: Model, start_on_connect: bool = True,
-                 refuse: Optional[Dict[str, str]] = None, hang_up_after: Optional[int] = None):
+                 refuse: Optional[Dict[str, str]] = None, hang_up_after: Optional[int] = None,
+                 dirty_rate_mib: Optional[int] = None):
         self.path = path
+        # calc-dirty-rate / query-dirty-rate answer with this rate (MiB/s); None: the commands
+        # are not found, as on a QEMU without them.
+        self.dirty_rate_mib = dirty_rate_mib
+        self.dr_until: Optional[float] = None
         self.model = model
         self.start_on_connect = start_on_connect
         self.refuse = refuse or {}
@@ -188,6 +193,17 @@ class FakeQemu:
                 elif cmd == "migrate-set-parameters":
                     self.model.params.update(args)
                     reply = {"return": {}}
+                elif cmd == "calc-dirty-rate" and self.dirty_rate_mib is not None:
+                    # dirtyrate.c, page sampling: measured after calc-time seconds; the rate in
+                    # whole MiB/s.
+                    self.dr_until = time.monotonic() + float(args.get("calc-time", 1))
+                    reply = {"return": {}}
+                elif cmd == "query-dirty-rate" and self.dirty_rate_mib is not None:
+                    measured = self.dr_until is not None and time.monotonic() >= self.dr_until
+                    reply = {"return": {"status": "measured" if measured else "measuring",
+                                        "dirty-rate": self.dirty_rate_mib if measured else 0,
+                                        "calc-time": 1, "sample-pages": 512,
+                                        "mode": "page-sampling"}}
                 elif cmd == "migrate_cancel":
                     if self.model.status in ("setup", "active"):
                         self.model.status = "cancelled"

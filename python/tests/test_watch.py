@@ -449,3 +449,38 @@ def test_the_prediction_at_the_stop_is_the_last_sync_seen_and_the_bandwidth_is_m
     bw = sw["measured-switchover-bandwidth"]
     assert abs(sw["switchover-bytes"] - bw * model.downtime / 1000) <= 1 * MIB
     assert abs(bw - 100 * MIB) <= 0.02 * 100 * MIB
+
+
+def test_the_measured_guest_dirty_rate_makes_the_advice_round_aware(sock, capsys):
+    # A 64 MiB guest writing 64 MiB/s over 32 MiB at 32 MiB/s, limit 300 ms: every sync finds
+    # the 32 MiB region (expected 1000 ms), rounds of 0.7 s. QEMU's calc-dirty-rate answers
+    # 64 MiB/s (the model's write rate) after its 1 s. The watcher measures at each pass
+    # without progress and sets the library's guest-dirty-rate before the stall is reported
+    # (5 passes later); the advice is then 1000 × 64 / (32 + 64) = 666.7 → 667 ms,
+    # × 1.1 = 733.7 → 734 ms, instead of 1100 ms (± 4 %: the 200 ms windows measure the 32 MiB/s from 20 ms polls).
+    def model_():
+        return Model(64 * MIB, 32 * MIB, dirty_rate=64 * MIB, dirty_region=32 * MIB,
+                     setup_s=0.02)
+    model = model_()
+    with FakeQemu(sock, model, dirty_rate_mib=64) as fake:
+        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02",
+                                            "--window", "200", "--json",
+                                            "--cancel-on-stall", "0.3"])
+    assert code == 3, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    for obj in lines:
+        schema_validator().validate(obj)
+    assert any(c["execute"] == "calc-dirty-rate" for c in fake.commands)
+    stall = next(o for o in lines if "MIGRATION_STALL" in o.get("events", []))
+    assert stall["guest-dirty-rate"] == 64 * MIB
+    assert 715 <= stall["recommended-downtime"] <= 765
+    # Without the measurement (a QEMU without the command): 1100 ms.
+    model = model_()
+    with FakeQemu(sock, model) as fake:
+        code, out, err = run_watch(capsys, ["--qmp", f"unix:{sock}", "--interval", "0.02",
+                                            "--window", "200", "--json",
+                                            "--cancel-on-stall", "0.3"])
+    lines = [json.loads(x) for x in out.splitlines()]
+    stall = next(o for o in lines if "MIGRATION_STALL" in o.get("events", []))
+    assert stall["guest-dirty-rate"] == 0
+    assert 1060 <= stall["recommended-downtime"] <= 1145

@@ -38,12 +38,22 @@ pub(crate) struct AdviceFigures {
     pub beyond_max: bool,
 }
 
-pub(crate) fn advice_for(stall: &StallTracker, expected_ms: i64, params: &Params) -> AdviceFigures {
+/// The advice on a stall: `expected × (1 + headroom)`, or with a `guest-dirty-rate` the
+/// round-aware figure (`crate::stall` module text) when it is above the current limit.
+/// `precopy_bw` is the bandwidth window's measured rate in bytes/s.
+pub(crate) fn advice_for(stall: &StallTracker, expected_ms: i64, params: &Params, precopy_bw: f64) -> AdviceFigures {
     let limit = i64::try_from(params.downtime_limit_ms).unwrap_or(i64::MAX);
     if !stall.stalled || expected_ms <= limit {
         return AdviceFigures::default();
     }
-    let recommended_ms = recommended_downtime(expected_ms, params.downtime_headroom_pct);
+    let mut recommended_ms = recommended_downtime(expected_ms, params.downtime_headroom_pct);
+    if let Some(f) = crate::stall::round_factor(precopy_bw, params.guest_dirty_rate) {
+        let base = crate::stall::round_aware_expected(expected_ms, params.downtime_fixed_ms, f);
+        let round_aware = recommended_downtime(base, params.downtime_headroom_pct);
+        if round_aware > params.downtime_limit_ms {
+            recommended_ms = recommended_ms.min(round_aware);
+        }
+    }
     // A limit no `downtime-limit` may take (above 2,000,000 ms, e.g. from garbage device
     // sizes) is no advice: report none, and that it is beyond every ceiling.
     if recommended_ms > MAX_MIGRATE_DOWNTIME_MS {
@@ -193,7 +203,7 @@ impl Session {
         let switchover_bw = self.switchover_bw_now(&st, &params);
         let expected =
             super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, switchover_bw, &params);
-        let advice = advice_for(&st.stall, expected, &params);
+        let advice = advice_for(&st.stall, expected, &params, window.mbps * 1e6 / 8.0);
         let remaining = self.remaining();
         let eta = match status {
             Active => eta_ms(

@@ -179,7 +179,7 @@ impl Session {
                 if outcome.became_stalled {
                     let bw = self.switchover_bw_now(&st, &params);
                     let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params);
-                    let advice = advice_for(&st.stall, expected, &params);
+                    let advice = advice_for(&st.stall, expected, &params, self.counters.window().mbps * 1e6 / 8.0);
                     self.emit_if_events_on(
                         "MIGRATION_STALL",
                         json!({
@@ -327,7 +327,7 @@ impl Session {
             let st = self.engine_state();
             let bw = self.switchover_bw_now(&st, &params);
             let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params);
-            (expected, advice_for(&st.stall, expected, &params))
+            (expected, advice_for(&st.stall, expected, &params, self.counters.window().mbps * 1e6 / 8.0))
         };
         if advice.recommended_ms == 0 || advice.beyond_max {
             return;

@@ -112,8 +112,11 @@ pub struct SwoAdvice {
     pub best_remaining_bytes: u64,
     /// Expected downtime in ms, as in `SwoInfo`.
     pub expected_downtime_ms: i64,
-    /// expected × (1 + `downtime-headroom`%), rounded up to whole ms; 0 if no change is
-    /// advised (not stalled, or the expected downtime fits `downtime-limit`, or unknown).
+    /// expected × (1 + `downtime-headroom`%), rounded up to whole ms — with a
+    /// `guest-dirty-rate` set, the expected downtime's byte part × r / (p + r) instead when
+    /// that is above `downtime-limit` (p the window's rate, r = max(guest-dirty-rate, p);
+    /// docs/design.md §Beyond QEMU); 0 if no change is advised (not stalled, or the expected
+    /// downtime fits `downtime-limit`, or unknown).
     pub recommended_downtime_ms: u64,
     /// Appended in 0.2 after the versioned layout (written when `struct_size` >= 48): ms until
     /// the migration can switch over, `(R − T) / (D × (1 − q))` with the remaining `R`, the
@@ -503,8 +506,8 @@ pub unsafe extern "C" fn swo_get_info(s: *mut SwoSession, now_ms: u64, out: *mut
 
 /// Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
 /// best remaining, expected downtime and the recommended `downtime-limit` (expected ×
-/// (1 + `downtime-headroom`%), rounded up; 0 unless stalled with an expected downtime above
-/// the limit). `*out` is a versioned `SwoAdvice`: set its `struct_size`. Never calls a
+/// (1 + `downtime-headroom`%), rounded up, round-aware with a `guest-dirty-rate`: see
+/// `SwoAdvice`; 0 unless stalled with an expected downtime above the limit). `*out` is a versioned `SwoAdvice`: set its `struct_size`. Never calls a
 /// handler. Any thread, any time. Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or
 /// `SWO_ERR_INVALID_ARG` (`out->struct_size` below the first versioned layout; nothing
 /// written).

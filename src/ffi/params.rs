@@ -3,8 +3,8 @@ use super::*;
 use std::ffi::c_char;
 
 /// Sets one parameter by its name, with HMP's rules (`migrate_set_parameter`): the
-/// bandwidths (`max-bandwidth`, `avail-switchover-bandwidth`, `max-postcopy-bandwidth`) are
-/// sizes parsed like `swo_parse_size` with MiB by default (`"100"` is 100 MiB/s); the others
+/// bandwidths (`max-bandwidth`, `avail-switchover-bandwidth`, `max-postcopy-bandwidth`,
+/// `guest-dirty-rate`) are sizes parsed like `swo_parse_size` with MiB by default (`"100"` is 100 MiB/s); the others
 /// (`downtime-limit`, `rollback-tolerance`, `stall-margin`, `stall-passes`,
 /// `downtime-headroom`, `auto-downtime-max`, `bandwidth-window`) are plain decimal integers. The whole parameter
 /// set is then validated; on any error nothing changes. Allowed during a migration.

@@ -305,6 +305,12 @@ async def main_async(args) -> int:
                       watch_args=["--cancel-on-stall", "40"],
                       tmux_capture=Path(args.out) / "live-view.txt")
         _check_stall(w, failures)
+    if "dirty40-short" in wanted:
+        # Watched until 5 s after the stall report, then cancelled: a compact recorded
+        # non-converging run (the watcher's --record file replays it, issue 18).
+        w = await run("dirty40-short", rate=40, timeout_s=100,
+                      watch_args=["--cancel-on-stall", "5"])
+        _check_stall(w, failures)
     ap = {"applied": [], "status": None}
     if "dirty40-apply" in wanted:
         ap = await run("dirty40-apply", rate=40, timeout_s=150,
@@ -369,6 +375,8 @@ MODES = {
     "eta": {"idle", "dirty8"},
     "advice": {"dirty40-apply", "limits"},
     "none": set(),
+    "apply": {"dirty40-apply"},
+    "short": {"dirty40-short"},
 }
 
 

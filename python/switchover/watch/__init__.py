@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="library parameter stall-passes (default 5)")
     p.add_argument("--stall-margin", type=int, metavar="PCT",
                    help="library parameter stall-margin (default 4)")
+    p.add_argument("--no-dirty-rate", action="store_true",
+                   help="do not measure the guest's write rate with calc-dirty-rate (the "
+                        "advice is then the plain expected downtime + headroom)")
     p.add_argument("--record", metavar="FILE",
                    help="write exactly what was fed to the library (each sample with its "
                         "time and parameters) and what it said, for "
@@ -140,6 +143,9 @@ class Watcher:
         self.last_t = 0
         self.advice = 0
         self.note = ""
+        self.dr_measuring = False
+        self.dr_unavailable = False
+        self.dr_rates: List[int] = []
 
     # -- output ---------------------------------------------------------------------------
 
@@ -236,7 +242,8 @@ class Watcher:
             self.feed.parameters(params)
             r = self.feed.sample(now_ms, info)
             if self.recorder is not None:
-                self.recorder.record(now_ms, params, info, r)
+                self.recorder.record(now_ms, params, info, r, self.feed.guest_dirty_rate)
+            await self._dirty_rate(client, r)
             self.qemu_last = info
             actions = await self._act(client, r, params, now_ms)
             self._track(r, now_ms)
@@ -254,6 +261,40 @@ class Watcher:
                 return EXIT_GAVE_UP if gave_up else EXIT_FAILED
             delay = self.args.interval - (time.monotonic() - tick)
             await asyncio.sleep(max(0.0, delay))
+
+    async def _dirty_rate(self, client, r) -> None:
+        """The guest's write rate, measured by QEMU's ``calc-dirty-rate`` (page sampling: the
+        sampled pages whose content changed within ``calc-time``; a read-only measurement
+        that changes nothing in the migration) and given to the library as
+        ``guest-dirty-rate``, which makes its advice round-aware. One measurement of 1 s at
+        each pass that made no progress (a stall may follow); the figure set is the highest
+        of the last three, so one low sample does not lower the advice."""
+        if self.args.no_dirty_rate or self.dr_unavailable or r.status != "active":
+            return
+        from qemu.qmp import ExecuteError
+        try:
+            if self.dr_measuring:
+                res = await client.execute("query-dirty-rate")
+                if isinstance(res, dict) and res.get("status") == "measured":
+                    self.dr_measuring = False
+                    rate = int(res.get("dirty-rate", 0)) << 20   # MiB/s (dirtyrate.c)
+                    self.dr_rates = (self.dr_rates + [rate])[-3:]
+                    self.feed.set_guest_dirty_rate(max(self.dr_rates))
+                return
+            if r.new_passes and r.x.get("passes-since-progress", 0) >= 1:
+                try:
+                    await client.execute("calc-dirty-rate",
+                                         {"calc-time": 1, "sample-pages": 16384})
+                except ExecuteError:
+                    await client.execute("calc-dirty-rate", {"calc-time": 1})
+                self.dr_measuring = True
+        except ExecuteError as e:
+            # An older QEMU without the command, or one measuring for someone else: the
+            # advice stays the plain one.
+            self.dr_unavailable = True
+            self.note = f"calc-dirty-rate unavailable ({e}): plain advice"
+        except (ConnectionError, EOFError, OSError) as e:
+            raise WatchError(EXIT_CONNECTION, f"connection to {self.args.qmp} lost: {e}")
 
     async def _act(self, client, r, params, now_ms) -> List[Dict[str, Any]]:
         done = []
