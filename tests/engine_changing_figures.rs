@@ -106,3 +106,50 @@ fn the_automatic_downtime_adjustment_uses_the_pass_that_stalled() {
     assert_eq!(adjusted[0]["downtime-limit"], 2530);
     assert_eq!(rig.sess.params().downtime_limit_ms, 2530);
 }
+
+/// Pass k with 10,000,000 B sent in its 100 ms window: a precopy rate p of 100,000,000 B/s.
+fn pass_sending(rig: &mut Rig, k: u64) -> Action {
+    rig.dev.set(pending(0, stopcopy(k), 0));
+    rig.window(10_000_000);
+    rig.step().action
+}
+
+#[test]
+fn with_a_guest_dirty_rate_the_advice_is_round_aware() {
+    // docs/design.md §Beyond QEMU (issue 12): a limit raised at a sync converges when the
+    // guest's writes of the shortened round, r (D − T) / p, fit in the T still unsent:
+    // T ≥ r D / (p + r). In ms: the expected downtime's byte part × r / (p + r), + headroom.
+    // Here p = 10,000,000 B per 100 ms = 1e8 B/s; the expected downtime at the stall (pass 6)
+    // is 2300 ms as above (avail-switchover-bandwidth 1e9 B/s).
+    let mut rig = rig(1000);
+    rig.params(|p| p.guest_dirty_rate = 300_000_000);
+    for k in 1..=6 {
+        assert_eq!(pass_sending(&mut rig, k), Action::Iterate, "pass {k}");
+    }
+    // r = 3e8: 2300 × 3e8 / 4e8 = 1725 ms, × 1.1 = 1897.5 → 1898 ms (plain: 2530).
+    let stalls = rig.vmm.events("MIGRATION_STALL");
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls[0]["expected-downtime"], 2300);
+    assert_eq!(stalls[0]["recommended-downtime"], 1898);
+    assert_eq!(rig.sess.snapshot(rig.now).recommended_downtime_ms, 1898);
+    // A measured rate below the precopy rate counts as p (the rate the syncs show on a
+    // plateau is at least p): 2300 × 1/2 = 1150, × 1.1 = 1265 ms.
+    rig.params(|p| p.guest_dirty_rate = 50_000_000);
+    assert_eq!(rig.sess.snapshot(rig.now).recommended_downtime_ms, 1265);
+    // The round-aware figure at or below the current limit: that limit is in force and the
+    // migration still stalls, so the measured rate was too low: the plain advice, 2530 ms.
+    rig.params(|p| p.downtime_limit_ms = 1265);
+    assert_eq!(rig.sess.snapshot(rig.now).recommended_downtime_ms, 2530);
+    // With downtime-fixed 300 ms (expected 2300 + 300 = 2600): only the byte part scales,
+    // 2300 × 1/2 = 1150 + 300 = 1450, × 1.1 = 1595 ms.
+    rig.params(|p| {
+        p.downtime_limit_ms = 1000;
+        p.downtime_fixed_ms = 300;
+    });
+    let s = rig.sess.snapshot(rig.now);
+    assert_eq!(s.expected_downtime_ms, 2600);
+    assert_eq!(s.recommended_downtime_ms, 1595);
+    // No guest-dirty-rate: the plain advice, 2600 × 1.1 = 2860 ms.
+    rig.params(|p| p.guest_dirty_rate = 0);
+    assert_eq!(rig.sess.snapshot(rig.now).recommended_downtime_ms, 2860);
+}

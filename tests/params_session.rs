@@ -44,6 +44,7 @@ fn query_parameters_lists_every_parameter_in_a_fixed_order() {
             "downtime-fixed",
             "report-reason",
             "reuse-switchover-bandwidth",
+            "guest-dirty-rate",
         ]
     );
     assert_eq!(sess.parameters_json(), sess.parameters_json());

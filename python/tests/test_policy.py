@@ -57,9 +57,10 @@ def deadline_events(session):
 
 def test_new_parameters_are_off_by_default_and_listed_after_the_others(session):
     p = session.parameters
-    assert list(p)[-8:] == ["deadline", "deadline-per-gib", "deadline-action", "stall-action",
+    assert list(p)[-9:] == ["deadline", "deadline-per-gib", "deadline-action", "stall-action",
                             "stall-action-passes", "downtime-fixed", "report-reason",
-                            "reuse-switchover-bandwidth"]
+                            "reuse-switchover-bandwidth", "guest-dirty-rate"]
+    assert p["guest-dirty-rate"] == 0
     assert (p["deadline"], p["deadline-per-gib"], p["deadline-action"], p["stall-action"],
             p["stall-action-passes"], p["downtime-fixed"], p["report-reason"],
             p["reuse-switchover-bandwidth"]) == (0, 0, "cancel", "none", 0, 0, False, False)
