@@ -153,3 +153,24 @@ fn with_a_guest_dirty_rate_the_advice_is_round_aware() {
     rig.params(|p| p.guest_dirty_rate = 0);
     assert_eq!(rig.sess.snapshot(rig.now).recommended_downtime_ms, 2860);
 }
+
+#[test]
+fn once_the_limit_was_raised_after_the_first_stall_the_advice_is_the_plain_one() {
+    // As above: stall at pass 6 with the limit at 1000 ms, round-aware advice 1898 ms. The
+    // limit raised to it and the migration still stalled at pass 7 (2350 ms expected): the
+    // plain advice, 2350 × 1.1 = 2585 ms, not the round-aware 2350 × 0.75 × 1.1 = 1938.8.
+    let mut rig = rig(1000);
+    rig.params(|p| p.guest_dirty_rate = 300_000_000);
+    for k in 1..=6 {
+        assert_eq!(pass_sending(&mut rig, k), Action::Iterate, "pass {k}");
+    }
+    assert_eq!(rig.sess.snapshot(rig.now).recommended_downtime_ms, 1898);
+    rig.params(|p| p.downtime_limit_ms = 1898);
+    assert_eq!(pass_sending(&mut rig, 7), Action::Iterate);
+    let s = rig.sess.snapshot(rig.now);
+    assert!(s.stalled);
+    assert_eq!(s.expected_downtime_ms, 2350);
+    assert_eq!(s.recommended_downtime_ms, 2585);
+    // Still the one stall (reported once), now with the plain advice.
+    assert_eq!(rig.vmm.events("MIGRATION_STALL").len(), 1);
+}

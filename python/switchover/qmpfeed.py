@@ -46,7 +46,11 @@ this module only translates QEMU's figures into the library's calls:
   last live sample).
 - **the switchover** (issue 15 item 4): QEMU stops the guest in ``migration_completion``
   (``downtime_start`` is taken just before ``vm_stop_force_state``) and reports ``device`` (or
-  ``pre-switchover`` with ``pause-before-switchover``) until the final copy is done; at
+  ``pre-switchover`` with ``pause-before-switchover``) until the final copy is done — QEMU
+  up to 8.0 stays ``active`` without ``pause-before-switchover`` (``migration_maybe_pause``
+  returns at once) and holds the big lock through the copy, so the first reply after it
+  shows ``active`` with new syncs and nothing remaining, which the feed takes as the
+  switchover too; at
   ``completed`` it reports ``downtime`` (``migration_downtime_end``: end − ``downtime_start``)
   and the final ``total-time``. From outside the stop itself cannot be seen, only bracketed
   by two samples; so samples in ``device`` / ``pre-switchover`` feed no bytes and no window
@@ -250,7 +254,15 @@ class QmpFeed:
             self.session.setup_done(now_ms)
             self.live = True
         self._observe_clock(now_ms, info)
-        if status in STOPPED:
+        # QEMU up to 8.0 reports `device` only with pause-before-switchover
+        # (`migration_maybe_pause` returns at once without it): the final copy runs under
+        # `active`, with the big lock held, and the reply after it shows `active`, the final
+        # syncs (the loop's and `ram_save_complete`'s) and nothing remaining. A loop sync
+        # that leaves nothing to send would have switched over too: both are the switchover.
+        final_copy = (status == "active" and ram is not None and self._sync_count is not None
+                      and int(ram.get("dirty-sync-count", 0)) > self._sync_count
+                      and pending_of(info) == 0)
+        if status in STOPPED or final_copy:
             # The guest is stopped: the bytes now are the final copy's, at no rate limit; they
             # go to the library with the switchover at completion (see the module text).
             if self._stopped_ms is None:

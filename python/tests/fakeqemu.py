@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 class Model:
     def __init__(self, ram_bytes: int, bandwidth: int, dirty_rate: float = 0.0,
                  dirty_region: int = 0, downtime_limit: int = 300,
-                 final_bw: float = 2e9, setup_s: float = 0.02):
+                 final_bw: float = 2e9, setup_s: float = 0.02, device_status: bool = True):
         self.ram = ram_bytes
         self.params: Dict[str, Any] = {
             "downtime-limit": downtime_limit, "max-bandwidth": bandwidth,
@@ -48,6 +48,10 @@ class Model:
         self.total_time = 0
         self.downtime: Optional[int] = None
         self.stop_t: Optional[float] = None
+        # False: QEMU up to 8.0 without pause-before-switchover, which stays `active` through
+        # the final copy; the reply after it shows the final syncs (the loop's and
+        # ram_save_complete's) and nothing remaining.
+        self.device_status = device_status
         self.error: Optional[str] = None
 
     def start(self, now: float) -> None:
@@ -101,10 +105,18 @@ class Model:
     def query_migrate(self) -> Dict[str, Any]:
         if self.status == "none":
             return {}
-        if self.status in ("setup", "cancelled"):
-            return {"status": self.status}
-        done = self.status == "completed"
-        info: Dict[str, Any] = {"status": self.status, "ram": {
+        if self.status == "device" and not self.device_status:
+            info = self._reply("active")
+            info["ram"]["remaining"] = 0
+            info["ram"]["dirty-sync-count"] = self.syncs + 1
+            return info
+        return self._reply(self.status)
+
+    def _reply(self, status: str) -> Dict[str, Any]:
+        if status in ("setup", "cancelled"):
+            return {"status": status}
+        done = status == "completed"
+        info: Dict[str, Any] = {"status": status, "ram": {
             "transferred": int(self.transferred), "remaining": 0 if done else int(self.round_left),
             "total": self.ram, "duplicate": 0, "normal": int(self.transferred) // 4096,
             "normal-bytes": int(self.transferred) // 4096 * 4096, "dirty-pages-rate": 0,

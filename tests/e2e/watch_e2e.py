@@ -314,7 +314,8 @@ async def main_async(args) -> int:
     ap = {"applied": [], "status": None}
     if "dirty40-apply" in wanted:
         ap = await run("dirty40-apply", rate=40, timeout_s=150,
-                       watch_args=["--apply-advice", "--max-downtime", "20000"])
+                       watch_args=["--apply-advice", "--max-downtime", "20000",
+                                   "--round-aware"])
         _check_stall(ap, failures)
         if ap["status"] != "completed" or not ap["applied"]:
             failures.append(f"dirty40-apply: QEMU {ap['status']}, applied {ap['applied']}")

@@ -94,9 +94,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="library parameter stall-passes (default 5)")
     p.add_argument("--stall-margin", type=int, metavar="PCT",
                    help="library parameter stall-margin (default 4)")
-    p.add_argument("--no-dirty-rate", action="store_true",
-                   help="do not measure the guest's write rate with calc-dirty-rate (the "
-                        "advice is then the plain expected downtime + headroom)")
+    p.add_argument("--round-aware", action="store_true",
+                   help="measure the guest's write rate with QEMU's calc-dirty-rate and give "
+                        "it to the library (guest-dirty-rate): a round-aware, smaller advice, "
+                        "right for guests that stream their writes, too low for guests that "
+                        "rewrite a hot set (docs/watch.md)")
     p.add_argument("--record", metavar="FILE",
                    help="write exactly what was fed to the library (each sample with its "
                         "time and parameters) and what it said, for "
@@ -269,7 +271,7 @@ class Watcher:
         ``guest-dirty-rate``, which makes its advice round-aware. One measurement of 1 s at
         each pass that made no progress (a stall may follow); the figure set is the highest
         of the last three, so one low sample does not lower the advice."""
-        if self.args.no_dirty_rate or self.dr_unavailable or r.status != "active":
+        if not self.args.round_aware or self.dr_unavailable or r.status != "active":
             return
         from qemu.qmp import ExecuteError
         try:
@@ -308,8 +310,11 @@ class Watcher:
                     await self._execute(client, "migrate-set-parameters", args)
                     done.append({"t-ms": now_ms, "command": "migrate-set-parameters",
                                  "arguments": args})
-        if r.x.get("recommended-downtime"):
-            self.advice = r.x["recommended-downtime"]
+        for e in r.events:
+            # The advice is the one given at the stall report, or the limit applied for it
+            # (later samples may advise again from figures the applied limit changed).
+            if e["event"] == "MIGRATION_DOWNTIME_ADJUSTED":
+                self.advice = int(e["data"]["downtime-limit"])
         if (self.args.cancel_on_stall is not None and self.stalled_since_ms is not None
                 and r.status == "active"
                 and now_ms - self.stalled_since_ms >= self.args.cancel_on_stall * 1000
