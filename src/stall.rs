@@ -26,7 +26,13 @@
 //! anything above. So the factor is used only with a measured `guest-dirty-rate`, with
 //! `r = max(guest-dirty-rate, p)`; and only when the round-aware figure is above the current
 //! `downtime-limit` (a limit at or above it is in force and the migration still stalls: the
-//! measured rate was too low, and the plain advice stands).
+//! measured rate was too low, and the plain advice stands), and only while the limit is still
+//! the one in force when the migration's first stall was reported: once it was raised (the
+//! round-aware advice applied, or any other) and the migration stalls on, the plain advice.
+//! The factor holds for a guest that streams its writes (a sequential sweep: the writes of a
+//! shortened round can fall in the part of the round still unsent); a guest that rewrites a
+//! hot set re-dirties pages already sent in every round, however short, and needs the plain
+//! advice (docs/watch.md gives the measured and simulated figures).
 
 /// Progress of one migration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,6 +45,10 @@ pub struct StallTracker {
     pub passes_since_progress: u64,
     /// `passes_since_progress >= stall-passes`.
     pub stalled: bool,
+    /// `downtime-limit` when the first stall of the migration was reported (set by the
+    /// engine). The round-aware advice is given only while the limit is still that one: once
+    /// it has been raised and the migration stalls again, the advice is the plain one.
+    pub limit_at_first_report: Option<u64>,
 }
 
 /// What one pass changed.

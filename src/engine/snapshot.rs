@@ -47,7 +47,8 @@ pub(crate) fn advice_for(stall: &StallTracker, expected_ms: i64, params: &Params
         return AdviceFigures::default();
     }
     let mut recommended_ms = recommended_downtime(expected_ms, params.downtime_headroom_pct);
-    if let Some(f) = crate::stall::round_factor(precopy_bw, params.guest_dirty_rate) {
+    let untried = stall.limit_at_first_report.map_or(true, |l| l == params.downtime_limit_ms);
+    if let Some(f) = crate::stall::round_factor(precopy_bw, params.guest_dirty_rate).filter(|_| untried) {
         let base = crate::stall::round_aware_expected(expected_ms, params.downtime_fixed_ms, f);
         let round_aware = recommended_downtime(base, params.downtime_headroom_pct);
         if round_aware > params.downtime_limit_ms {

@@ -177,6 +177,7 @@ impl Session {
                 st.passes.record(pending.total());
                 let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
                 if outcome.became_stalled {
+                    st.stall.limit_at_first_report.get_or_insert(params.downtime_limit_ms);
                     let bw = self.switchover_bw_now(&st, &params);
                     let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params);
                     let advice = advice_for(&st.stall, expected, &params, self.counters.window().mbps * 1e6 / 8.0);
