@@ -65,7 +65,7 @@ async def one_run(name: str, args, *, rate: int, limit: int = LIMIT, watch_args=
     workdir = Path(args.out) / name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    guest = qemu_pair.GuestSpec(dirty_mib_s=rate, region_mib=256)
+    guest = qemu_pair.GuestSpec(dirty_mib_s=rate, region_mib=256, pattern=args.pattern)
     pair = qemu_pair.QemuPair(args.qemu, firmware_dirs=args.firmware, guest=guest,
                               accel=args.accel, workdir=workdir, guest_dir=args.guest_dir,
                               extra_qmp_sockets=2 if tmux_capture else 1)
@@ -286,6 +286,8 @@ async def main_async(args) -> int:
     started = time.monotonic()
 
     async def run(name, **kw):
+        if args.pattern != "sequential":
+            name = name.replace("dirty40", f"{args.pattern}40")
         print(f"=== {name} ({time.monotonic() - started:.0f} s)", flush=True)
         r = await one_run(name, args, **kw)
         a = analyse(r)
@@ -426,6 +428,9 @@ def main(argv=None) -> int:
     ap.add_argument("--limits", type=int, nargs="+", default=[],
                     help="also run dirty 40 with these downtime-limits raised at 40 s "
                          "(with --mode none: only these)")
+    ap.add_argument("--pattern", default="sequential",
+                    choices=("sequential", "uniform", "hotspot"),
+                    help="how the guest writes (tests/e2e/dirtier.c; default sequential)")
     ap.add_argument("--sync-limits", type=int, nargs="+", default=[],
                     help="also run dirty 40 with these downtime-limits set at the first sync "
                          "after --sync-after seconds (with --mode none: only these)")
