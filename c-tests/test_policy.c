@@ -636,6 +636,45 @@ static void test_fixed_downtime(void)
     swo_session_free(s);
 }
 
+/* guest-dirty-rate (issue 12; docs/design.md §Beyond QEMU): the round-aware advice. The device
+ * holds 2,000,000,000 B at every pass; avail-switchover-bandwidth 1G (1,073,741,824 B/s):
+ * expected 2e9 / 1,073,741,824 x 1000 = 1862.6 -> 1862 ms. Each pass's 100 ms window carries
+ * 10,000,000 B: a precopy rate p of 1e8 B/s. Stall at pass 6 (the first pass is progress,
+ * five without follow), limit 1000 ms. */
+static void test_guest_dirty_rate(void)
+{
+    Device dev;
+    Vmm vmm;
+    SwoSession *s = rig(&dev, &vmm, 0, 0, 2000000000ULL);
+    CHECK(s != NULL);
+    char buf[4096];
+    size_t n = 0;
+    /* HMP: a size, MiB by default; QMP: bytes. Beyond SIZE_MAX: refused, nothing changes. */
+    OK(swo_set_parameter(s, "guest-dirty-rate", "40"));
+    OK(swo_query_parameters_json(s, buf, sizeof buf, &n));
+    CHECK(strstr(buf, "\"guest-dirty-rate\": 41943040") != NULL ||
+          strstr(buf, "\"guest-dirty-rate\":41943040") != NULL);
+    OK(swo_set_parameters_json(s, "{\"guest-dirty-rate\": 300000000, \"downtime-limit\": 1000}"));
+    uint64_t now = 0;
+    start_at(s, now);
+    for (int k = 1; k <= 6; k++) {
+        OK(swo_record_transferred(s, SWO_CHANNEL_MAIN, 10000000));
+        SwoStep step = pass(s, &now);
+        CHECK_EQ(step.action, SWO_ACTION_ITERATE);
+    }
+    SwoAdvice adv = { .struct_size = sizeof adv };
+    OK(swo_get_advice(s, now, &adv));
+    CHECK(adv.flags & SWO_ADVICE_STALLED);
+    CHECK_EQ(adv.expected_downtime_ms, 1862);
+    /* r = 3e8: 1862 x 3e8 / 4e8 = 1396.5 -> 1397, x 1.1 = 1536.7 -> 1537 (plain: 2049). */
+    CHECK_EQ(adv.recommended_downtime_ms, 1537);
+    /* No rate known: the plain advice, 1862 x 1.1 = 2048.2 -> 2049. */
+    OK(swo_set_parameters_json(s, "{\"guest-dirty-rate\": 0}"));
+    OK(swo_get_advice(s, now, &adv));
+    CHECK_EQ(adv.recommended_downtime_ms, 2049);
+    swo_session_free(s);
+}
+
 int main(void)
 {
     test_deadline_cancel();
@@ -646,5 +685,6 @@ int main(void)
     test_stall_action();
     test_reasons();
     test_fixed_downtime();
+    test_guest_dirty_rate();
     return check_summary("test_policy");
 }

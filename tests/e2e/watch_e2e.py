@@ -67,6 +67,8 @@ async def one_run(name: str, args, *, rate: int, limit: int = LIMIT, watch_args=
     workdir = Path(args.out) / name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    if rate == 40 and args.rate:
+        rate = args.rate
     guest = qemu_pair.GuestSpec(dirty_mib_s=rate, region_mib=256, pattern=args.pattern)
     pair = qemu_pair.QemuPair(args.qemu, firmware_dirs=args.firmware, guest=guest,
                               accel=args.accel, workdir=workdir, guest_dir=args.guest_dir,
@@ -443,6 +445,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pattern", default="sequential",
                     choices=("sequential", "uniform", "hotspot"),
                     help="how the guest writes (tests/e2e/dirtier.c; default sequential)")
+    ap.add_argument("--rate", type=int, default=None,
+                    help="the dirty-40 runs' write rate in MiB/s instead of 40 (the run names "
+                         "keep '40')")
     ap.add_argument("--sync-limits", type=int, nargs="+", default=[],
                     help="also run dirty 40 with these downtime-limits set at the first sync "
                          "after --sync-after seconds (with --mode none: only these)")
