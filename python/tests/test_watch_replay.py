@@ -63,3 +63,40 @@ def test_sim_replay_reports_the_live_stall_and_advice(record, tmp_path, capsys):
     assert said["stall"]["pass"] == record["live"]["stall"]["pass"]
     assert said["stall"]["advice_ms"] == record["live"]["stall"]["advice"]
     assert said["passes"] == record["live"]["passes"][-1]["passes"]
+
+
+def test_a_recorded_round_aware_run_replays_to_its_advice_and_switchover_figures():
+    # The same workload watched with --apply-advice --round-aware (watch-e2e mode `apply`):
+    # calc-dirty-rate measured the guest's writes (the record keeps the guest-dirty-rate set
+    # before each sample), the library advised a round-aware limit at the stall, the watcher
+    # set it and QEMU completed; at completion the feed handed the switchover to the library.
+    # Replayed, the passes, the stall, the advice and the switchover figures are the live
+    # ones stored in the record.
+    path = os.path.join(ROOT, "tests", "fixtures", "real-qemu",
+                        "watch-dirty40-apply.record.json.gz")
+    with gzip.open(path, "rt") as f:
+        rec = json.load(f)
+    live = rec["live"]
+    assert live["summary"]["outcome"] == "completed"
+    assert any(s.get("guest-dirty-rate") for s in rec["samples"])
+    passes, stall, switchover, adjusted = [], None, None, []
+    for r in replay(rec):
+        if r.new_passes:
+            passes.append((r.now_ms, r.qemu_pass, r.x.get("last-sync-bytes"),
+                           r.library.get("expected-downtime")))
+        for e in r.events:
+            if e["event"] == "MIGRATION_STALL" and stall is None:
+                stall = {"t-ms": r.now_ms, "pass": r.qemu_pass,
+                         "advice": e["data"].get("recommended-downtime", 0)}
+            if e["event"] == "MIGRATION_DOWNTIME_ADJUSTED":
+                adjusted.append({"t-ms": r.now_ms, "downtime-limit": e["data"]["downtime-limit"]})
+        if r.switchover:
+            switchover = r.switchover
+    assert passes == [(p["t-ms"], p["pass"], p["last-sync-bytes"], p["expected-downtime"])
+                      for p in live["passes"]]
+    assert stall == live["stall"]
+    assert adjusted == live["adjusted"]
+    assert switchover == live["switchover"]
+    # What the live watcher applied is that advice, and QEMU's pause stayed below it.
+    assert live["summary"]["actions"][0]["arguments"]["downtime-limit"] == stall["advice"]
+    assert live["summary"]["downtime"] <= stall["advice"]
