@@ -69,6 +69,8 @@ def run(record: Dict[str, Any], params: Optional[Dict[str, Any]] = None
                 summary["adjusted"].append(d["downtime-limit"])
         if r.x.get("recommended-downtime"):
             summary["advice"] = r.x["recommended-downtime"]
+        if r.switchover:
+            summary["switchover"] = dict(r.switchover)
         if not (r.new_passes or notes):
             continue
         exp = r.library.get("expected-downtime")
@@ -87,8 +89,15 @@ def run(record: Dict[str, Any], params: Optional[Dict[str, Any]] = None
 
 
 def _limit(record: Dict[str, Any], now_ms: int) -> Any:
-    """QEMU's downtime-limit at ``now_ms`` as recorded (start value, then applied actions)."""
+    """QEMU's downtime-limit at ``now_ms`` as recorded (start value, then applied actions; in a
+    watcher's record, the parameters set before each sample)."""
     limit = (record.get("inputs", {}).get("migrate_parameters") or {}).get("downtime-limit")
+    for s in record.get("samples", []):
+        if not isinstance(s.get("parameters"), dict):
+            break
+        if int(s.get("t-ms", round(float(s["t"]) * 1000))) > now_ms:
+            break
+        limit = s["parameters"].get("downtime-limit", limit)
     for a in record.get("actions_applied", []) or []:
         p = a.get("parameters") or {}
         if "downtime-limit" in p and a.get("applied_at_s", 0) * 1000 <= now_ms:
@@ -108,6 +117,12 @@ def summary_lines(s: Dict[str, Any]) -> List[str]:
     if s["downtime"] is not None:
         out.append(f"downtime: {s['downtime']} ms measured by QEMU, "
                    f"{s['predicted-downtime']} ms expected by the library at the last pass")
+    sw = s.get("switchover")
+    if sw and sw.get("measured-downtime") is not None:
+        bw = sw.get("measured-switchover-bandwidth")
+        out.append(f"switchover (library): predicted {sw['predicted-downtime']} ms, measured "
+                   f"{sw['measured-downtime']} ms, {fmt_size(sw['switchover-bytes'])} sent "
+                   f"stopped" + (f", {fmt_size(bw)}/s" if bw else ""))
     return out
 
 
