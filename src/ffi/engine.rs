@@ -241,7 +241,8 @@ pub unsafe extern "C" fn swo_setup_done(s: *mut SwoSession, now_ms: u64) -> SwoS
 /// bytes are filed by the guest's run state at this moment, as QEMU's `ram_transferred_add`
 /// does: precopy while the guest runs (per `swo_set_vm_running` and not stopped by the
 /// library; never in `pre-switchover`, `device` or `postcopy-active`), postcopy in
-/// `postcopy-active`, downtime otherwise. The hot path: lock-free, any number of threads at once; counters saturate.
+/// `postcopy-active`, downtime otherwise. The hot path: lock-free, any number of threads at once; counters saturate
+/// (exact below 2^64 − 2^56, `UINT64_MAX` from there on; never a wrapped value).
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (unknown channel).
 #[no_mangle]
 pub unsafe extern "C" fn swo_record_transferred(
@@ -250,6 +251,26 @@ pub unsafe extern "C" fn swo_record_transferred(
     bytes: u64,
 ) -> SwoStatus {
     // Not through `session_call`: no events can be raised here, and the hot path takes no lock.
+    // The checks are split so that the hot path builds no error: a session and a known
+    // channel go straight to the core (inside the panic boundary, which costs nothing where
+    // nothing can unwind); anything else goes to `record_transferred_refused`, out of line,
+    // which checks again and words the error.
+    // SAFETY: `s` is NULL or a live session, per the C contract.
+    match (unsafe { s.as_ref() }, Channel::known(channel)) {
+        (Some(handle), Some(channel)) => call(|| {
+            handle.inner.record_transferred(channel, bytes);
+            Ok(())
+        }),
+        // SAFETY: as above.
+        _ => unsafe { record_transferred_refused(s, channel, bytes) },
+    }
+}
+
+/// `swo_record_transferred` for a NULL session or an unknown channel: the usual checks and
+/// messages, out of the hot path.
+#[cold]
+#[inline(never)]
+unsafe fn record_transferred_refused(s: *mut SwoSession, channel: u32, bytes: u64) -> SwoStatus {
     call(|| {
         // SAFETY: as above.
         let sess = unsafe { session(s) }?;
