@@ -523,19 +523,3 @@ def status_name(code: int) -> str:
         return "SWO_ERR_UNKNOWN"
     return lib.swo_status_name(code).decode()
 
-
-def read_text(fn, *args) -> str:
-    """Calls a string-out function ``fn(*args, buf, len, out_len)`` under the library's
-    buffer convention (ask the length with a NULL buffer, then read) and returns the text.
-    Raises :class:`~switchover.errors.SwitchoverError` on failure."""
-    from .errors import check
-
-    needed = c_size_t(0)
-    check(fn(*args, None, 0, ctypes.byref(needed)))
-    while True:
-        buf = ctypes.create_string_buffer(needed.value + 1)
-        status = fn(*args, buf, len(buf), ctypes.byref(needed))
-        if status == Status.ERR_BUFFER_TOO_SMALL:
-            continue  # the text grew between the two calls; needed has the new length
-        check(status)
-        return buf.raw[:needed.value].decode()
