@@ -1,9 +1,9 @@
 //! Transfer statistics and the 100 ms bandwidth window (docs/qemu-model.md §The 100 ms window).
 //!
 //! The byte counters are the hot path: `swo_record_transferred` is a relaxed load and one
-//! relaxed atomic add on a cache-padded counter, no lock, safe from any number of threads. The window (bandwidth,
-//! threshold, pages per second) is closed by [`Counters::update`] on the migration thread,
-//! under a short lock that no callback ever runs under.
+//! relaxed atomic add on a cache-padded counter, no lock, safe from any number of threads. The
+//! window (bandwidth, threshold, pages per second) is closed by [`Counters::update`] on the
+//! migration thread, under a short lock that no callback ever runs under.
 //!
 //! Every counter saturates instead of wrapping, and never shows a wrapped value: it is exact
 //! below 2^64 − 2^56 and reads `u64::MAX` from there on ([`saturating_add`] says why).
@@ -446,7 +446,7 @@ mod tests {
     #[test]
     fn the_fast_paths_headroom_holds_every_in_flight_add() {
         const PID_MAX_LIMIT: u64 = 4 * 1024 * 1024;
-        assert!(PID_MAX_LIMIT * 4 <= IN_FLIGHT_LIMIT);
+        const { assert!(PID_MAX_LIMIT * 4 <= IN_FLIGHT_LIMIT) };
         assert_eq!(SATURATED, (1u128 << 64).wrapping_sub(1 << 56) as u64);
         let worst = u128::from(SATURATED - 1)
             + u128::from(IN_FLIGHT_LIMIT) * u128::from(FAST_ADD_LIMIT - 1);
@@ -485,7 +485,8 @@ mod tests {
             assert_eq!(c.bytes().transferred(), u64::MAX);
             c.record(Channel::Multifd, MainBucket::Precopy, 4096);
             c.record(Channel::Multifd, MainBucket::Precopy, FAST_ADD_LIMIT);
-            assert_eq!(c.multifd.load(Ordering::Relaxed), raw, "a saturated counter is not written");
+            let unchanged = c.multifd.load(Ordering::Relaxed);
+            assert_eq!(unchanged, raw, "a saturated counter is not written");
         }
         // Pages and postcopy requests saturate the same way.
         c.record_pages(u64::MAX);

@@ -26,8 +26,12 @@ import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_double,
                     c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
 
-#: The library versions (major, minor) this binding speaks to.
-COMPATIBLE_VERSION = (0, 2)
+from ._version import __version__
+
+#: The library versions (major, minor) this binding speaks to: its own.
+COMPATIBLE_VERSION = tuple(int(part) for part in __version__.split(".")[:2])
+#: The installed library's file name, its SONAME: libswitchover.so.<major> (README §ABI).
+SONAME = f"libswitchover.so.{COMPATIBLE_VERSION[0]}"
 
 UINT64_MAX = (1 << 64) - 1
 UINT32_MAX = (1 << 32) - 1
@@ -442,7 +446,7 @@ def candidates() -> list:
     found = []
     libdir = _pkg_config_libdir()
     if libdir:
-        found.append(os.path.join(libdir, "libswitchover.so.0"))
+        found.append(os.path.join(libdir, SONAME))
     found.append(os.path.normpath(os.path.join(_PACKAGE_DIR, "..", "..", "build",
                                                "libswitchover.so")))
     return found
