@@ -7,11 +7,11 @@
  *    buckets are added with saturation (what docs/qemu-model.md §Pending buckets asks).
  * 2. swo_record_transferred from one thread and from two threads at once, versus a relaxed
  *    atomic add on one shared counter (issue 13's target: within 1.1x), and versus the same
- *    add behind an out-of-line C call shaped like the export (handle -> session pointer,
- *    NULL and channel checks, then the add): the second ratio is the library's own work, the
- *    first adds what any call through a handle costs next to an inline add (the caller
- *    reloads its arguments after each locked add, and the handle is dereferenced). The
- *    function is looked up at run time (it came with the convergence engine). */
+ *    add behind a call into a shared library shaped like the export (bench_call.c: handle
+ *    -> session pointer, NULL and channel checks, then the add). The second ratio is the
+ *    library's own work; the first adds what any call into a shared library costs next to
+ *    an inline add. The function is looked up at run time (it came with the convergence
+ *    engine). */
 #define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <dlfcn.h>
 #include <inttypes.h>
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <switchover.h>
+#include "bench_call.h"
 
 enum { REPS = 9 };
 /* Handler calls per repetition: enough for a stable median, small enough that the whole
@@ -193,26 +194,10 @@ static time_fn lookup_time(const char *name)
 
 enum { RECORD_CALLS = 1 << 22, RECORD_BYTES = 4096 };
 
-/* The second baseline: a relaxed add behind an out-of-line call shaped like the export. */
-struct plain_session {
-    atomic_uint_fast64_t *counter;
-};
-
-__attribute__((noinline)) static SwoStatus plain_record(struct plain_session *s, uint32_t channel,
-                                                        uint64_t bytes)
-{
-    if (!s)
-        return SWO_ERR_NULL_ARG;
-    if (channel > SWO_CHANNEL_MULTIFD)
-        return SWO_ERR_INVALID_ARG;
-    atomic_fetch_add_explicit(s->counter, bytes, memory_order_relaxed);
-    return SWO_OK;
-}
-
 struct record_job {
     record_fn record; /* NULL: the C baseline */
-    int c_call;       /* with record NULL: through plain_record instead of inline */
-    struct plain_session *plain;
+    int c_call;       /* with record NULL: through bench_plain_record instead of inline */
+    struct bench_plain_session *plain;
     SwoSession *s;
     uint32_t channel;
     atomic_uint_fast64_t *counter;
@@ -234,8 +219,8 @@ static void *record_worker(void *arg)
         }
     } else if (j->c_call) {
         for (uint32_t i = 0; i < RECORD_CALLS; i++)
-            if (plain_record(j->plain, j->channel, RECORD_BYTES) != SWO_OK)
-                die("plain_record", SWO_ERR_INVALID_ARG);
+            if (bench_plain_record(j->plain, j->channel, RECORD_BYTES) != SWO_OK)
+                die("bench_plain_record", SWO_ERR_INVALID_ARG);
     } else {
         for (uint32_t i = 0; i < RECORD_CALLS; i++)
             atomic_fetch_add_explicit(j->counter, RECORD_BYTES, memory_order_relaxed);
@@ -249,7 +234,7 @@ static double run_record(record_fn record, int c_call, SwoSession *s, uint32_t c
                          int threads)
 {
     static _Alignas(64) atomic_uint_fast64_t counter;
-    static struct plain_session plain = { &counter };
+    static struct bench_plain_session plain = { &counter };
     atomic_int go = 0;
     pthread_t t[2];
     struct record_job jobs[2];
@@ -313,7 +298,8 @@ static void bench_record_transferred(void)
         }
         double ml = median(lib_ns, 5), mc = median(c_ns, 5), mcc = median(call_ns, 5);
         printf("record_transferred  %d thread%s %-7s  library %6.2f ns/call  C atomic add "
-               "%6.2f ns/call  ratio %6.2fx  (C add behind a call %6.2f ns/call, ratio %5.2fx)\n",
+               "%6.2f ns/call  ratio %6.2fx  (C add behind a shared-library call %6.2f ns/call, "
+               "ratio %5.2fx)\n",
                threads, threads > 1 ? "s" : " ", runs[r].name, ml, mc, ml / mc, mcc, ml / mcc);
     }
     swo_session_free(s);

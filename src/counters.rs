@@ -115,11 +115,20 @@ const HEADROOM: u64 = FAST_ADD_LIMIT * IN_FLIGHT_LIMIT;
 /// at `SATURATED`; a saturated counter is not written again.
 #[inline]
 fn saturating_add(counter: &AtomicU64, n: u64) {
-    if n < FAST_ADD_LIMIT && counter.load(Ordering::Relaxed) < SATURATED {
-        counter.fetch_add(n, Ordering::Relaxed);
-    } else {
+    if !fast_add(counter, n) {
         saturating_add_slow(counter, n);
     }
+}
+
+/// [`saturating_add`]'s fast path alone: adds and returns `true`, or changes nothing and returns
+/// `false` when the add needs the slow path.
+#[inline]
+fn fast_add(counter: &AtomicU64, n: u64) -> bool {
+    let fast = n < FAST_ADD_LIMIT && counter.load(Ordering::Relaxed) < SATURATED;
+    if fast {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+    fast
 }
 
 /// `extern "C"` for what that ABI promises the compiler: this cannot unwind (nothing in it can
@@ -219,15 +228,33 @@ impl Counters {
     /// channel): the hot path is then a couple of atomic loads at most and one relaxed add.
     #[inline]
     pub fn record_with(&self, channel: Channel, bucket: impl FnOnce() -> MainBucket, bytes: u64) {
-        let counter = match channel {
+        saturating_add(self.counter(channel, bucket), bytes);
+    }
+
+    /// [`Counters::record_with`]'s fast path alone: `true` when the bytes are counted, `false`
+    /// (nothing counted) when the add needs the slow path (an addend of 2^32 or more, or a
+    /// counter at its bound); the caller then calls `record_with`, out of its hot path, so that
+    /// the hot path makes no call at all.
+    #[inline]
+    pub fn try_record_fast(
+        &self,
+        channel: Channel,
+        bucket: impl FnOnce() -> MainBucket,
+        bytes: u64,
+    ) -> bool {
+        fast_add(self.counter(channel, bucket), bytes)
+    }
+
+    #[inline]
+    fn counter(&self, channel: Channel, bucket: impl FnOnce() -> MainBucket) -> &AtomicU64 {
+        match channel {
             Channel::Multifd => &self.multifd,
             Channel::Main => match bucket() {
                 MainBucket::Postcopy => &self.postcopy,
                 MainBucket::Downtime => &self.downtime,
                 MainBucket::Precopy => &self.precopy,
             },
-        };
-        saturating_add(counter, bytes);
+        }
     }
 
     /// Counts pages sent (normal + zero), for `pages-per-second`. Called by the RAM model's
@@ -492,6 +519,23 @@ mod tests {
         c.record_pages(u64::MAX);
         c.record_postcopy_requests(SATURATED);
         assert_eq!((c.pages(), c.postcopy_requests()), (u64::MAX, u64::MAX));
+    }
+
+    /// The fast path alone counts what it takes and leaves what it does not take untouched,
+    /// so that the caller's slow path counts it exactly once.
+    #[test]
+    fn try_record_fast_takes_small_adds_below_the_bound_only() {
+        let c = Counters::default();
+        let unused = || unreachable!("multifd bytes never need a bucket");
+        assert!(c.try_record_fast(Channel::Multifd, unused, FAST_ADD_LIMIT - 1));
+        assert_eq!(c.bytes().multifd, FAST_ADD_LIMIT - 1);
+        assert!(!c.try_record_fast(Channel::Multifd, unused, FAST_ADD_LIMIT));
+        assert_eq!(c.bytes().multifd, FAST_ADD_LIMIT - 1);
+        assert!(c.try_record_fast(Channel::Main, || MainBucket::Downtime, 7));
+        assert_eq!(c.bytes().downtime, 7);
+        c.record(Channel::Main, MainBucket::Downtime, SATURATED);
+        assert!(!c.try_record_fast(Channel::Main, || MainBucket::Downtime, 1));
+        assert_eq!(c.downtime.load(Ordering::Relaxed), SATURATED);
     }
 
     /// The near-limit path boundary under contention: three threads add fast-path amounts

@@ -251,26 +251,31 @@ pub unsafe extern "C" fn swo_record_transferred(
     bytes: u64,
 ) -> SwoStatus {
     // Not through `session_call`: no events can be raised here, and the hot path takes no lock.
-    // The checks are split so that the hot path builds no error: a session and a known
-    // channel go straight to the core (inside the panic boundary, which costs nothing where
-    // nothing can unwind); anything else goes to `record_transferred_refused`, out of line,
-    // which checks again and words the error.
+    // The hot path makes no call and builds no error: a session, a known channel and an add
+    // the core's fast path takes (inside the panic boundary, free where nothing can unwind).
+    // Anything else (NULL, an unknown channel, a large addend, a counter at its bound) goes
+    // to `record_transferred_slow`, a tail call, which checks again, words any error and adds.
     // SAFETY: `s` is NULL or a live session, per the C contract.
     match (unsafe { s.as_ref() }, Channel::known(channel)) {
-        (Some(handle), Some(channel)) => call(|| {
-            handle.inner.record_transferred(channel, bytes);
-            Ok(())
-        }),
+        (Some(handle), Some(channel))
+            if call_or(false, || handle.inner.try_record_transferred_fast(channel, bytes)) =>
+        {
+            SWO_OK
+        }
         // SAFETY: as above.
-        _ => unsafe { record_transferred_refused(s, channel, bytes) },
+        _ => unsafe { record_transferred_slow(s, channel, bytes) },
     }
 }
 
-/// `swo_record_transferred` for a NULL session or an unknown channel: the usual checks and
-/// messages, out of the hot path.
+/// `swo_record_transferred` off its hot path: the usual checks and messages, and the core's
+/// slow add. `extern "C"` so that it cannot unwind and the export can jump to it.
 #[cold]
 #[inline(never)]
-unsafe fn record_transferred_refused(s: *mut SwoSession, channel: u32, bytes: u64) -> SwoStatus {
+unsafe extern "C" fn record_transferred_slow(
+    s: *mut SwoSession,
+    channel: u32,
+    bytes: u64,
+) -> SwoStatus {
     call(|| {
         // SAFETY: as above.
         let sess = unsafe { session(s) }?;
