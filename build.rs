@@ -15,8 +15,11 @@ fn main() {
 
     println!("cargo:rerun-if-changed=abi/switchover.map");
 
-    // SONAME, so that packagers and the dynamic linker see libswitchover.so.0.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libswitchover.so.0");
+    // SONAME, so that packagers and the dynamic linker see libswitchover.so.<major>
+    // (libswitchover.so.0 through the 0.x series, README §ABI): from Cargo.toml's version, as
+    // meson.build and the Python binding derive it.
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libswitchover.so.{major}");
     // Symbol versions: every swo_* function under its node (SWITCHOVER_0.2, ...), as glibc and
     // libvirt do; README §ABI says when a node is added. rustc passes the linker its own
     // (anonymous) version script first, which wins for the names it lists, so the map alone

@@ -858,7 +858,8 @@ SwoStatus swo_setup_done(struct SwoSession *s, uint64_t now_ms);
  * bytes are filed by the guest's run state at this moment, as QEMU's `ram_transferred_add`
  * does: precopy while the guest runs (per `swo_set_vm_running` and not stopped by the
  * library; never in `pre-switchover`, `device` or `postcopy-active`), postcopy in
- * `postcopy-active`, downtime otherwise. The hot path: lock-free, any number of threads at once; counters saturate.
+ * `postcopy-active`, downtime otherwise. The hot path: lock-free, any number of threads at once; counters saturate
+ * (exact below 2^64 − 2^56, `UINT64_MAX` from there on; never a wrapped value).
  * Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (unknown channel).
  */
 SwoStatus swo_record_transferred(struct SwoSession *s,

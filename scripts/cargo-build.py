@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Builds the Rust library with cargo for meson, and copies out what meson uses.
 
-usage: cargo-build.py SRCDIR OUTDIR   (outputs: libswitchover.so, libswitchover.so.0,
-libswitchover.a, switchover.h.generated)
+usage: cargo-build.py SRCDIR OUTDIR [SONAME]   (outputs: libswitchover.so, SONAME (default
+libswitchover.so.0: meson passes the one it derives from the version), libswitchover.a,
+switchover.h.generated)
 
 Quiet (cargo's --quiet: no Compiling/Finished lines, errors and warnings still shown) unless
 SWO_VERBOSE=1 (scripts/test.sh -v, scripts/demo.sh -v).
@@ -14,6 +15,7 @@ import subprocess
 import sys
 
 src, outdir = sys.argv[1], sys.argv[2]
+soname = sys.argv[3] if len(sys.argv) > 3 else "libswitchover.so.0"
 # SWO_CARGO_TARGET_DIR: one cargo target for several meson build dirs of the same checkout
 # (the README's install test); by default each build dir has its own.
 target = os.environ.get("SWO_CARGO_TARGET_DIR") or os.path.join(outdir, "cargo-target")
@@ -28,7 +30,7 @@ if os.environ.get("SWO_VERBOSE") != "1":
 if subprocess.run(cmd, env=env).returncode != 0:
     sys.exit("cargo build of libswitchover failed (the messages above)")
 shutil.copy2(os.path.join(rel, "libswitchover.so"), os.path.join(outdir, "libswitchover.so"))
-shutil.copy2(os.path.join(rel, "libswitchover.so"), os.path.join(outdir, "libswitchover.so.0"))
+shutil.copy2(os.path.join(rel, "libswitchover.so"), os.path.join(outdir, soname))
 shutil.copy2(os.path.join(rel, "libswitchover.a"), os.path.join(outdir, "libswitchover.a"))
 # The header build.rs generated in this very build (newest of the build-script outputs).
 headers = glob.glob(os.path.join(rel, "build", "switchover-*", "out", "switchover.h"))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks the shared library's ABI promises (README §ABI):
 
-- SONAME libswitchover.so.0;
+- SONAME libswitchover.so.<major> (libswitchover.so.0 through 0.x), the major being the
+  header's SWITCHOVER_VERSION_MAJOR;
 - every defined dynamic symbol is a swo_* function exported under a version node of the
   linker version script, `swo_x@@SWITCHOVER_0.N` (`readelf --dyn-syms`), plus the nodes'
   own definitions; nothing else is exported;
@@ -45,9 +46,11 @@ def header_functions(text):
     return set(re.findall(r"\b(swo_\w+)\s*\([^;{]*?\)\s*;", text, flags=re.S))
 
 
+major = re.search(r"#define SWITCHOVER_VERSION_MAJOR (\d+)", open(header).read())
+soname = f"libswitchover.so.{major.group(1) if major else '?'}"
 dyn = run("readelf", "-d", lib)
-if "Library soname: [libswitchover.so.0]" not in dyn:
-    problems.append(f"SONAME is not libswitchover.so.0:\n{dyn}")
+if f"Library soname: [{soname}]" not in dyn:
+    problems.append(f"SONAME is not {soname}:\n{dyn}")
 
 nodes, order = map_nodes(open(map_path).read())
 if not order or not all(re.fullmatch(r"SWITCHOVER_0\.\d+|SWITCHOVER_\d+\.\d+", n) for n in order):
@@ -99,5 +102,5 @@ if "swo_session_new" not in exported:
 if problems:
     sys.exit("ABI check failed:\n  " + "\n  ".join(problems))
 per_node = ", ".join(f"{n}: {len(nodes[n])}" for n in order)
-print(f"SONAME libswitchover.so.0; {len(exported)} swo_* functions exported, each as "
+print(f"SONAME {soname}; {len(exported)} swo_* functions exported, each as "
       f"swo_x@@<node> of {os.path.basename(map_path)} ({per_node}); header, map and exports agree")

@@ -4,8 +4,8 @@
 #
 # The subset: every unit test of src/ (the core) except the few long stress loops Miri would
 # take minutes over, and the C-ABI integration tests that free sessions, models and handlers
-# from and around callbacks (tests/reliability_vmm_hooks.rs, tests/review2_*_in_callback.rs,
-# tests/reliability_params_json.rs). Under Miri the registry uses its full-fence protocol
+# from and around callbacks (tests/lifecycle_vmm_hooks.rs, tests/*_free_in_callback.rs,
+# tests/params_json.rs). Under Miri the registry uses its full-fence protocol
 # (Miri cannot run membarrier; src/sys.rs).
 #
 # Needs nightly Rust with the miri and rust-src components (installed with rustup when
@@ -47,8 +47,8 @@ run() {
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 }
 run --lib -- "${SKIP_UNIT[@]+"${SKIP_UNIT[@]}"}"
-run --test reliability_vmm_hooks --test review2_session_free_in_callback \
-    --test review2_vfio_free_in_callback --test reliability_params_json
+run --test lifecycle_vmm_hooks --test lifecycle_session_free_in_callback \
+    --test vfio_free_in_callback --test params_json
 passed=$(grep -o '^test result: [a-zA-Z]*\. [0-9]* passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -o '[0-9]* failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo "=== miri: $passed tests passed, $failed failed (rc $rc)"

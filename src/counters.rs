@@ -1,11 +1,12 @@
 //! Transfer statistics and the 100 ms bandwidth window (docs/qemu-model.md §The 100 ms window).
 //!
-//! The byte counters are the hot path: `swo_record_transferred` is one relaxed atomic add on a
-//! cache-padded counter, no lock, safe from any number of threads. The window (bandwidth,
-//! threshold, pages per second) is closed by [`Counters::update`] on the migration thread,
-//! under a short lock that no callback ever runs under.
+//! The byte counters are the hot path: `swo_record_transferred` is a relaxed load and one
+//! relaxed atomic add on a cache-padded counter, no lock, safe from any number of threads. The
+//! window (bandwidth, threshold, pages per second) is closed by [`Counters::update`] on the
+//! migration thread, under a short lock that no callback ever runs under.
 //!
-//! Every counter saturates at `u64::MAX` instead of wrapping, and never shows a wrapped value.
+//! Every counter saturates instead of wrapping, and never shows a wrapped value: it is exact
+//! below 2^64 − 2^56 and reads `u64::MAX` from there on ([`saturating_add`] says why).
 use crate::error::{Error, Result};
 use crate::state::MigrationStatus;
 use crossbeam_utils::CachePadded;
@@ -26,10 +27,16 @@ pub enum Channel {
 impl Channel {
     #[inline]
     pub fn from_u32(value: u32) -> Result<Channel> {
+        Channel::known(value).ok_or_else(|| unknown_channel(value))
+    }
+
+    /// The channel with this number, if there is one (no error built: the hot path's check).
+    #[inline]
+    pub fn known(value: u32) -> Option<Channel> {
         match value {
-            0 => Ok(Channel::Main),
-            1 => Ok(Channel::Multifd),
-            _ => Err(unknown_channel(value)),
+            0 => Some(Channel::Main),
+            1 => Some(Channel::Multifd),
+            _ => None,
         }
     }
 }
@@ -77,24 +84,82 @@ pub struct Counters {
     window: Mutex<Window>,
 }
 
-/// A relaxed add that sticks at `u64::MAX` instead of wrapping, without ever storing a
-/// wrapped sum: a compare-and-swap of the saturated sum. (A `fetch_add` followed by a store of
-/// `u64::MAX` on overflow let a concurrent reader see the wrapped value in between, so
-/// `transferred` could go backwards in a report.) Uncontended, this is one load and one
-/// `lock cmpxchg`, about the cost of the `lock xadd` it replaces (benches/bench_pending.c
-/// compares it with a relaxed C add); a saturated counter is not written again.
+/// Raw counter values from here up read as saturated (`u64::MAX`): a counter is exact below
+/// 2^64 − 2^56 (16 EiB − 64 PiB) and reads `u64::MAX` from there on. The 2^56 above it is
+/// headroom that [`saturating_add`]'s fast path may fill but never wrap (see there).
+pub(crate) const SATURATED: u64 = u64::MAX - HEADROOM + 1;
+/// Addends below this may take the fast path (`fetch_add`); larger ones compare-and-swap.
+pub(crate) const FAST_ADD_LIMIT: u64 = 1 << 32;
+/// Adds that can be in flight at once, between their load and their `fetch_add`: one per
+/// thread and nesting level. Linux caps a system's threads at 2^22 (`PID_MAX_LIMIT`,
+/// include/linux/threads.h), so 2^24 also covers three signal handlers nested in each
+/// thread, each inside a `swo_record_transferred`.
+pub(crate) const IN_FLIGHT_LIMIT: u64 = 1 << 24;
+/// What the fast adds still in flight when a counter saturates can add on top of it.
+const HEADROOM: u64 = FAST_ADD_LIMIT * IN_FLIGHT_LIMIT;
+
+/// A relaxed add that saturates instead of wrapping and never stores a wrapped sum (a
+/// `fetch_add` followed by a store of `u64::MAX` on overflow let a concurrent reader see the
+/// wrapped value in between, so `transferred` could go backwards in a report).
+///
+/// Fast path: a relaxed load, then one `fetch_add` (`lock xadd`, what a relaxed C add is) when
+/// the counter is below [`SATURATED`] and `n` below [`FAST_ADD_LIMIT`]. The bound: once the
+/// counter is at or above `SATURATED`, every later load sees that (it only grows until a
+/// reset) and takes the slow path, which never adds; so what can still land on it is the
+/// adds whose load came before — at most [`IN_FLIGHT_LIMIT`] of them, the one that crossed
+/// included, each below `FAST_ADD_LIMIT`. The largest raw value is then below
+/// `SATURATED + IN_FLIGHT_LIMIT × FAST_ADD_LIMIT` = `SATURATED + HEADROOM` = 2^64: no wrap.
+/// [`read`] shows every raw value from `SATURATED` up as `u64::MAX`.
+///
+/// Slow path (a large `n`, or a saturated counter): a compare-and-swap of the exact sum, capped
+/// at `SATURATED`; a saturated counter is not written again.
 #[inline]
 fn saturating_add(counter: &AtomicU64, n: u64) {
+    if !fast_add(counter, n) {
+        saturating_add_slow(counter, n);
+    }
+}
+
+/// [`saturating_add`]'s fast path alone: adds and returns `true`, or changes nothing and returns
+/// `false` when the add needs the slow path.
+#[inline]
+fn fast_add(counter: &AtomicU64, n: u64) -> bool {
+    let fast = n < FAST_ADD_LIMIT && counter.load(Ordering::Relaxed) < SATURATED;
+    if fast {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+    fast
+}
+
+/// `extern "C"` for what that ABI promises the compiler: this cannot unwind (nothing in it can
+/// panic; if it did, the process would abort). The hot path that calls it then needs no unwind
+/// landing pad, nor the stack frame one costs (`swo_record_transferred` runs inside the
+/// library's panic boundary, which is free only when nothing under it can unwind).
+#[cold]
+#[inline(never)]
+extern "C" fn saturating_add_slow(counter: &AtomicU64, n: u64) {
     let mut old = counter.load(Ordering::Relaxed);
     loop {
-        let new = old.saturating_add(n);
+        if old >= SATURATED {
+            return;
+        }
+        let new = old.saturating_add(n).min(SATURATED);
         if new == old {
-            return; // n == 0, or already saturated
+            return; // n == 0
         }
         match counter.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return,
             Err(seen) => old = seen,
         }
+    }
+}
+
+/// A counter's value: the raw value below [`SATURATED`], `u64::MAX` from there up.
+#[inline]
+fn read(counter: &AtomicU64) -> u64 {
+    match counter.load(Ordering::Relaxed) {
+        raw if raw >= SATURATED => u64::MAX,
+        raw => raw,
     }
 }
 
@@ -163,15 +228,33 @@ impl Counters {
     /// channel): the hot path is then a couple of atomic loads at most and one relaxed add.
     #[inline]
     pub fn record_with(&self, channel: Channel, bucket: impl FnOnce() -> MainBucket, bytes: u64) {
-        let counter = match channel {
+        saturating_add(self.counter(channel, bucket), bytes);
+    }
+
+    /// [`Counters::record_with`]'s fast path alone: `true` when the bytes are counted, `false`
+    /// (nothing counted) when the add needs the slow path (an addend of 2^32 or more, or a
+    /// counter at its bound); the caller then calls `record_with`, out of its hot path, so that
+    /// the hot path makes no call at all.
+    #[inline]
+    pub fn try_record_fast(
+        &self,
+        channel: Channel,
+        bucket: impl FnOnce() -> MainBucket,
+        bytes: u64,
+    ) -> bool {
+        fast_add(self.counter(channel, bucket), bytes)
+    }
+
+    #[inline]
+    fn counter(&self, channel: Channel, bucket: impl FnOnce() -> MainBucket) -> &AtomicU64 {
+        match channel {
             Channel::Multifd => &self.multifd,
             Channel::Main => match bucket() {
                 MainBucket::Postcopy => &self.postcopy,
                 MainBucket::Downtime => &self.downtime,
                 MainBucket::Precopy => &self.precopy,
             },
-        };
-        saturating_add(counter, bytes);
+        }
     }
 
     /// Counts pages sent (normal + zero), for `pages-per-second`. Called by the RAM model's
@@ -187,19 +270,19 @@ impl Counters {
 
     pub fn bytes(&self) -> ByteTotals {
         ByteTotals {
-            precopy: self.precopy.load(Ordering::Relaxed),
-            downtime: self.downtime.load(Ordering::Relaxed),
-            postcopy: self.postcopy.load(Ordering::Relaxed),
-            multifd: self.multifd.load(Ordering::Relaxed),
+            precopy: read(&self.precopy),
+            downtime: read(&self.downtime),
+            postcopy: read(&self.postcopy),
+            multifd: read(&self.multifd),
         }
     }
 
     pub fn pages(&self) -> u64 {
-        self.pages.load(Ordering::Relaxed)
+        read(&self.pages)
     }
 
     pub fn postcopy_requests(&self) -> u64 {
-        self.postcopy_requests.load(Ordering::Relaxed)
+        read(&self.postcopy_requests)
     }
 
     /// The figures of the last closed window (all 0 before the first one closes).
@@ -380,6 +463,128 @@ mod tests {
             assert_eq!(wrapped, 0, "{wrapped} of {reads} reads saw a wrapped counter");
         });
         assert_eq!(c.bytes().precopy, u64::MAX);
+    }
+
+    /// The fast path's bound, worked by hand: the worst case is a counter one below
+    /// `SATURATED` when every possible in-flight adder has loaded it, and each then adds the
+    /// largest fast addend; the sum must still fit in 64 bits. Linux's `PID_MAX_LIMIT` (2^22
+    /// on 64-bit, include/linux/threads.h) times four nesting levels fits in the in-flight
+    /// bound.
+    #[test]
+    fn the_fast_paths_headroom_holds_every_in_flight_add() {
+        const PID_MAX_LIMIT: u64 = 4 * 1024 * 1024;
+        const { assert!(PID_MAX_LIMIT * 4 <= IN_FLIGHT_LIMIT) };
+        assert_eq!(SATURATED, (1u128 << 64).wrapping_sub(1 << 56) as u64);
+        let worst = u128::from(SATURATED - 1)
+            + u128::from(IN_FLIGHT_LIMIT) * u128::from(FAST_ADD_LIMIT - 1);
+        assert!(worst <= u128::from(u64::MAX), "{worst:#x} would wrap");
+        // The slow path's crossing (a store of exactly `SATURATED`) leaves one adder less in
+        // flight, so it is covered too.
+        let worst_cas = u128::from(SATURATED)
+            + u128::from(IN_FLIGHT_LIMIT - 1) * u128::from(FAST_ADD_LIMIT - 1);
+        assert!(worst_cas <= u128::from(u64::MAX));
+    }
+
+    /// Below `SATURATED` a counter is exact, on either path; from there on it reads
+    /// `u64::MAX`, however the adds that land above it (stale fast adds) move the raw value.
+    #[test]
+    fn counters_are_exact_below_the_bound_and_saturated_from_it() {
+        let c = Counters::default();
+        // Slow path (a large addend), exact.
+        c.record(Channel::Multifd, MainBucket::Precopy, FAST_ADD_LIMIT);
+        assert_eq!(c.bytes().multifd, FAST_ADD_LIMIT);
+        c.record(Channel::Multifd, MainBucket::Precopy, SATURATED - 1 - FAST_ADD_LIMIT - 4096);
+        assert_eq!(c.bytes().multifd, SATURATED - 1 - 4096);
+        // Fast path up to one below the bound, exact.
+        c.record(Channel::Multifd, MainBucket::Precopy, 4096);
+        assert_eq!(c.bytes().multifd, SATURATED - 1);
+        c.record(Channel::Multifd, MainBucket::Precopy, 0);
+        assert_eq!(c.bytes().multifd, SATURATED - 1);
+        // One more byte reaches the bound: saturated.
+        c.record(Channel::Multifd, MainBucket::Precopy, 1);
+        assert_eq!(c.bytes().multifd, u64::MAX);
+        assert_eq!(c.multifd.load(Ordering::Relaxed), SATURATED);
+        // What in-flight fast adds do to a saturated counter: raw values above the bound, up to
+        // the headroom's end, all read `u64::MAX`.
+        for raw in [SATURATED + 1, SATURATED + (FAST_ADD_LIMIT - 1) * 1000, u64::MAX] {
+            c.multifd.store(raw, Ordering::Relaxed);
+            assert_eq!(c.bytes().multifd, u64::MAX);
+            assert_eq!(c.bytes().transferred(), u64::MAX);
+            c.record(Channel::Multifd, MainBucket::Precopy, 4096);
+            c.record(Channel::Multifd, MainBucket::Precopy, FAST_ADD_LIMIT);
+            let unchanged = c.multifd.load(Ordering::Relaxed);
+            assert_eq!(unchanged, raw, "a saturated counter is not written");
+        }
+        // Pages and postcopy requests saturate the same way.
+        c.record_pages(u64::MAX);
+        c.record_postcopy_requests(SATURATED);
+        assert_eq!((c.pages(), c.postcopy_requests()), (u64::MAX, u64::MAX));
+    }
+
+    /// The fast path alone counts what it takes and leaves what it does not take untouched,
+    /// so that the caller's slow path counts it exactly once.
+    #[test]
+    fn try_record_fast_takes_small_adds_below_the_bound_only() {
+        let c = Counters::default();
+        let unused = || unreachable!("multifd bytes never need a bucket");
+        assert!(c.try_record_fast(Channel::Multifd, unused, FAST_ADD_LIMIT - 1));
+        assert_eq!(c.bytes().multifd, FAST_ADD_LIMIT - 1);
+        assert!(!c.try_record_fast(Channel::Multifd, unused, FAST_ADD_LIMIT));
+        assert_eq!(c.bytes().multifd, FAST_ADD_LIMIT - 1);
+        assert!(c.try_record_fast(Channel::Main, || MainBucket::Downtime, 7));
+        assert_eq!(c.bytes().downtime, 7);
+        c.record(Channel::Main, MainBucket::Downtime, SATURATED);
+        assert!(!c.try_record_fast(Channel::Main, || MainBucket::Downtime, 1));
+        assert_eq!(c.downtime.load(Ordering::Relaxed), SATURATED);
+    }
+
+    /// The near-limit path boundary under contention: three threads add fast-path amounts
+    /// across the bound while a fourth adds slow-path amounts; a reader sees the counter only
+    /// grow, never a wrapped (smaller) value, and it ends saturated.
+    #[test]
+    fn adds_across_the_bound_never_read_wrapped() {
+        let adds: u64 = if cfg!(miri) { 20 } else { 200_000 };
+        const STEP: u64 = 1 << 20;
+        const SLOW_ADDS: u64 = 4;
+        let c = Counters::default();
+        // Start so that the counter crosses the bound half-way through.
+        let start = SATURATED - (3 * adds * STEP + SLOW_ADDS * FAST_ADD_LIMIT) / 2;
+        c.record(Channel::Multifd, MainBucket::Precopy, start);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let (mut reads, mut last, mut backwards) = (0u64, start, 0u64);
+                while !done.load(Ordering::Relaxed) || reads == 0 {
+                    let now = c.bytes().multifd;
+                    if now < last {
+                        backwards += 1;
+                    }
+                    last = now;
+                    reads += 1;
+                }
+                (reads, backwards)
+            });
+            let adders: Vec<_> = (0..3)
+                .map(|_| {
+                    scope.spawn(|| {
+                        for _ in 0..adds {
+                            c.record(Channel::Multifd, MainBucket::Precopy, STEP);
+                        }
+                    })
+                })
+                .collect();
+            for _ in 0..SLOW_ADDS {
+                c.record(Channel::Multifd, MainBucket::Precopy, FAST_ADD_LIMIT);
+                std::thread::yield_now();
+            }
+            for a in adders {
+                a.join().unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            let (reads, backwards) = reader.join().unwrap();
+            assert_eq!(backwards, 0, "{backwards} of {reads} reads went backwards (wrapped)");
+        });
+        assert_eq!(c.bytes().multifd, u64::MAX);
     }
 
     #[test]

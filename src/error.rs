@@ -1,65 +1,24 @@
 //! The one error type of the core, and the status codes it maps to at the C ABI.
 use std::fmt;
 
-/// Status codes. Their numbers are the C ABI's `SWO_*` codes and are never renumbered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum Code {
-    Ok = 0,
-    NullArg = 1,
-    InvalidArg = 2,
-    OutOfRange = 3,
-    Parse = 4,
-    BadState = 5,
-    NotFound = 6,
-    Exists = 7,
-    BufferTooSmall = 8,
-    Reentrant = 9,
-    Io = 10,
-    Unsupported = 11,
-    Panic = 12,
-}
-
-impl Code {
-    /// Every code, in numeric order.
-    pub const ALL: [Code; 13] = [
-        Code::Ok,
-        Code::NullArg,
-        Code::InvalidArg,
-        Code::OutOfRange,
-        Code::Parse,
-        Code::BadState,
-        Code::NotFound,
-        Code::Exists,
-        Code::BufferTooSmall,
-        Code::Reentrant,
-        Code::Io,
-        Code::Unsupported,
-        Code::Panic,
-    ];
-
-    /// The C constant's name, e.g. `SWO_ERR_NULL_ARG`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Code::Ok => "SWO_OK",
-            Code::NullArg => "SWO_ERR_NULL_ARG",
-            Code::InvalidArg => "SWO_ERR_INVALID_ARG",
-            Code::OutOfRange => "SWO_ERR_OUT_OF_RANGE",
-            Code::Parse => "SWO_ERR_PARSE",
-            Code::BadState => "SWO_ERR_BAD_STATE",
-            Code::NotFound => "SWO_ERR_NOT_FOUND",
-            Code::Exists => "SWO_ERR_EXISTS",
-            Code::BufferTooSmall => "SWO_ERR_BUFFER_TOO_SMALL",
-            Code::Reentrant => "SWO_ERR_REENTRANT",
-            Code::Io => "SWO_ERR_IO",
-            Code::Unsupported => "SWO_ERR_UNSUPPORTED",
-            Code::Panic => "SWO_ERR_PANIC",
-        }
-    }
-
-    /// The code with this number, if there is one.
-    pub fn from_u32(value: u32) -> Option<Code> {
-        Code::ALL.get(value as usize).copied()
+crate::abi_enum::abi_enum! {
+    /// Status codes. Their numbers are the C ABI's `SWO_*` codes and are never renumbered;
+    /// their names the C constants' (`SWO_ERR_NULL_ARG`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Code {
+        Ok = 0 => "SWO_OK",
+        NullArg = 1 => "SWO_ERR_NULL_ARG",
+        InvalidArg = 2 => "SWO_ERR_INVALID_ARG",
+        OutOfRange = 3 => "SWO_ERR_OUT_OF_RANGE",
+        Parse = 4 => "SWO_ERR_PARSE",
+        BadState = 5 => "SWO_ERR_BAD_STATE",
+        NotFound = 6 => "SWO_ERR_NOT_FOUND",
+        Exists = 7 => "SWO_ERR_EXISTS",
+        BufferTooSmall = 8 => "SWO_ERR_BUFFER_TOO_SMALL",
+        Reentrant = 9 => "SWO_ERR_REENTRANT",
+        Io = 10 => "SWO_ERR_IO",
+        Unsupported = 11 => "SWO_ERR_UNSUPPORTED",
+        Panic = 12 => "SWO_ERR_PANIC",
     }
 }
 

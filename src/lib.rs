@@ -5,6 +5,7 @@
 //! ([`ffi`]), which converts and checks arguments and never decides anything.
 //! Rust users may use the core directly through [`Session`].
 
+pub(crate) mod abi_enum;
 pub mod cfmt;
 pub mod counters;
 pub mod engine;

@@ -1,56 +1,25 @@
 //! Migration status (QEMU's MigrationStatus subset) and its allowed transitions.
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Migration status; the numbers are the C ABI's `SWO_STATUS_*`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum MigrationStatus {
-    None = 0,
-    Setup = 1,
-    Active = 2,
-    PreSwitchover = 3,
-    Device = 4,
-    PostcopyActive = 5,
-    Completed = 6,
-    Cancelling = 7,
-    Cancelled = 8,
-    Failed = 9,
+crate::abi_enum::abi_enum! {
+    /// Migration status; the numbers are the C ABI's `SWO_STATUS_*`, the names QEMU's, as in
+    /// `query-migrate` and `MIGRATION` events.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum MigrationStatus {
+        None = 0 => "none",
+        Setup = 1 => "setup",
+        Active = 2 => "active",
+        PreSwitchover = 3 => "pre-switchover",
+        Device = 4 => "device",
+        PostcopyActive = 5 => "postcopy-active",
+        Completed = 6 => "completed",
+        Cancelling = 7 => "cancelling",
+        Cancelled = 8 => "cancelled",
+        Failed = 9 => "failed",
+    }
 }
 
 impl MigrationStatus {
-    pub const ALL: [MigrationStatus; 10] = [
-        MigrationStatus::None,
-        MigrationStatus::Setup,
-        MigrationStatus::Active,
-        MigrationStatus::PreSwitchover,
-        MigrationStatus::Device,
-        MigrationStatus::PostcopyActive,
-        MigrationStatus::Completed,
-        MigrationStatus::Cancelling,
-        MigrationStatus::Cancelled,
-        MigrationStatus::Failed,
-    ];
-
-    pub fn from_u32(value: u32) -> Option<MigrationStatus> {
-        MigrationStatus::ALL.get(value as usize).copied()
-    }
-
-    /// QEMU's name, as in `query-migrate` and `MIGRATION` events.
-    pub fn name(self) -> &'static str {
-        match self {
-            MigrationStatus::None => "none",
-            MigrationStatus::Setup => "setup",
-            MigrationStatus::Active => "active",
-            MigrationStatus::PreSwitchover => "pre-switchover",
-            MigrationStatus::Device => "device",
-            MigrationStatus::PostcopyActive => "postcopy-active",
-            MigrationStatus::Completed => "completed",
-            MigrationStatus::Cancelling => "cancelling",
-            MigrationStatus::Cancelled => "cancelled",
-            MigrationStatus::Failed => "failed",
-        }
-    }
-
     /// A migration is under way (QEMU's `migration_is_running`).
     pub fn is_running(self) -> bool {
         matches!(

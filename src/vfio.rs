@@ -52,37 +52,23 @@ pub const SIZE_MAX: u64 = i64::MAX as u64;
 /// The name of the warning event.
 pub const WARNING_EVENT: &str = "DEVICE_SIZE_WARNING";
 
-/// uAPI migration device states (`enum vfio_device_mig_state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum DeviceState {
-    Error = 0,
-    Stop = 1,
-    Running = 2,
-    StopCopy = 3,
-    Resuming = 4,
-    RunningP2p = 5,
-    PreCopy = 6,
-    PreCopyP2p = 7,
+crate::abi_enum::abi_enum! {
+    /// uAPI migration device states (`enum vfio_device_mig_state`; `SWO_VFIO_STATE_*`), named
+    /// as QEMU's `mig_state_to_str` (hw/vfio/migration.c) spells them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum DeviceState {
+        Error = 0 => "ERROR",
+        Stop = 1 => "STOP",
+        Running = 2 => "RUNNING",
+        StopCopy = 3 => "STOP_COPY",
+        Resuming = 4 => "RESUMING",
+        RunningP2p = 5 => "RUNNING_P2P",
+        PreCopy = 6 => "PRE_COPY",
+        PreCopyP2p = 7 => "PRE_COPY_P2P",
+    }
 }
 
 impl DeviceState {
-    /// The state with this uAPI number; anything above 7 is `None`.
-    pub fn from_u32(v: u32) -> Option<DeviceState> {
-        use DeviceState::*;
-        Some(match v {
-            0 => Error,
-            1 => Stop,
-            2 => Running,
-            3 => StopCopy,
-            4 => Resuming,
-            5 => RunningP2p,
-            6 => PreCopy,
-            7 => PreCopyP2p,
-            _ => return None,
-        })
-    }
-
     /// PRE_COPY or PRE_COPY_P2P: the only states where precopy info may be read.
     pub fn is_precopy(self) -> bool {
         matches!(self, DeviceState::PreCopy | DeviceState::PreCopyP2p)

@@ -132,8 +132,9 @@ INT64_MAX = _native.INT64_MAX
 #: The stop-copy size a VFIO device gets when its size cannot be read (100 GiB).
 VFIO_STOP_COPY_FALLBACK = 100 << 30
 
-#: This binding's version; tests check it against Cargo.toml, where the version is declared.
-__version__ = "0.2.0"
+#: This binding's version (written in _version.py); tests check it against Cargo.toml, where
+#: the version is declared.
+from ._version import __version__  # noqa: E402
 
 #: The loaded library's version string (``swo_version``).
 library_version: str = _lib.version

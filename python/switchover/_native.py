@@ -26,8 +26,12 @@ import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_double,
                     c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
 
-#: The library versions (major, minor) this binding speaks to.
-COMPATIBLE_VERSION = (0, 2)
+from ._version import __version__
+
+#: The library versions (major, minor) this binding speaks to: its own.
+COMPATIBLE_VERSION = tuple(int(part) for part in __version__.split(".")[:2])
+#: The installed library's file name, its SONAME: libswitchover.so.<major> (README §ABI).
+SONAME = f"libswitchover.so.{COMPATIBLE_VERSION[0]}"
 
 UINT64_MAX = (1 << 64) - 1
 UINT32_MAX = (1 << 32) - 1
@@ -442,7 +446,7 @@ def candidates() -> list:
     found = []
     libdir = _pkg_config_libdir()
     if libdir:
-        found.append(os.path.join(libdir, "libswitchover.so.0"))
+        found.append(os.path.join(libdir, SONAME))
     found.append(os.path.normpath(os.path.join(_PACKAGE_DIR, "..", "..", "build",
                                                "libswitchover.so")))
     return found
@@ -523,19 +527,3 @@ def status_name(code: int) -> str:
         return "SWO_ERR_UNKNOWN"
     return lib.swo_status_name(code).decode()
 
-
-def read_text(fn, *args) -> str:
-    """Calls a string-out function ``fn(*args, buf, len, out_len)`` under the library's
-    buffer convention (ask the length with a NULL buffer, then read) and returns the text.
-    Raises :class:`~switchover.errors.SwitchoverError` on failure."""
-    from .errors import check
-
-    needed = c_size_t(0)
-    check(fn(*args, None, 0, ctypes.byref(needed)))
-    while True:
-        buf = ctypes.create_string_buffer(needed.value + 1)
-        status = fn(*args, buf, len(buf), ctypes.byref(needed))
-        if status == Status.ERR_BUFFER_TOO_SMALL:
-            continue  # the text grew between the two calls; needed has the new length
-        check(status)
-        return buf.raw[:needed.value].decode()

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 from . import _native
 from ._native import (SWO_CHANNEL_MAIN, UINT32_MAX, UINT64_MAX, MigrationStatus, SwoAdvice,
                       SwoInfo, SwoPending, SwoStep)
-from .errors import check
+from .errors import check, read_text
 from .figures import Advice, Info, Pending, Step, migration_status_name
 
 __all__ = ["EngineCalls"]
@@ -159,7 +159,7 @@ class EngineCalls:
         ``x-switchover``). Any thread, also while the migration thread steps."""
         now_ms = _u64(now_ms, "now_ms")
         with self._use() as h:  # type: ignore[attr-defined]
-            return _native.read_text(_native.lib.swo_query_migrate_json, h, now_ms)
+            return read_text(_native.lib.swo_query_migrate_json, h, now_ms)
 
     def query_migrate(self, now_ms: int) -> Dict[str, Any]:
         """:meth:`query_migrate_json` parsed into a dict."""
@@ -169,4 +169,4 @@ class EngineCalls:
         """HMP ``info migrate`` text (QEMU 11.1 layout, tabs included)."""
         now_ms = _u64(now_ms, "now_ms")
         with self._use() as h:  # type: ignore[attr-defined]
-            return _native.read_text(_native.lib.swo_info_migrate_text, h, now_ms)
+            return read_text(_native.lib.swo_info_migrate_text, h, now_ms)

@@ -1,4 +1,5 @@
-"""The one exception of the package, raised from one place: :func:`check`."""
+"""The one exception of the package, raised from one place: :func:`check`; and
+:func:`read_text`, the string-out calls that raise it."""
 from __future__ import annotations
 
 import ctypes
@@ -50,3 +51,19 @@ def check(status: int) -> None:
     ``SWO_OK``. Call it right after the failing call, on the same thread."""
     if status != Status.OK:
         raise SwitchoverError(status, last_error_message())
+
+
+def read_text(fn, *args) -> str:
+    """Calls a string-out function ``fn(*args, buf, len, out_len)`` under the library's
+    buffer convention (ask the length with a NULL buffer, then read) and returns the text.
+    Raises :class:`SwitchoverError` on failure. (Here rather than in :mod:`._native`, which
+    this module imports: the two used to import each other.)"""
+    needed = ctypes.c_size_t(0)
+    check(fn(*args, None, 0, ctypes.byref(needed)))
+    while True:
+        buf = ctypes.create_string_buffer(needed.value + 1)
+        status = fn(*args, buf, len(buf), ctypes.byref(needed))
+        if status == Status.ERR_BUFFER_TOO_SMALL:
+            continue  # the text grew between the two calls; needed has the new length
+        check(status)
+        return buf.raw[:needed.value].decode()

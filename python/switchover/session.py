@@ -15,7 +15,7 @@ from . import _native
 from ._native import (INT_MAX, INT_MIN, UINT32_MAX, UINT64_MAX, HandlerFlag, SwoHandlerOps,
                       SwoPending, SwoVmmOps)
 from .engine import EngineCalls
-from .errors import check
+from .errors import check, read_text
 from .figures import Pending, _saturating_sum
 
 log = logging.getLogger("switchover")
@@ -553,7 +553,7 @@ class Session(EngineCalls):
     def parameters(self) -> Dict[str, Any]:
         """QMP ``query-migrate-parameters`` as a dict (sizes in bytes, times in ms)."""
         with self._use() as h:
-            return json.loads(_native.read_text(_native.lib.swo_query_parameters_json, h))
+            return json.loads(read_text(_native.lib.swo_query_parameters_json, h))
 
     def set_capability(self, name: str, on: bool = True) -> None:
         """Turns one migration capability on or off (``events``, ``postcopy-ram``, ...)."""
@@ -564,7 +564,7 @@ class Session(EngineCalls):
     def capabilities(self) -> Dict[str, bool]:
         """Every capability and whether it is on."""
         with self._use() as h:
-            data = json.loads(_native.read_text(_native.lib.swo_query_capabilities_json, h))
+            data = json.loads(read_text(_native.lib.swo_query_capabilities_json, h))
         if isinstance(data, list):  # QMP query-migrate-capabilities shape
             return {item["capability"]: bool(item["state"]) for item in data}
         return {name: bool(state) for name, state in data.items()}

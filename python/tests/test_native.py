@@ -105,6 +105,31 @@ def test_constants_match_the_header():
         assert value("SWO_ACTION_" + action.name) == action
 
 
+
+@pytest.mark.parametrize("enum, prefix", [
+    (switchover.Status, "SWO_"),                     # SWO_OK, SWO_ERR_*
+    (switchover.MigrationStatus, "SWO_STATUS_"),
+    (switchover.Action, "SWO_ACTION_"),
+    (switchover.Reason, "SWO_REASON_"),
+    (switchover.PolicyAction, "SWO_POLICY_"),
+    (switchover.VfioState, "SWO_VFIO_STATE_"),
+    (switchover.HandlerFlag, "SWO_HANDLER_"),
+])
+def test_each_python_table_is_the_headers_both_ways(enum, prefix):
+    """Issue 17 item 2: Python's copy of each ABI table equals the header's: every member has
+    its #define with its number, and every #define of the prefix is a member (a constant the
+    library adds and this binding lacks fails here)."""
+    text = open(HEADER).read()
+    header = {m.group(1): eval(m.group(2), {}) for m in
+              re.finditer(r"#define (SWO_\w+) (\(?[0-9][^\n]*)", text)}
+    if enum is switchover.Status:
+        header = {k: v for k, v in header.items() if k == "SWO_OK" or k.startswith("SWO_ERR_")}
+    else:
+        header = {k: v for k, v in header.items() if k.startswith(prefix)}
+    mine = {prefix + m.name: int(m) for m in enum
+            if not (enum is switchover.HandlerFlag and m == 0)}
+    assert header and mine == header
+
 def _run_python(code, env_update, cwd):
     env = {k: v for k, v in os.environ.items() if k not in ("SWITCHOVER_LIB", "PYTHONPATH")}
     # pkg-config sees only what a test puts in PKG_CONFIG_PATH, not the machine's .pc files.

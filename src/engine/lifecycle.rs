@@ -84,14 +84,21 @@ impl Session {
     /// in postcopy → postcopy; stopped otherwise → downtime (see `guest_running`).
     #[inline]
     pub fn record_transferred(&self, channel: Channel, bytes: u64) {
-        self.counters.record_with(
-            channel,
-            || {
-                let status = self.status.get();
-                MainBucket::classify(self.guest_running(status), status)
-            },
-            bytes,
-        );
+        self.counters.record_with(channel, || self.main_bucket(), bytes);
+    }
+
+    /// [`Session::record_transferred`]'s fast path alone (see
+    /// [`crate::counters::Counters::try_record_fast`]): `false`, nothing counted, when the bytes
+    /// need `record_transferred`.
+    #[inline]
+    pub fn try_record_transferred_fast(&self, channel: Channel, bytes: u64) -> bool {
+        self.counters.try_record_fast(channel, || self.main_bucket(), bytes)
+    }
+
+    #[inline]
+    fn main_bucket(&self) -> MainBucket {
+        let status = self.status.get();
+        MainBucket::classify(self.guest_running(status), status)
     }
 
     /// Closes the 100 ms window when it is due (see [`crate::counters::Counters::update`]).

@@ -8,90 +8,45 @@ use crate::params::size_to_str;
 use crate::Session;
 use serde_json::json;
 
-/// Why the engine decided what it did (`SWO_REASON_*`), or, in a report, why the migration is
-/// where it is. Values are never renumbered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Reason {
-    /// No decision yet (`none`, `setup`, or `active` before the first step).
-    #[default]
-    None = 0,
-    /// The fast figures are above the threshold (no exact query ran).
-    AboveThreshold = 1,
-    /// The exact figures are above the threshold.
-    ExactAboveThreshold = 2,
-    /// The figures fit, but the destination has not acked (`switchover-ack`).
-    WaitingForAck = 3,
-    /// Paused in `pre-switchover` until `migrate-continue`.
-    PausedBeforeSwitchover = 4,
-    /// Above the threshold and stalled (no progress for `stall-passes` passes).
-    Stalled = 5,
-    /// The deadline passed and its action was taken.
-    DeadlineReached = 6,
-    /// The stall lasted `stall-action-passes` passes and the stall action was taken.
-    StallAction = 7,
-    /// Postcopy was requested and precopy + stop-copy fit the threshold.
-    PostcopyReady = 8,
-    /// The exact figures fit the threshold: switch over.
-    SwitchoverReady = 9,
-    /// In `device`: the guest is stopped and the rest is sent.
-    SwitchingOver = 10,
-    /// In `postcopy-active`: the destination runs the guest; pages still move.
-    PostcopyActive = 11,
-    /// Postcopy has drained: complete.
-    PostcopyDrained = 12,
-    /// Completed.
-    SwitchedOver = 13,
-    /// Cancelled by the operator (`swo_cancel`).
-    Cancelled = 14,
-    /// Failed (`swo_fail`).
-    Failed = 15,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 16] = [
-        Reason::None,
-        Reason::AboveThreshold,
-        Reason::ExactAboveThreshold,
-        Reason::WaitingForAck,
-        Reason::PausedBeforeSwitchover,
-        Reason::Stalled,
-        Reason::DeadlineReached,
-        Reason::StallAction,
-        Reason::PostcopyReady,
-        Reason::SwitchoverReady,
-        Reason::SwitchingOver,
-        Reason::PostcopyActive,
-        Reason::PostcopyDrained,
-        Reason::SwitchedOver,
-        Reason::Cancelled,
-        Reason::Failed,
-    ];
-
-    /// The name in reports and `swo_reason_name`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Reason::None => "none",
-            Reason::AboveThreshold => "above-threshold",
-            Reason::ExactAboveThreshold => "exact-above-threshold",
-            Reason::WaitingForAck => "waiting-for-ack",
-            Reason::PausedBeforeSwitchover => "paused-before-switchover",
-            Reason::Stalled => "stalled",
-            Reason::DeadlineReached => "deadline-reached",
-            Reason::StallAction => "stall-action",
-            Reason::PostcopyReady => "postcopy-ready",
-            Reason::SwitchoverReady => "switchover-ready",
-            Reason::SwitchingOver => "switching-over",
-            Reason::PostcopyActive => "postcopy-active",
-            Reason::PostcopyDrained => "postcopy-drained",
-            Reason::SwitchedOver => "switched-over",
-            Reason::Cancelled => "cancelled",
-            Reason::Failed => "failed",
-        }
-    }
-
-    pub fn from_u32(v: u32) -> Option<Reason> {
-        Reason::ALL.get(v as usize).copied()
+crate::abi_enum::abi_enum! {
+    /// Why the engine decided what it did (`SWO_REASON_*`), or, in a report, why the migration
+    /// is where it is. Values are never renumbered; the names are the reports' and
+    /// `swo_reason_name`'s.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub enum Reason {
+        /// No decision yet (`none`, `setup`, or `active` before the first step).
+        #[default]
+        None = 0 => "none",
+        /// The fast figures are above the threshold (no exact query ran).
+        AboveThreshold = 1 => "above-threshold",
+        /// The exact figures are above the threshold.
+        ExactAboveThreshold = 2 => "exact-above-threshold",
+        /// The figures fit, but the destination has not acked (`switchover-ack`).
+        WaitingForAck = 3 => "waiting-for-ack",
+        /// Paused in `pre-switchover` until `migrate-continue`.
+        PausedBeforeSwitchover = 4 => "paused-before-switchover",
+        /// Above the threshold and stalled (no progress for `stall-passes` passes).
+        Stalled = 5 => "stalled",
+        /// The deadline passed and its action was taken.
+        DeadlineReached = 6 => "deadline-reached",
+        /// The stall lasted `stall-action-passes` passes and the stall action was taken.
+        StallAction = 7 => "stall-action",
+        /// Postcopy was requested and precopy + stop-copy fit the threshold.
+        PostcopyReady = 8 => "postcopy-ready",
+        /// The exact figures fit the threshold: switch over.
+        SwitchoverReady = 9 => "switchover-ready",
+        /// In `device`: the guest is stopped and the rest is sent.
+        SwitchingOver = 10 => "switching-over",
+        /// In `postcopy-active`: the destination runs the guest; pages still move.
+        PostcopyActive = 11 => "postcopy-active",
+        /// Postcopy has drained: complete.
+        PostcopyDrained = 12 => "postcopy-drained",
+        /// Completed.
+        SwitchedOver = 13 => "switched-over",
+        /// Cancelled by the operator (`swo_cancel`).
+        Cancelled = 14 => "cancelled",
+        /// Failed (`swo_fail`).
+        Failed = 15 => "failed",
     }
 }
 

@@ -10,23 +10,24 @@ use crate::state::MigrationStatus::{Active, Cancelling, PostcopyActive};
 use crate::Session;
 use serde_json::json;
 
-/// What the VMM should do after a step (`SWO_ACTION_*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Action {
-    /// Keep iterating: send more precopy data.
-    Iterate = 0,
-    /// Switch over now: call `switchover_begin`.
-    Switchover = 1,
-    /// Start postcopy now: call `postcopy_start`.
-    StartPostcopy = 2,
-    /// Postcopy has drained: call `complete`.
-    Complete = 3,
-    /// The switchover is due but `switchover-ack` holds it: keep iterating and step again.
-    Wait = 4,
-    /// The library cancelled the migration (`deadline-action` or `stall-action` `cancel`):
-    /// stop sending; the status is `cancelled`. Only with one of those parameters set.
-    Cancelled = 5,
+crate::abi_enum::abi_enum! {
+    /// What the VMM should do after a step (`SWO_ACTION_*`; names as `swo_action_name`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Action {
+        /// Keep iterating: send more precopy data.
+        Iterate = 0 => "iterate",
+        /// Switch over now: call `switchover_begin`.
+        Switchover = 1 => "switchover",
+        /// Start postcopy now: call `postcopy_start`.
+        StartPostcopy = 2 => "start-postcopy",
+        /// Postcopy has drained: call `complete`.
+        Complete = 3 => "complete",
+        /// The switchover is due but `switchover-ack` holds it: keep iterating and step again.
+        Wait = 4 => "wait",
+        /// The library cancelled the migration (`deadline-action` or `stall-action` `cancel`):
+        /// stop sending; the status is `cancelled`. Only with one of those parameters set.
+        Cancelled = 5 => "cancelled",
+    }
 }
 
 /// The result of one step.

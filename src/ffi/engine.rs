@@ -244,7 +244,8 @@ pub unsafe extern "C" fn swo_setup_done(s: *mut SwoSession, now_ms: u64) -> SwoS
 /// bytes are filed by the guest's run state at this moment, as QEMU's `ram_transferred_add`
 /// does: precopy while the guest runs (per `swo_set_vm_running` and not stopped by the
 /// library; never in `pre-switchover`, `device` or `postcopy-active`), postcopy in
-/// `postcopy-active`, downtime otherwise. The hot path: lock-free, any number of threads at once; counters saturate.
+/// `postcopy-active`, downtime otherwise. The hot path: lock-free, any number of threads at once; counters saturate
+/// (exact below 2^64 − 2^56, `UINT64_MAX` from there on; never a wrapped value).
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_INVALID_ARG` (unknown channel).
 #[no_mangle]
 pub unsafe extern "C" fn swo_record_transferred(
@@ -253,6 +254,31 @@ pub unsafe extern "C" fn swo_record_transferred(
     bytes: u64,
 ) -> SwoStatus {
     // Not through `session_call`: no events can be raised here, and the hot path takes no lock.
+    // The hot path makes no call and builds no error: a session, a known channel and an add
+    // the core's fast path takes (inside the panic boundary, free where nothing can unwind).
+    // Anything else (NULL, an unknown channel, a large addend, a counter at its bound) goes
+    // to `record_transferred_slow`, a tail call, which checks again, words any error and adds.
+    // SAFETY: `s` is NULL or a live session, per the C contract.
+    match (unsafe { s.as_ref() }, Channel::known(channel)) {
+        (Some(handle), Some(channel))
+            if call_or(false, || handle.inner.try_record_transferred_fast(channel, bytes)) =>
+        {
+            SWO_OK
+        }
+        // SAFETY: as above.
+        _ => unsafe { record_transferred_slow(s, channel, bytes) },
+    }
+}
+
+/// `swo_record_transferred` off its hot path: the usual checks and messages, and the core's
+/// slow add. `extern "C"` so that it cannot unwind and the export can jump to it.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn record_transferred_slow(
+    s: *mut SwoSession,
+    channel: u32,
+    bytes: u64,
+) -> SwoStatus {
     call(|| {
         // SAFETY: as above.
         let sess = unsafe { session(s) }?;

@@ -87,6 +87,7 @@ pub(crate) fn call(f: impl FnOnce() -> Result<()>) -> SwoStatus {
 }
 
 /// Like [`call`] for functions that cannot report a status: a panic gives `fallback`.
+#[inline]
 pub(crate) fn call_or<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,

@@ -1,7 +1,7 @@
 //! Version, the names of every enum the library returns (`swo_*_name`) and the per-thread
 //! error message.
 use super::*;
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 
 /// The library version, e.g. `"0.2.0"`: a static NUL-terminated string, never freed.
 /// Any thread.
@@ -14,26 +14,7 @@ pub extern "C" fn swo_version() -> *const c_char {
 /// that is no code. A static string, never freed. Any thread.
 #[no_mangle]
 pub extern "C" fn swo_status_name(code: SwoStatus) -> *const c_char {
-    let name: &'static str = match Code::from_u32(code) {
-        Some(c) => match c {
-            Code::Ok => "SWO_OK\0",
-            Code::NullArg => "SWO_ERR_NULL_ARG\0",
-            Code::InvalidArg => "SWO_ERR_INVALID_ARG\0",
-            Code::OutOfRange => "SWO_ERR_OUT_OF_RANGE\0",
-            Code::Parse => "SWO_ERR_PARSE\0",
-            Code::BadState => "SWO_ERR_BAD_STATE\0",
-            Code::NotFound => "SWO_ERR_NOT_FOUND\0",
-            Code::Exists => "SWO_ERR_EXISTS\0",
-            Code::BufferTooSmall => "SWO_ERR_BUFFER_TOO_SMALL\0",
-            Code::Reentrant => "SWO_ERR_REENTRANT\0",
-            Code::Io => "SWO_ERR_IO\0",
-            Code::Unsupported => "SWO_ERR_UNSUPPORTED\0",
-            Code::Panic => "SWO_ERR_PANIC\0",
-        },
-        None => "SWO_ERR_UNKNOWN\0",
-    };
-    debug_assert!(Code::from_u32(code).is_none_or(|c| name.trim_end_matches('\0') == c.name()));
-    name.as_ptr().cast()
+    Code::from_u32(code).map_or(c"SWO_ERR_UNKNOWN", Code::c_name).as_ptr()
 }
 
 /// Copies the calling thread's message for its last failed call into `buf` (`""` when no
@@ -58,7 +39,7 @@ pub unsafe extern "C" fn swo_last_error_message(
 }
 
 /// The `"unknown"` every `swo_*_name` gives for a number it does not know.
-const UNKNOWN: &str = "unknown\0";
+const UNKNOWN: &CStr = c"unknown";
 
 /// The name of a migration status (`SWO_STATUS_*`), QEMU's `MigrationStatus` spelling as in
 /// `query-migrate` and `MIGRATION` events: `"none"`, `"setup"`, `"active"`,
@@ -67,22 +48,8 @@ const UNKNOWN: &str = "unknown\0";
 /// Any thread.
 #[no_mangle]
 pub extern "C" fn swo_migration_status_name(status: u32) -> *const c_char {
-    let name = match status {
-        SWO_STATUS_NONE => "none\0",
-        SWO_STATUS_SETUP => "setup\0",
-        SWO_STATUS_ACTIVE => "active\0",
-        SWO_STATUS_PRE_SWITCHOVER => "pre-switchover\0",
-        SWO_STATUS_DEVICE => "device\0",
-        SWO_STATUS_POSTCOPY_ACTIVE => "postcopy-active\0",
-        SWO_STATUS_COMPLETED => "completed\0",
-        SWO_STATUS_CANCELLING => "cancelling\0",
-        SWO_STATUS_CANCELLED => "cancelled\0",
-        SWO_STATUS_FAILED => "failed\0",
-        _ => UNKNOWN,
-    };
-    debug_assert!(crate::state::MigrationStatus::from_u32(status)
-        .is_none_or(|s| name.trim_end_matches('\0') == s.name()));
-    name.as_ptr().cast()
+    use crate::state::MigrationStatus;
+    MigrationStatus::from_u32(status).map_or(UNKNOWN, MigrationStatus::c_name).as_ptr()
 }
 
 /// The name of a step action (`SWO_ACTION_*`): `"iterate"`, `"switchover"`,
@@ -90,16 +57,8 @@ pub extern "C" fn swo_migration_status_name(status: u32) -> *const c_char {
 /// string, never freed. Any thread.
 #[no_mangle]
 pub extern "C" fn swo_action_name(action: u32) -> *const c_char {
-    let name = match action {
-        SWO_ACTION_ITERATE => "iterate\0",
-        SWO_ACTION_SWITCHOVER => "switchover\0",
-        SWO_ACTION_START_POSTCOPY => "start-postcopy\0",
-        SWO_ACTION_COMPLETE => "complete\0",
-        SWO_ACTION_WAIT => "wait\0",
-        SWO_ACTION_CANCELLED => "cancelled\0",
-        _ => UNKNOWN,
-    };
-    name.as_ptr().cast()
+    use crate::engine::Action;
+    Action::from_u32(action).map_or(UNKNOWN, Action::c_name).as_ptr()
 }
 
 /// The name of a reason (`SWO_REASON_*`, in `SwoStep.reason` and `SwoInfo.reason`):
@@ -111,28 +70,7 @@ pub extern "C" fn swo_action_name(action: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn swo_reason_name(reason: u32) -> *const c_char {
     use crate::engine::Reason;
-    // Each name with its NUL, in value order (checked against `Reason::name` in tests).
-    const NAMES: [&str; 16] = [
-        "none\0",
-        "above-threshold\0",
-        "exact-above-threshold\0",
-        "waiting-for-ack\0",
-        "paused-before-switchover\0",
-        "stalled\0",
-        "deadline-reached\0",
-        "stall-action\0",
-        "postcopy-ready\0",
-        "switchover-ready\0",
-        "switching-over\0",
-        "postcopy-active\0",
-        "postcopy-drained\0",
-        "switched-over\0",
-        "cancelled\0",
-        "failed\0",
-    ];
-    let name = NAMES.get(reason as usize).copied().unwrap_or(UNKNOWN);
-    debug_assert!(Reason::from_u32(reason).is_none_or(|r| name.trim_end_matches('\0') == r.name()));
-    name.as_ptr().cast()
+    Reason::from_u32(reason).map_or(UNKNOWN, Reason::c_name).as_ptr()
 }
 
 /// The name of a policy action (`SWO_POLICY_*`, in `SwoInfo.policy_action`): `"none"`,
@@ -146,7 +84,7 @@ pub extern "C" fn swo_policy_action_name(action: u32) -> *const c_char {
         SWO_POLICY_CANCEL => "cancel\0",
         SWO_POLICY_FORCE_SWITCHOVER => "force-switchover\0",
         SWO_POLICY_POSTCOPY => "postcopy\0",
-        _ => UNKNOWN,
+        _ => return UNKNOWN.as_ptr(),
     };
     name.as_ptr().cast()
 }
@@ -157,19 +95,8 @@ pub extern "C" fn swo_policy_action_name(action: u32) -> *const c_char {
 /// number. A static string, never freed. Any thread.
 #[no_mangle]
 pub extern "C" fn swo_vfio_state_name(state: u32) -> *const c_char {
-    use super::vfio::*;
-    let name = match state {
-        SWO_VFIO_STATE_ERROR => "ERROR\0",
-        SWO_VFIO_STATE_STOP => "STOP\0",
-        SWO_VFIO_STATE_RUNNING => "RUNNING\0",
-        SWO_VFIO_STATE_STOP_COPY => "STOP_COPY\0",
-        SWO_VFIO_STATE_RESUMING => "RESUMING\0",
-        SWO_VFIO_STATE_RUNNING_P2P => "RUNNING_P2P\0",
-        SWO_VFIO_STATE_PRE_COPY => "PRE_COPY\0",
-        SWO_VFIO_STATE_PRE_COPY_P2P => "PRE_COPY_P2P\0",
-        _ => UNKNOWN,
-    };
-    name.as_ptr().cast()
+    use crate::vfio::DeviceState;
+    DeviceState::from_u32(state).map_or(UNKNOWN, DeviceState::c_name).as_ptr()
 }
 
 super::symbol_versions!("status");

@@ -7,46 +7,15 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .run import INT64_MAX, PassRecord, Result
+from .run import PassRecord, Result
+# Re-exported: the formatting leaves live in .units (run.py uses them too).
+from .units import INT64_MAX, fmt_eta, fmt_ms, fmt_size, fmt_time  # noqa: F401
 
 MAX_DOWNTIME_LIMIT_MS = 2000 * 1000   # QEMU's bound on downtime-limit
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
-
-
-def fmt_size(n: float | int | None) -> str:
-    """QEMU's size_to_str: 3 significant digits, binary units, stepping up at 1000."""
-    if n is None:
-        return "-"
-    value = float(n)
-    i = 0
-    while value >= 1000 and i < len(_UNITS) - 1:
-        value /= 1024
-        i += 1
-    return f"{value:.3g} {_UNITS[i]}"
-
-
-def fmt_ms(v: int | None) -> str:
-    if v is None:
-        return "-"
-    if v >= INT64_MAX:
-        return "inf"
-    return f"{v} ms"
-
-
-def fmt_time(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return f"{ms / 1000:.1f} s"
-
 
 # Units in the headers; sizes carry their unit in each cell (QEMU's size_to_str).
 HEADER = (f"{'time (s)':>9}  {'pass':>5}  {'remaining':>10}  {'threshold':>10}  "
           f"{'exp.down ms':>11}  {'limit ms':>8}  {'Mbps':>8}  {'ETA (s)':>8}  {'reason':<24}  action")
-
-
-def fmt_eta(ms: int | None) -> str:
-    """The library's ETA in seconds with one decimal, or ``never`` (None)."""
-    return "never" if ms is None else f"{ms / 1000:.1f}"
 
 
 def pass_line(r: PassRecord) -> str:

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 from .model import Device, GuestRam, Link
 from .scenario import Action, Scenario
+from .units import INT64_MAX, fmt_size
 
-INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -531,7 +531,6 @@ def _pending_dict(p: Any) -> dict:
 
 
 def _size(n: int) -> str:
-    from .output import fmt_size
     return fmt_size(n)
 
 

@@ -1,4 +1,4 @@
-//! Review (review2): freeing a VFIO device from a callback of its own session.
+//! VFIO: freeing a device from a callback of its own session.
 //!
 //! `swo_vfio_free` documents that the caller may release the readers' `opaque` (and the fds)
 //! once it returns. From a callback of the same session it used to "detach" the handler and

@@ -1,5 +1,5 @@
-"""review3: the Python binding as a VMM developer uses it. Each test fails on the code as
-reviewed; see the review report for the finding number."""
+"""Handler callbacks through the Python binding, as a VMM developer uses them. Each test
+failed on the code as the third review found it (its report gives the finding numbers)."""
 import errno
 import threading
 

@@ -1,4 +1,4 @@
-/* Foundation, single-threaded: sessions, version, status names, the error message buffer,
+/* Sessions and the registry, single-threaded: sessions, version, status names, the error message buffer,
  * and the merged pending-data registry (docs/qemu-model.md §Pending buckets), all through
  * include/switchover.h only. Every return code is checked; every handle is freed. */
 #include <inttypes.h>
@@ -533,9 +533,9 @@ int main(void)
     test_null_pointer_arguments_are_refused();
 
     if (failures) {
-        fprintf(stderr, "test_foundation: %d check(s) failed\n", failures);
+        fprintf(stderr, "test_registry: %d check(s) failed\n", failures);
         return 1;
     }
-    printf("test_foundation: all checks passed\n");
+    printf("test_registry: all checks passed\n");
     return 0;
 }

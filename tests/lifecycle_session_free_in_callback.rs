@@ -1,4 +1,4 @@
-//! Review (review2): `swo_session_free` from a callback of its own session used to free the
+//! Lifecycle: `swo_session_free` from a callback of its own session used to free the
 //! session under the query running the callback (a use-after-free inside the library). It is
 //! refused now: nothing is freed, the handle stays valid, the last error message says why.
 use std::ffi::{c_void, CStr};

@@ -1,4 +1,4 @@
-//! Review (review2): `unregister` when `membarrier` stops working after the registry chose
+//! The registry: `unregister` when `membarrier` stops working after the registry chose
 //! the asymmetric fence.
 //!
 //! `sys::process_barrier_available()` is decided once, when the first session is created. A
@@ -45,7 +45,7 @@ fn refuse_membarrier_on_this_thread() -> bool {
     }
 }
 
-const NAME: &str = "review2_membarrier_refused";
+const NAME: &str = "registry_membarrier_refused";
 
 #[test]
 fn unregister_returns_when_membarrier_is_refused_after_the_session_was_created() {

@@ -1,4 +1,4 @@
-/* Foundation, with threads: per-thread error messages, re-entrant calls from callbacks
+/* Threads: per-thread error messages, re-entrant calls from callbacks
  * (SWO_ERR_REENTRANT, never a deadlock), unregistering while another thread queries
  * (no callback after swo_unregister_handler returned, opaque freed right after: the ASan
  * twin of this test catches any use after free), and unregistering while a query is blocked
@@ -566,9 +566,9 @@ int main(void)
     test_unregister_while_another_thread_queries();
     int n = atomic_load(&failures);
     if (n) {
-        fprintf(stderr, "test_foundation_threads: %d check(s) failed\n", n);
+        fprintf(stderr, "test_threads: %d check(s) failed\n", n);
         return 1;
     }
-    printf("test_foundation_threads: all checks passed\n");
+    printf("test_threads: all checks passed\n");
     return 0;
 }

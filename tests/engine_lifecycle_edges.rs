@@ -1,5 +1,8 @@
-//! Review findings against docs/qemu-model.md, docs/design.md and issues 3-5: each test pins one
-//! behaviour the merged core got wrong (findings 1-8 of the engine review), so it stays fixed.
+//! The engine's lifecycle at its edges: pause before switchover with postcopy, cancel and fail
+//! during a step or a failing resume, rejected calls and the clock, the ack with a stopped
+//! guest, a late no-postcopy handler. Each test pins one behaviour the merged core got wrong
+//! (findings 1-8 of the engine review against docs/qemu-model.md, docs/design.md and issues
+//! 3-5), so it stays fixed.
 mod engine_support;
 use engine_support::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

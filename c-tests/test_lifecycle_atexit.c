@@ -1,4 +1,4 @@
-/* Review (review2): cleanup from an atexit handler.
+/* Lifecycle: cleanup from an atexit handler (found by the second review).
  *
  * A C VMM that tears its devices down in an atexit() handler (a common C cleanup pattern)
  * calls swo_unregister_handler / swo_session_free there. glibc's exit() runs the thread-local
@@ -53,5 +53,5 @@ int main(void)
         swo_session_free(session);
         return 1;
     }
-    return check_summary("test_review2_atexit");
+    return check_summary("test_lifecycle_atexit");
 }

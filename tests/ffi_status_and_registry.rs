@@ -1,5 +1,5 @@
-//! The foundation's C ABI called from Rust through `switchover::ffi`: status codes and their
-//! names, the per-thread error message, NULL arguments, and the pending-data calls.
+//! The C ABI's status codes and their names, the per-thread error message, NULL arguments and
+//! the pending-data (registry) calls, called from Rust through `switchover::ffi`.
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr::{null, null_mut};
 use switchover::ffi::params::swo_size_to_str;

@@ -1,5 +1,6 @@
-"""review3: the simulator and the README as their users run them. Each test fails on the
-code as reviewed; see the review report for the finding number."""
+"""The simulator's input errors, and the README's simulator commands, as their users run
+them. Each test failed on the code as the third review found it (its report gives the
+finding numbers)."""
 import os
 import re
 import subprocess
