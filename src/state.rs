@@ -1,5 +1,4 @@
 //! Migration status (QEMU's MigrationStatus subset) and its allowed transitions.
-use crate::counters::MainBucket;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 crate::abi_enum::abi_enum! {
@@ -32,6 +31,45 @@ impl MigrationStatus {
                 | MigrationStatus::PostcopyActive
                 | MigrationStatus::Cancelling
         )
+    }
+}
+
+/// The bucket a main-channel byte is filed in (QEMU's `ram_transferred_add`,
+/// migration/ram.c): by the guest's run state, not by the migration status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MainBucket {
+    /// The guest runs (`runstate_is_running()`): `precopy-bytes`.
+    Precopy = 0,
+    /// The guest is stopped otherwise: `downtime-bytes`.
+    Downtime = 1,
+    /// The guest is stopped and the migration is in postcopy: `postcopy-bytes`.
+    Postcopy = 2,
+}
+
+impl MainBucket {
+    /// QEMU's order: a running guest's bytes are precopy bytes whatever the status; a stopped
+    /// guest's are postcopy bytes in postcopy and downtime bytes otherwise.
+    #[inline]
+    pub fn classify(guest_running: bool, status: MigrationStatus) -> MainBucket {
+        if guest_running {
+            MainBucket::Precopy
+        } else if status == MigrationStatus::PostcopyActive {
+            MainBucket::Postcopy
+        } else {
+            MainBucket::Downtime
+        }
+    }
+
+    /// The bucket numbered `index` (`MainBucket as u32`; [`crate::state::StatusCell`] keeps
+    /// the current one so). Anything above 2 is `Postcopy`: no check on the hot path.
+    #[inline]
+    pub fn from_index(index: u32) -> MainBucket {
+        match index {
+            0 => MainBucket::Precopy,
+            1 => MainBucket::Downtime,
+            _ => MainBucket::Postcopy,
+        }
     }
 }
 
@@ -169,6 +207,7 @@ impl MigrationStatus {
 #[cfg(test)]
 mod tests {
     use super::MigrationStatus::{self, *};
+    use super::MainBucket;
 
     #[test]
     fn precopy_and_postcopy_paths_are_allowed() {
@@ -212,7 +251,7 @@ mod tests {
     #[test]
     fn the_bucket_follows_every_change_of_status_and_run_state() {
         use super::StatusCell;
-        use crate::counters::MainBucket::{Downtime, Postcopy, Precopy};
+        use MainBucket::{Downtime, Postcopy, Precopy};
         for status in MigrationStatus::ALL {
             for (vmm, library) in [(false, false), (true, false), (false, true), (true, true)] {
                 let expected = match status {
@@ -253,8 +292,7 @@ mod tests {
     #[test]
     fn a_record_after_seeing_the_new_status_files_by_it() {
         use super::StatusCell;
-        use crate::counters::MainBucket;
-        use std::sync::atomic::{AtomicU32, Ordering};
+                use std::sync::atomic::{AtomicU32, Ordering};
         let rounds: u32 = if cfg!(miri) { 20 } else { 20_000 };
         let cell = StatusCell::default();
         cell.set(Device);
@@ -296,8 +334,7 @@ mod tests {
     #[test]
     fn concurrent_changes_of_status_and_stop_flags_are_all_kept() {
         use super::StatusCell;
-        use crate::counters::MainBucket;
-        let changes = if cfg!(miri) { 20 } else { 100_000 };
+                let changes = if cfg!(miri) { 20 } else { 100_000 };
         let cell = StatusCell::default();
         std::thread::scope(|scope| {
             scope.spawn(|| {
