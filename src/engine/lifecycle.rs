@@ -81,7 +81,7 @@ impl Session {
     /// Counts bytes sent (the hot path: one relaxed atomic add, no lock). Main-channel bytes
     /// are precopy, downtime or postcopy bytes by the guest's run state at this moment, as
     /// QEMU's `ram_transferred_add` (migration/ram.c) files them: running → precopy; stopped
-    /// in postcopy → postcopy; stopped otherwise → downtime (see `guest_running`).
+    /// in postcopy → postcopy; stopped otherwise → downtime (see [`crate::state::StatusCell`]).
     #[inline]
     pub fn record_transferred(&self, channel: Channel, bytes: u64) {
         self.counters.record_with(channel, || self.main_bucket(), bytes);
@@ -95,10 +95,11 @@ impl Session {
         self.counters.try_record_fast(channel, || self.main_bucket(), bytes)
     }
 
+    /// One relaxed load: the status cell keeps the bucket current at every change of the
+    /// status or of the guest's run state ([`crate::state::StatusCell`]).
     #[inline]
     fn main_bucket(&self) -> MainBucket {
-        let status = self.status.get();
-        MainBucket::classify(self.guest_running(status), status)
+        self.status.main_bucket()
     }
 
     /// Closes the 100 ms window when it is due (see [`crate::counters::Counters::update`]).

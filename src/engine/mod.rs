@@ -86,7 +86,7 @@ use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
 use crate::Session;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,11 +103,6 @@ pub struct Engine {
     /// Counts accepted `cancel` and `fail` calls (changed under `state`): a migration-thread
     /// call that sees it change while it runs was interrupted.
     interrupts: AtomicU64,
-    /// The VMM said the guest is stopped (`set_vm_running(false)`); read lock-free by the
-    /// byte counters (QEMU's `ram_transferred_add` files bytes by the guest's run state).
-    vmm_stopped_guest: AtomicBool,
-    /// The library's `vm_stop` succeeded and no `vm_resume` has succeeded since.
-    library_stopped_guest: AtomicBool,
 }
 
 /// Per-migration figures. Reset by `migration_start` except the guest's running state and
@@ -355,33 +350,21 @@ impl Session {
         let _scope = CallbackScope::enter(self.id);
         let rc = vmm.vm_stop();
         if rc == 0 {
-            self.engine.library_stopped_guest.store(true, Ordering::Release);
+            self.status.set_library_stopped(true);
         }
         Some(rc)
     }
 
-    /// Whether the guest runs now, for filing main-channel bytes (QEMU's
-    /// `ram_transferred_add` asks `runstate_is_running()`). QEMU's guest is always stopped in
-    /// `pre-switchover`, `device` and `postcopy-active` (`migration_stop_vm` runs before the
-    /// switchover starts); elsewhere it runs unless the VMM said otherwise
-    /// (`set_vm_running`) or the library stopped it. Lock-free.
-    #[inline]
-    pub(crate) fn guest_running(&self, status: MigrationStatus) -> bool {
-        !matches!(
-            status,
-            MigrationStatus::PreSwitchover | MigrationStatus::Device | MigrationStatus::PostcopyActive
-        ) && !self.engine.vmm_stopped_guest.load(Ordering::Relaxed)
-            && !self.engine.library_stopped_guest.load(Ordering::Relaxed)
-    }
-
-    /// Records the VMM's word on the guest's run state for the lock-free byte counters.
+    /// Records the VMM's word on the guest's run state for the lock-free byte counters
+    /// (QEMU's `ram_transferred_add` files bytes by the guest's run state; see
+    /// [`crate::state::StatusCell`]).
     pub(crate) fn note_vm_running(&self, running: bool) {
-        self.engine.vmm_stopped_guest.store(!running, Ordering::Release);
+        self.status.set_vmm_stopped(!running);
     }
 
     /// Forgets a library stop (a new migration starts with the VMM's word only).
     pub(crate) fn forget_library_stop(&self) {
-        self.engine.library_stopped_guest.store(false, Ordering::Release);
+        self.status.set_library_stopped(false);
     }
 
     /// Resumes a guest the library stopped; a failure is `SWO_ERR_IO` saying why it was
@@ -397,7 +380,7 @@ impl Session {
                 "vm_resume returned {rc} after {why}: the guest is still stopped"
             )));
         }
-        self.engine.library_stopped_guest.store(false, Ordering::Release);
+        self.status.set_library_stopped(false);
         Ok(())
     }
 }
