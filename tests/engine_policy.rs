@@ -302,3 +302,68 @@ fn the_stalled_reason_text_counts_passes_and_gives_the_advice() {
          advice 2200 ms"
     );
 }
+
+/// A rig with capability `postcopy-ram`, `deadline-action postcopy` at 1000 ms, and a device
+/// that can take part in postcopy.
+fn postcopy_deadline_rig() -> Rig {
+    let mut rig = Rig::new(HandlerFlags::empty());
+    rig.caps(|c| c.postcopy_ram = true);
+    rig.params(|p| {
+        p.avail_switchover_bandwidth = BW;
+        p.downtime_limit_ms = 300;
+        p.deadline_ms = 1000;
+        p.deadline_action = PolicyAction::Postcopy;
+    });
+    rig.dev.set(pending(0, BIG, 0));
+    rig.start();
+    rig
+}
+
+#[test]
+fn a_postcopy_deadline_starts_postcopy_forced() {
+    let mut rig = postcopy_deadline_rig();
+    assert_eq!(step_at(&mut rig, 900).action, Action::Iterate);
+    let s = step_at(&mut rig, 1000);
+    assert_eq!((s.action, s.forced, s.reason), (Action::StartPostcopy, true, Reason::DeadlineReached));
+    assert_eq!(rig.vmm.events("MIGRATION_DEADLINE")[0]["action"], "postcopy");
+    assert_eq!(rig.sess.snapshot(1000).reason_text, "deadline 1000 ms reached after 1000 ms: postcopy");
+    // The action asked for postcopy itself: `postcopy_start` needs no `migrate-start-postcopy`.
+    rig.sess.postcopy_start(1000).unwrap();
+    assert_eq!(rig.sess.status(), MigrationStatus::PostcopyActive);
+}
+
+/// README: `postcopy-ram` turned off after the action was set makes it `cancel`, and the
+/// event says what was asked for and why not.
+#[test]
+fn a_postcopy_deadline_without_postcopy_ram_cancels_and_says_why() {
+    let mut rig = postcopy_deadline_rig();
+    rig.caps(|c| c.postcopy_ram = false);
+    let s = step_at(&mut rig, 1000);
+    assert_eq!((s.action, s.reason), (Action::Cancelled, Reason::DeadlineReached));
+    assert_eq!(rig.sess.status(), MigrationStatus::Cancelled);
+    let ev = &rig.vmm.events("MIGRATION_DEADLINE")[0];
+    assert_eq!(ev["action"], "cancel");
+    assert_eq!(ev["requested-action"], "postcopy");
+    assert_eq!(ev["reason"], "capability postcopy-ram is off");
+    assert_eq!(
+        rig.sess.snapshot(1000).reason_text,
+        "deadline 1000 ms reached after 1000 ms: cancel (postcopy impossible: capability \
+         postcopy-ram is off)"
+    );
+}
+
+/// README: a `NO_POSTCOPY` handler registered after the action was set makes it `cancel`, and
+/// the event names the device.
+#[test]
+fn a_postcopy_deadline_with_a_no_postcopy_device_cancels_and_names_it() {
+    let mut rig = postcopy_deadline_rig();
+    rig.sess
+        .registry()
+        .register("vfio0", 3, HandlerFlags::NO_POSTCOPY, Box::new(Device::default()))
+        .unwrap();
+    let s = step_at(&mut rig, 1000);
+    assert_eq!(s.action, Action::Cancelled);
+    let ev = &rig.vmm.events("MIGRATION_DEADLINE")[0];
+    assert_eq!((ev["action"].as_str(), ev["requested-action"].as_str()), (Some("cancel"), Some("postcopy")));
+    assert!(ev["reason"].as_str().unwrap().contains("device 'vfio0' (instance 3)"), "{ev}");
+}
