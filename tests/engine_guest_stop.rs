@@ -91,3 +91,20 @@ fn after_a_failed_vm_stop_bytes_are_still_precopy_bytes() {
     let s = rig.sess.snapshot(110);
     assert_eq!((s.precopy_bytes, s.downtime_bytes), (1_004_096, 0));
 }
+
+/// The VMM's word on the run state (`set_vm_running`) outlives `migration_start`, which resets
+/// only the migration's figures: a guest the user stopped before the migration needs no
+/// `switchover-ack` (QEMU's `migration_can_switchover`: the ack is only awaited while the
+/// guest runs), and its bytes are downtime bytes (`ram_transferred_add`).
+#[test]
+fn a_guest_stopped_before_the_migration_stays_stopped_for_the_engine() {
+    let mut rig = Rig::new(HandlerFlags::NO_POSTCOPY);
+    rig.caps(|c| c.switchover_ack = true);
+    rig.sess.set_vm_running(false);
+    rig.start();
+    rig.window(1_000_000);
+    rig.dev.set(pending(0, 1000, 0));
+    assert_eq!(rig.step().action, Action::Switchover);
+    let s = rig.sess.snapshot(100);
+    assert_eq!((s.precopy_bytes, s.downtime_bytes), (0, 1_000_000));
+}
