@@ -108,3 +108,19 @@ fn a_guest_stopped_before_the_migration_stays_stopped_for_the_engine() {
     let s = rig.sess.snapshot(100);
     assert_eq!((s.precopy_bytes, s.downtime_bytes), (0, 1_000_000));
 }
+
+/// A completed migration leaves the guest with the destination: the library's stop is not
+/// resumed, and is forgotten by the next `migration_start` of the session, whose bytes are
+/// filed by the VMM's word alone (running: precopy).
+#[test]
+fn the_next_migration_forgets_the_stop_of_a_completed_one() {
+    let rig = stopped_for_switchover();
+    assert!(rig.sess.switchover_begin(100).unwrap().proceed);
+    rig.sess.complete(150).unwrap();
+    assert_eq!((rig.vmm.stops(), rig.vmm.resumes()), (1, 0));
+    rig.sess.migration_start(200).unwrap();
+    rig.sess.setup_done(210).unwrap();
+    rig.sess.record_transferred(Channel::Main, 100);
+    let s = rig.sess.snapshot(220);
+    assert_eq!((s.precopy_bytes, s.downtime_bytes), (100, 0));
+}
