@@ -124,3 +124,56 @@ fn the_next_migration_forgets_the_stop_of_a_completed_one() {
     let s = rig.sess.snapshot(220);
     assert_eq!((s.precopy_bytes, s.downtime_bytes), (100, 0));
 }
+
+/// A VMM whose `vm_stop` lets another thread cancel the migration while `switchover_begin`
+/// is stopping the guest (the migration thread holds the engine's serial lock).
+struct CancelDuringStop {
+    sess: std::sync::Mutex<Option<std::sync::Weak<switchover::Session>>>,
+    resumes: std::sync::atomic::AtomicU64,
+}
+
+impl switchover::VmmHooks for CancelDuringStop {
+    fn vm_stop(&self) -> i32 {
+        if let Some(s) = self.sess.lock().unwrap().take().and_then(|w| w.upgrade()) {
+            std::thread::spawn(move || s.cancel(120).unwrap()).join().unwrap();
+        }
+        0
+    }
+    fn vm_resume(&self) -> i32 {
+        self.resumes.fetch_add(1, Ordering::SeqCst);
+        0
+    }
+    fn can_stop_vm(&self) -> bool {
+        true
+    }
+    fn event(&self, _event_json: &str) {}
+}
+
+/// A cancel that lands while `switchover_begin` stops the guest: the switchover does not
+/// begin (nothing of it is applied: no rate limit lifted, no prediction, no downtime), the call
+/// fails with `SWO_ERR_BAD_STATE`, and the guest it stopped is resumed once.
+#[test]
+fn a_cancel_during_the_switchovers_vm_stop_applies_nothing_of_the_switchover() {
+    use std::sync::Arc;
+    let sess = Arc::new(switchover::Session::new());
+    let vmm = Arc::new(CancelDuringStop {
+        sess: std::sync::Mutex::new(Some(Arc::downgrade(&sess))),
+        resumes: Default::default(),
+    });
+    sess.set_vmm(Some(vmm.clone())).unwrap();
+    let dev = Device::default();
+    dev.set(pending(0, 1000, 0));
+    sess.registry().register("dev", 0, HandlerFlags::NO_POSTCOPY, Box::new(dev)).unwrap();
+    sess.migration_start(0).unwrap();
+    sess.setup_done(10).unwrap();
+    sess.record_transferred(Channel::Main, 1_000_000);
+    assert!(sess.update_counters(100).unwrap());
+    assert_eq!(sess.iteration_step(100).unwrap().action, Action::Switchover);
+    let e = sess.switchover_begin(110).unwrap_err();
+    assert_eq!(e.code, Code::BadState);
+    assert_eq!(sess.status(), MigrationStatus::Cancelled);
+    assert_eq!(vmm.resumes.load(Ordering::SeqCst), 1);
+    let s = sess.snapshot(200);
+    assert!(!s.rate_limit_lifted);
+    assert_eq!((s.predicted_downtime_ms, s.downtime_ms, s.total_time_ms), (None, 0, 120));
+}
