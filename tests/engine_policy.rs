@@ -367,3 +367,21 @@ fn a_postcopy_deadline_with_a_no_postcopy_device_cancels_and_names_it() {
     assert_eq!((ev["action"].as_str(), ev["requested-action"].as_str()), (Some("cancel"), Some("postcopy")));
     assert!(ev["reason"].as_str().unwrap().contains("device 'vfio0' (instance 3)"), "{ev}");
 }
+
+/// A stall the stall action answers with `cancel` raises no `downtime-limit`, even with
+/// `auto-downtime-max` room for the advice (2000 ms × 1.10 = 2200 ms ≤ 5000 ms): the migration
+/// is over, and the operator's parameters stay as they were.
+#[test]
+fn a_stall_cancelled_by_the_stall_action_adjusts_no_downtime() {
+    let mut rig = rig(HandlerFlags::NO_POSTCOPY, |p| {
+        p.stall_action = Some(PolicyAction::Cancel);
+        p.stall_action_passes = 0;
+        p.auto_downtime_max_ms = 5000;
+    });
+    for k in 1..=5u64 {
+        assert_eq!(step_at(&mut rig, 100 * k).action, Action::Iterate, "step {k}");
+    }
+    assert_eq!(step_at(&mut rig, 600).action, Action::Cancelled);
+    assert_eq!(rig.sess.params().downtime_limit_ms, 300);
+    assert!(rig.vmm.events("MIGRATION_DOWNTIME_ADJUSTED").is_empty());
+}
