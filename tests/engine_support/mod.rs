@@ -61,6 +61,8 @@ pub struct Vmm {
     pub stops: AtomicU64,
     pub resumes: AtomicU64,
     pub stop_rc: AtomicI32,
+    /// What `vm_resume` returns (0: resumed; else the guest stays stopped).
+    pub resume_rc: AtomicI32,
     pub can_stop: AtomicBool,
     pub events: Mutex<Vec<serde_json::Value>>,
     pub guest_stopped: Arc<AtomicBool>,
@@ -104,8 +106,11 @@ impl VmmHooks for Vmm {
     }
     fn vm_resume(&self) -> i32 {
         self.resumes.fetch_add(1, Ordering::SeqCst);
-        self.guest_stopped.store(false, Ordering::SeqCst);
-        0
+        let rc = self.resume_rc.load(Ordering::SeqCst);
+        if rc == 0 {
+            self.guest_stopped.store(false, Ordering::SeqCst);
+        }
+        rc
     }
     fn can_stop_vm(&self) -> bool {
         self.can_stop.load(Ordering::SeqCst)
