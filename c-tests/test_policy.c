@@ -94,6 +94,15 @@ static SwoSession *rig(Device *dev, Vmm *vmm, uint32_t flags, uint64_t precopy, 
     return s;
 }
 
+/* `s = rig(...)`; a session that cannot be made fails the test, which returns. */
+#define RIG_OR_RETURN(s, ...)      \
+    do {                           \
+        (s) = rig(__VA_ARGS__);    \
+        CHECK((s) != NULL);        \
+        if (!(s))                  \
+            return;                \
+    } while (0)
+
 static void start_at(SwoSession *s, uint64_t t)
 {
     OK(swo_migration_start(s, t));
@@ -133,10 +142,8 @@ static void test_deadline_cancel(void)
     Device dev;
     Vmm vmm;
     uint64_t now = 0;
-    SwoSession *s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     OK(swo_set_parameter(s, "deadline", "1000"));
     start_at(s, 0);
     SwoStep step;
@@ -179,10 +186,8 @@ static void test_deadline_force_switchover(void)
     Device dev;
     Vmm vmm;
     uint64_t now = 0;
-    SwoSession *s = rig(&dev, &vmm, SWO_HANDLER_EXACT_NEEDS_STOPPED_VM, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, SWO_HANDLER_EXACT_NEEDS_STOPPED_VM, 0, VGPU);
     OK(swo_set_capability(s, "switchover-rollback", true));
     OK(swo_set_parameter(s, "deadline", "1000"));
     OK(swo_set_parameter(s, "deadline-action", "force-switchover"));
@@ -236,10 +241,8 @@ static void test_deadline_postcopy(void)
     Device dev;
     Vmm vmm;
     uint64_t now = 0;
-    SwoSession *s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     /* Without postcopy-ram: refused, nothing changes. */
     OK(swo_set_parameter(s, "deadline", "1000"));
     CHECK_STATUS(swo_set_parameter(s, "deadline-action", "postcopy"), SWO_ERR_UNSUPPORTED);
@@ -275,10 +278,7 @@ static void test_deadline_postcopy(void)
     swo_session_free(s);
 
     /* A NO_POSTCOPY handler at set time: refused, naming it. */
-    s = rig(&dev, &vmm, SWO_HANDLER_NO_POSTCOPY, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    RIG_OR_RETURN(s, &dev, &vmm, SWO_HANDLER_NO_POSTCOPY, 0, VGPU);
     OK(swo_set_capability(s, "postcopy-ram", true));
     CHECK_STATUS(swo_set_parameter(s, "deadline-action", "postcopy"), SWO_ERR_UNSUPPORTED);
     CHECK(strstr(last_message(), "device 'dev' (instance 0) cannot take part in postcopy") != NULL);
@@ -286,10 +286,7 @@ static void test_deadline_postcopy(void)
 
     /* A NO_POSTCOPY handler registered after the action was set: at the deadline the action
      * becomes cancel, and the event says why. */
-    s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     OK(swo_set_capability(s, "postcopy-ram", true));
     OK(swo_set_parameter(s, "deadline", "1000"));
     OK(swo_set_parameter(s, "deadline-action", "postcopy"));
@@ -321,10 +318,8 @@ static void test_deadline_in_pause_and_after_cancel(void)
     SwoPending fin;
     bool proceed = true;
     /* 100,000,000 B fit the threshold at the first pass; the pause holds the switchover. */
-    SwoSession *s = rig(&dev, &vmm, 0, 0, 100000000);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, 100000000);
     OK(swo_set_capability(s, "pause-before-switchover", true));
     OK(swo_set_parameter(s, "deadline", "1000"));
     start_at(s, 0);
@@ -364,10 +359,7 @@ static void test_deadline_in_pause_and_after_cancel(void)
 
     /* After the operator's cancel, the deadline does nothing; a new migration counts its
      * deadline from its own start. */
-    s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     OK(swo_set_parameter(s, "deadline", "1000"));
     now = 0;
     start_at(s, 0);
@@ -395,10 +387,8 @@ static void test_deadline_per_gib(void)
 {
     Device dev;
     Vmm vmm;
-    SwoSession *s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     /* KubeVirt's completionTimeoutPerGiB 150 s: no RAM model, no guest size, no deadline. */
     OK(swo_set_parameter(s, "deadline-per-gib", "150000"));
     start_at(s, 0);
@@ -424,10 +414,7 @@ static void test_deadline_per_gib(void)
     swo_session_free(s);
 
     /* 1.5 GiB of RAM at 150 s/GiB: 225,000 ms. */
-    s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     OK(swo_set_parameter(s, "deadline-per-gib", "150000"));
     OK(swo_ram_new(s, 3ull << 29, 4096, NULL, NULL, &ram));
     start_at(s, 0);
@@ -443,10 +430,8 @@ static void test_stall_action(void)
     Device dev;
     Vmm vmm;
     uint64_t now = 0;
-    SwoSession *s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     CHECK_STATUS(swo_set_parameter(s, "stall-action", "postcopy"), SWO_ERR_INVALID_ARG);
     OK(swo_set_parameter(s, "stall-action", "cancel"));
     start_at(s, 0);
@@ -500,10 +485,8 @@ static void test_reasons(void)
     Vmm vmm;
     uint64_t now = 0;
     /* Fast figures above the threshold (precopy left): no exact query. */
-    SwoSession *s = rig(&dev, &vmm, 0, 1000000000, 0);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 1000000000, 0);
     OK(swo_set_parameter(s, "report-reason", "on"));
     start_at(s, 0);
     CHECK_EQ(info_at(s, 0).reason, SWO_REASON_NONE);
@@ -528,10 +511,7 @@ static void test_reasons(void)
     swo_session_free(s);
 
     /* Exact figures above the threshold; then stalled, with the text. */
-    s = rig(&dev, &vmm, 0, 0, VGPU);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, VGPU);
     now = 0;
     start_at(s, 0);
     step = pass(s, &now);
@@ -554,10 +534,7 @@ static void test_reasons(void)
     swo_session_free(s);
 
     /* Waiting for the ack; then the switchover. */
-    s = rig(&dev, &vmm, 0, 0, 100000000);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, 100000000);
     OK(swo_set_capability(s, "switchover-ack", true));
     now = 0;
     start_at(s, 0);
@@ -580,10 +557,7 @@ static void test_reasons(void)
     swo_session_free(s);
 
     /* Postcopy ready. */
-    s = rig(&dev, &vmm, 0, 0, 100000000);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, 100000000);
     OK(swo_set_capability(s, "postcopy-ram", true));
     now = 0;
     start_at(s, 0);
@@ -603,10 +577,8 @@ static void test_fixed_downtime(void)
     Vmm vmm;
     uint64_t now = 0;
     /* 268,435,456 B = (1,073,741,824 / 1000) * (300 - 50): just fits. */
-    SwoSession *s = rig(&dev, &vmm, 0, 0, 268435456);
-    CHECK(s != NULL);
-    if (!s)
-        return;
+    SwoSession *s;
+    RIG_OR_RETURN(s, &dev, &vmm, 0, 0, 268435456);
     OK(swo_set_parameter(s, "downtime-fixed", "50"));
     start_at(s, 0);
     SwoStep step = pass(s, &now);

@@ -19,18 +19,11 @@ CACHE=${SWITCHOVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchover}
 TARGETS=(parse_size set_parameter set_parameters_json api_sequence)
 [ $# -gt 0 ] && TARGETS=("$@")
 
-skip() {
-  echo "######################################################################"
-  echo "SKIPPED: fuzz: $*"
-  echo "######################################################################"
-  exit 0
-}
+NIGHTLY_WHAT=fuzz
+# shellcheck source=scripts/nightly.sh
+. scripts/nightly.sh
 
-if ! cargo +nightly --version >/dev/null 2>&1; then
-  echo "fuzz: installing a nightly Rust toolchain (rustup, minimal profile)"
-  rustup toolchain install nightly --profile minimal ||
-    skip "no nightly Rust toolchain: 'rustup toolchain install nightly' failed"
-fi
+need_nightly
 if ! command -v c++ >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     echo "fuzz: installing g++ (libFuzzer is C++)"

@@ -13,18 +13,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-skip() {
-  echo "######################################################################"
-  echo "SKIPPED: miri: $*"
-  echo "######################################################################"
-  exit 0
-}
+NIGHTLY_WHAT=miri
+# shellcheck source=scripts/nightly.sh
+. scripts/nightly.sh
 
-if ! cargo +nightly --version >/dev/null 2>&1; then
-  echo "miri: installing a nightly Rust toolchain (rustup, minimal profile)"
-  rustup toolchain install nightly --profile minimal ||
-    skip "no nightly Rust toolchain: 'rustup toolchain install nightly' failed"
-fi
+need_nightly
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
   echo "miri: installing the miri and rust-src components"
   rustup +nightly component add miri rust-src ||

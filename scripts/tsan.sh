@@ -25,19 +25,12 @@ TARGET_DIR=target/tsan
 OUT=$TARGET_DIR/c
 CC=${CC:-gcc}
 
-skip() {
-  echo "######################################################################"
-  echo "SKIPPED: tsan: $*"
-  echo "######################################################################"
-  exit 0
-}
+NIGHTLY_WHAT=tsan
+# shellcheck source=scripts/nightly.sh
+. scripts/nightly.sh
 
 [ "$(uname -m)" = x86_64 ] || skip "ThreadSanitizer run is set up for x86_64 Linux only"
-if ! cargo +nightly --version >/dev/null 2>&1; then
-  echo "tsan: installing a nightly Rust toolchain (rustup, minimal profile)"
-  rustup toolchain install nightly --profile minimal ||
-    skip "no nightly Rust toolchain: 'rustup toolchain install nightly' failed"
-fi
+need_nightly
 SYSROOT=$(rustc +nightly --print sysroot)
 if [ ! -d "$SYSROOT/lib/rustlib/src/rust/library" ]; then
   echo "tsan: installing the rust-src component (for -Zbuild-std)"

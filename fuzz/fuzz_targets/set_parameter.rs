@@ -4,26 +4,13 @@
 //! named parameter may change; the set stays valid (`query-migrate-parameters` parses, and
 //! setting the same set back through QMP is accepted).
 #![no_main]
+mod common;
 use libfuzzer_sys::fuzz_target;
-use std::ffi::{c_char, CString};
-use std::ptr::null_mut;
-use switchover::ffi::params::{swo_query_parameters_json, swo_set_parameter, swo_set_parameters_json};
-use switchover::ffi::session::{swo_session_free, swo_session_new};
+use std::ffi::CString;
+use switchover::ffi::params::{swo_set_parameter, swo_set_parameters_json};
+use common::{params, with_session};
 use switchover::ffi::*;
 use switchover::params::Parameter;
-
-fn params(s: *mut SwoSession) -> serde_json::Map<String, serde_json::Value> {
-    let mut buf = vec![0 as c_char; 2048];
-    let mut len = 0usize;
-    // SAFETY: live session; buffer writable for its length.
-    let rc = unsafe { swo_query_parameters_json(s, buf.as_mut_ptr(), buf.len(), &mut len) };
-    assert_eq!(rc, SWO_OK);
-    let bytes: Vec<u8> = buf[..len].iter().map(|&c| c as u8).collect();
-    match serde_json::from_slice(&bytes).expect("query-migrate-parameters is JSON") {
-        serde_json::Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let (name, value): (Vec<u8>, &[u8]) = match data.iter().position(|&b| b == 0) {
@@ -37,32 +24,29 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(c_name), Ok(c_value)) = (CString::new(name.clone()), CString::new(value)) else {
         return;
     };
-    let mut s = null_mut();
-    // SAFETY: valid out-pointer; the session is freed below.
-    unsafe { assert_eq!(swo_session_new(&mut s), SWO_OK) };
-    let before = params(s);
-    // SAFETY: live session, NUL-terminated strings.
-    let rc = unsafe { swo_set_parameter(s, c_name.as_ptr(), c_value.as_ptr()) };
-    let after = params(s);
-    match rc {
-        SWO_OK => {
-            let name = String::from_utf8(name).expect("a set parameter has a UTF-8 name");
-            assert!(after.contains_key(&name), "set an unknown parameter {name}");
-            for (k, v) in &before {
-                if *k != name {
-                    assert_eq!(&after[k], v, "{k} changed by a set of {name}");
+    with_session(|s| {
+        let before = params(s);
+        // SAFETY: live session, NUL-terminated strings.
+        let rc = unsafe { swo_set_parameter(s, c_name.as_ptr(), c_value.as_ptr()) };
+        let after = params(s);
+        match rc {
+            SWO_OK => {
+                let name = String::from_utf8(name).expect("a set parameter has a UTF-8 name");
+                assert!(after.contains_key(&name), "set an unknown parameter {name}");
+                for (k, v) in &before {
+                    if *k != name {
+                        assert_eq!(&after[k], v, "{k} changed by a set of {name}");
+                    }
                 }
+                let json = CString::new(serde_json::to_string(&after).unwrap()).unwrap();
+                // SAFETY: live session, NUL-terminated JSON.
+                assert_eq!(unsafe { swo_set_parameters_json(s, json.as_ptr()) }, SWO_OK);
             }
-            let json = CString::new(serde_json::to_string(&after).unwrap()).unwrap();
-            // SAFETY: live session, NUL-terminated JSON.
-            assert_eq!(unsafe { swo_set_parameters_json(s, json.as_ptr()) }, SWO_OK);
+            SWO_ERR_NULL_ARG | SWO_ERR_PANIC => panic!("unexpected status {rc}"),
+            SWO_ERR_INVALID_ARG | SWO_ERR_NOT_FOUND | SWO_ERR_PARSE | SWO_ERR_OUT_OF_RANGE => {
+                assert_eq!(after, before, "a failed set changed the parameters");
+            }
+            other => panic!("unexpected status {other}"),
         }
-        SWO_ERR_NULL_ARG | SWO_ERR_PANIC => panic!("unexpected status {rc}"),
-        SWO_ERR_INVALID_ARG | SWO_ERR_NOT_FOUND | SWO_ERR_PARSE | SWO_ERR_OUT_OF_RANGE => {
-            assert_eq!(after, before, "a failed set changed the parameters");
-        }
-        other => panic!("unexpected status {other}"),
-    }
-    // SAFETY: the live session, freed once.
-    unsafe { swo_session_free(s) };
+    });
 });

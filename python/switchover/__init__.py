@@ -129,8 +129,9 @@ ETA_NEVER = _native.SWO_ETA_NEVER
 
 #: ``expected_downtime_ms`` while no bandwidth is known.
 INT64_MAX = _native.INT64_MAX
-#: The stop-copy size a VFIO device gets when its size cannot be read (100 GiB).
-VFIO_STOP_COPY_FALLBACK = 100 << 30
+#: The stop-copy size a VFIO device gets when its size cannot be read (100 GiB): the same
+#: figure as :data:`UNKNOWN_STOP_COPY` (session.py), written once.
+VFIO_STOP_COPY_FALLBACK = UNKNOWN_STOP_COPY
 
 #: This binding's version (written in _version.py); tests check it against Cargo.toml, where
 #: the version is declared.

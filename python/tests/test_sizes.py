@@ -76,3 +76,29 @@ def test_parse_size_checks_its_python_arguments():
         parse_size("1", "MB")
     with pytest.raises(ValueError):
         parse_size("1\0", "M")
+
+
+def _size_samples():
+    """Byte counts where a formatting difference would show: each unit step (1000 × 1024^k,
+    where QEMU's `size_to_str` moves to the next unit) and its neighbours, the powers of two
+    and of ten, the 3-significant-digit rounding edges (999.5 × 1024^k), the ends of uint64,
+    and a seeded spread across every magnitude."""
+    import random
+    out = {0, 1, 2**64 - 1, 2**63, 2**63 - 1}
+    for k in range(7):
+        for base in (1000 * 1024**k, 1024**k, 10**(3 * k), int(999.5 * 1024**k),
+                     int(9.995 * 1024**k), int(99.95 * 1024**k)):
+            out.update(v for v in range(base - 2, base + 3) if 0 <= v < 2**64)
+    rng = random.Random(17)
+    out.update(rng.randrange(0, 2**rng.randrange(1, 65)) for _ in range(3000))
+    return sorted(out)
+
+
+def test_the_simulators_size_printing_is_the_librarys():
+    """The simulator formats sizes in Python (`sim/units.py`, it also takes fractional byte
+    counts); for every whole byte count it must print what the library's `swo_size_to_str`
+    (QEMU's util/cutils.c `size_to_str`) prints: one formula, checked here."""
+    from switchover.sim.units import fmt_size
+    diffs = [(v, fmt_size(v), size_to_str(v)) for v in _size_samples()
+             if fmt_size(v) != size_to_str(v)]
+    assert diffs == []

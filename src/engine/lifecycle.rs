@@ -219,9 +219,7 @@ impl Session {
         // The prediction at the switchover decision, against which the measured pause is
         // reported at completion; and the byte count the switchover bandwidth is measured from.
         let params = self.params();
-        let bw = self.switchover_bw_now(&st, &params);
-        st.predicted_downtime_ms =
-            Some(super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params));
+        st.predicted_downtime_ms = Some(self.expected_now(&st, &params));
         st.downtime_start_bytes = self.counters.bytes().transferred();
         st.switchover_bytes = None;
         st.rate_limit_lifted = true;

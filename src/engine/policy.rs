@@ -241,8 +241,7 @@ impl Session {
         why_not_postcopy: Option<String>,
     ) {
         let elapsed = now_ms.saturating_sub(st.start_ms);
-        let bw = self.switchover_bw_now(st, params);
-        let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, params);
+        let expected = self.expected_now(st, params);
         let what = match taken {
             PolicyAction::Cancel => "cancel".to_owned(),
             PolicyAction::ForceSwitchover => format!(

@@ -40,8 +40,9 @@ pub(crate) struct AdviceFigures {
 
 /// The advice on a stall: `expected × (1 + headroom)`, or with a `guest-dirty-rate` the
 /// round-aware figure (`crate::stall` module text) when it is above the current limit.
-/// `precopy_bw` is the bandwidth window's measured rate in bytes/s.
-pub(crate) fn advice_for(stall: &StallTracker, expected_ms: i64, params: &Params, precopy_bw: f64) -> AdviceFigures {
+/// `window_mbps` is the bandwidth window's measured rate in Mbit/s (the precopy rate).
+pub(crate) fn advice_for(stall: &StallTracker, expected_ms: i64, params: &Params, window_mbps: f64) -> AdviceFigures {
+    let precopy_bw = window_mbps * 1e6 / 8.0;
     let limit = i64::try_from(params.downtime_limit_ms).unwrap_or(i64::MAX);
     if !stall.stalled || expected_ms <= limit {
         return AdviceFigures::default();
@@ -179,6 +180,21 @@ impl Session {
         crate::counters::switchover_bw(params.avail_switchover_bandwidth, mbps)
     }
 
+    /// The expected downtime now ([`super::policy::expected_with_fixed`] at the switchover
+    /// bandwidth QEMU would read now, [`Session::switchover_bw_now`]); the caller holds the
+    /// state.
+    pub(crate) fn expected_now(&self, st: &EngineState, params: &Params) -> i64 {
+        let bw = self.switchover_bw_now(st, params);
+        super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, bw, params)
+    }
+
+    /// The expected downtime now and the advice on it ([`advice_for`] against the last
+    /// window's rate); the caller holds the state.
+    pub(crate) fn advice_now(&self, st: &EngineState, params: &Params) -> (i64, AdviceFigures) {
+        let expected = self.expected_now(st, params);
+        (expected, advice_for(&st.stall, expected, params, self.counters.window().mbps))
+    }
+
     /// A consistent copy of the figures at `now_ms` (the caller's clock). Any thread, any
     /// time; never calls a handler and never waits for one.
     pub fn snapshot(&self, now_ms: u64) -> Snapshot {
@@ -204,7 +220,7 @@ impl Session {
         let switchover_bw = self.switchover_bw_now(&st, &params);
         let expected =
             super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, switchover_bw, &params);
-        let advice = advice_for(&st.stall, expected, &params, window.mbps * 1e6 / 8.0);
+        let advice = advice_for(&st.stall, expected, &params, window.mbps);
         let remaining = self.remaining();
         let eta = match status {
             Active => eta_ms(

@@ -1,8 +1,7 @@
 //! One pass of the migration loop (docs/qemu-model.md §One loop pass), with stopped-guest
 //! exact sizing, stall tracking and automatic downtime adjustment.
 use super::bad_state;
-use super::policy::{expected_with_fixed, Reason};
-use super::snapshot::advice_for;
+use super::policy::Reason;
 use crate::error::Result;
 use crate::pending::{HandlerFlags, HandlerInfo, Pending, QueryKind};
 use crate::params::PolicyAction;
@@ -179,9 +178,7 @@ impl Session {
                 let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
                 if outcome.became_stalled {
                     st.stall.limit_at_first_report.get_or_insert(params.downtime_limit_ms);
-                    let bw = self.switchover_bw_now(&st, &params);
-                    let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params);
-                    let advice = advice_for(&st.stall, expected, &params, self.counters.window().mbps * 1e6 / 8.0);
+                    let (expected, advice) = self.advice_now(&st, &params);
                     self.emit_if_events_on(
                         "MIGRATION_STALL",
                         json!({
@@ -325,12 +322,7 @@ impl Session {
         if params.auto_downtime_max_ms == 0 {
             return;
         }
-        let (expected, advice) = {
-            let st = self.engine_state();
-            let bw = self.switchover_bw_now(&st, &params);
-            let expected = expected_with_fixed(st.pass, st.last_sync_bytes, bw, &params);
-            (expected, advice_for(&st.stall, expected, &params, self.counters.window().mbps * 1e6 / 8.0))
-        };
+        let (expected, advice) = self.advice_now(&self.engine_state(), &params);
         if advice.recommended_ms == 0 || advice.beyond_max {
             return;
         }

@@ -52,17 +52,22 @@ pub struct SwoRamFigures {
 }
 super::versioned::out_struct!(SwoRamFigures, 56);
 
+/// The C layout of the core's [`RamFigures`]: the same fields behind the versioning header.
+/// cbindgen needs the C struct written out here and the core never imports `ffi/`, so the
+/// field list stands twice; the exhaustive pattern below stops the build when one side gains
+/// or loses a field that the other does not.
 impl From<RamFigures> for SwoRamFigures {
     fn from(f: RamFigures) -> SwoRamFigures {
+        let RamFigures { total_bytes, page_size, normal_pages, zero_pages, dirty_pages, dirty_pages_rate } = f;
         SwoRamFigures {
             struct_size: std::mem::size_of::<SwoRamFigures>() as u32,
             reserved: 0,
-            total_bytes: f.total_bytes,
-            page_size: f.page_size,
-            normal_pages: f.normal_pages,
-            zero_pages: f.zero_pages,
-            dirty_pages: f.dirty_pages,
-            dirty_pages_rate: f.dirty_pages_rate,
+            total_bytes,
+            page_size,
+            normal_pages,
+            zero_pages,
+            dirty_pages,
+            dirty_pages_rate,
         }
     }
 }

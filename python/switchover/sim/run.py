@@ -170,7 +170,8 @@ class Simulation:
         return self._params
 
     def _limit(self) -> int:
-        return int(self._parameters().get("downtime-limit", 300))
+        # The session always reports it (query-migrate-parameters): no default of our own.
+        return int(self._parameters()["downtime-limit"])
 
     def _sim_event(self, kind: str, name: str, text: str, **data: Any) -> None:
         self.res.events.append(SimEvent(self.now, kind, name, text, data))

@@ -422,7 +422,10 @@ class Scenario:
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def downtime_limit_ms(self) -> int:
-        return int(self.params.get("downtime-limit", 300))
+        """The scenario's ``downtime-limit``, else the library's default (:func:`library_defaults`)."""
+        if "downtime-limit" in self.params:
+            return int(self.params["downtime-limit"])
+        return int(library_defaults()["downtime-limit"])
 
 
 def _ram(t: dict) -> RamSpec:
@@ -568,6 +571,22 @@ def _library() -> Any | None:
                                                                   "set_capability")):
         return None
     return switchover
+
+
+_DEFAULTS: dict | None = None
+
+
+def library_defaults() -> dict:
+    """``query-migrate-parameters`` of a fresh session: the library's defaults (a copy), so
+    the simulator writes none of its own. Raises RuntimeError without a loadable library."""
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        so = _library()
+        if so is None:
+            raise RuntimeError("the library's default parameters need the switchover library")
+        with so.Session(keep_events=0) as s:
+            _DEFAULTS = dict(s.parameters)
+    return dict(_DEFAULTS)
 
 
 def _apply_params(so: Any, s: Any, params: dict, where: str) -> None:
