@@ -368,14 +368,27 @@ def plot(runs: list[dict], out: Path) -> Optional[str]:
         rem.append((q.get("remaining") or 0) / MiB)
         thr.append((x_of(q).get("threshold") or 0) / MiB)
         exp.append(q.get("expected-downtime"))
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(9, 6.2))
     ax.plot(t, rem, label="remaining (MiB, top-level)", color="tab:blue")
     ax.plot(t, thr, label="threshold (MiB, x-switchover)", color="tab:green")
     ax.set_xlabel("seconds since migrate")
     ax.set_ylabel("MiB")
     ax2 = ax.twinx()
-    ax2.plot(t, exp, label="expected downtime (ms)", color="tab:red", linestyle="--")
-    ax2.set_ylabel("expected downtime (ms)")
+    ax2.plot(t, exp, label="expected downtime (ms)", color="tab:red", linestyle="--",
+             linewidth=0.8)
+    # downtime-limit in force: the workload's, then the one applied (advice or automatic)
+    lim0 = WORKLOADS[r["workload"]]["parameters"]["downtime-limit"]
+    if t:
+        at = r.get("applied-at-s")
+        lt = [t[0]] + ([at, at] if at is not None else []) + [t[-1]]
+        lv = [lim0] + ([lim0, r["applied-limit"]] if at is not None else []) + \
+             [r["applied-limit"] if at is not None else lim0]
+        ax2.plot(lt, lv, label="downtime-limit (ms)", color="black", linewidth=1.0)
+        if r.get("downtime") is not None:
+            ax2.plot([t[-1]], [r["downtime"]], marker="o", color="tab:red", linestyle="none",
+                     label=f"measured downtime {r['downtime']} ms (predicted "
+                           f"{r.get('predicted-downtime')} ms)")
+    ax2.set_ylabel("ms")
     if r.get("stall-time") is not None:
         ax.axvline(r["stall-time"] / 1000.0, color="tab:orange", linestyle=":",
                    label=f"MIGRATION_STALL (pass {r['stall-pass']})")
@@ -384,17 +397,56 @@ def plot(runs: list[dict], out: Path) -> Optional[str]:
                    label=f"downtime-limit {r['applied-limit']} ms applied")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper center", fontsize=8,
+              bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     ax.set_ylim(bottom=0)
     ax2.set_ylim(bottom=0)
+    bw = r.get("switchover-bandwidth")
     ax.set_title(f"QEMU 10.2.2 + switchover ({r['mode']}), stall workload: 40 MiB/s dirtied "
-                 f"over 256 MiB at 32 MiB/s\ndowntime {r['downtime']} ms, "
-                 f"total {r['total-time']} ms, accel {r['accel']}", fontsize=10)
+                 f"over 256 MiB at max-bandwidth 32 MiB/s\ndowntime {r['downtime']} ms, "
+                 f"total {r['total-time']} ms, switchover at "
+                 f"{bw / MiB if bw else 0:.0f} MiB/s, accel {r['accel']}", fontsize=10)
     fig.tight_layout()
     path = out / "stall.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def make_plan(quick: bool, rounds: int, with_baseline: bool,
+              only: Optional[list[str]] = None) -> list[tuple[str, str, int]]:
+    """(workload, mode, round) in run order. Rounds: every workload once in every mode, then
+    the next round, so that an interrupted matrix still has whole rounds. Within a round the
+    modes alternate and their order rotates from round to round (no mode is always the first
+    after a boot); on the stall workloads the baseline comes last, since it applies the limit
+    of the round's patched runs."""
+    if quick:
+        return [(wl, mode, 1) for wl in ("dirty-8", "stall-advice") for mode in ("shadow", "drive")]
+    modes = ["baseline", "shadow", "drive"] if with_baseline else ["shadow", "drive"]
+    plan = []
+    for i in range(1, rounds + 1):
+        for wl in WORKLOADS:
+            k = (i - 1) % len(modes)
+            ms = modes[k:] + modes[:k]
+            if WORKLOADS[wl].get("stall") and "baseline" in ms:
+                ms = [m for m in ms if m != "baseline"] + ["baseline"]
+            plan += [(wl, m, i) for m in ms]
+    if only:
+        plan = [p for p in plan if p[0] in only]
+    return plan
+
+
+def baseline_action_for(runs: list[dict], workload: str, rnd: int) -> Optional[dict]:
+    """What the baseline's operator does on a stall workload: the median limit the round's
+    patched runs applied (advice, or auto-downtime-max's raise), at the median time after
+    migrate they applied it; None when no patched run of the round applied one."""
+    mine = [r for r in runs if r["workload"] == workload and r["run"] == rnd
+            and r["mode"] != "baseline" and r.get("applied-limit")
+            and r.get("applied-at-s") is not None]
+    if not mine:
+        return None
+    return {"limit": int(median(r["applied-limit"] for r in mine)),
+            "at_s": round(float(median(r["applied-at-s"] for r in mine)), 2)}
 
 
 async def main_async(args) -> int:
@@ -408,36 +460,12 @@ async def main_async(args) -> int:
         (out / "report.json").write_text(json.dumps(report, indent=1))
         print(json.dumps(report["summary"]["ratios-vs-baseline"], indent=1))
         return 0
-    if args.quick:
-        plan = [(wl, mode, 1) for wl in ("dirty-8", "stall-advice") for mode in ("shadow", "drive")]
-    else:
-        modes = ["baseline", "shadow", "drive"] if args.baseline else ["shadow", "drive"]
-        plan = []
-        # Rounds: every workload once in every mode, then the next round, so that an
-        # interrupted matrix still has whole rounds. Within a round the modes alternate and
-        # their order rotates from round to round (no mode always first after a boot); on the
-        # stall workloads the baseline comes last, with the limit of the round's patched runs.
-        for i in range(1, args.runs + 1):
-            for wl in WORKLOADS:
-                ms = modes[(i - 1) % len(modes):] + modes[:(i - 1) % len(modes)]
-                if WORKLOADS[wl].get("stall"):
-                    ms = [m for m in ms if m != "baseline"] + (["baseline"] if "baseline" in ms
-                                                               else [])
-                plan += [(wl, m, i) for m in ms]
-        if args.only:
-            plan = [p for p in plan if p[0] in args.only]
+    plan = make_plan(args.quick, args.runs, bool(args.baseline), args.only)
     runs = []
     for wl, mode, i in plan:
         print(f"qemu-e2e: {wl} {mode} run {i} ...", flush=True)
-        baseline_action = None
-        if mode == "baseline" and WORKLOADS[wl].get("stall"):
-            mine = [r for r in runs if r["workload"] == wl and r["run"] == i
-                    and r["mode"] != "baseline" and r.get("applied-limit")
-                    and r.get("applied-at-s") is not None]
-            if mine:
-                baseline_action = {
-                    "limit": int(median(r["applied-limit"] for r in mine)),
-                    "at_s": round(float(median(r["applied-at-s"] for r in mine)), 2)}
+        baseline_action = (baseline_action_for(runs, wl, i)
+                           if mode == "baseline" and WORKLOADS[wl].get("stall") else None)
         try:
             run = await one_run(args, wl, mode, i, baseline_action)
         except qemu_pair.HarnessError as exc:
