@@ -449,6 +449,36 @@ def baseline_action_for(runs: list[dict], workload: str, rnd: int) -> Optional[d
             "at_s": round(float(median(r["applied-at-s"] for r in mine)), 2)}
 
 
+def markdown_table(summary: dict) -> str:
+    """The summary as the results table of docs/qemu.md: medians per workload and mode, and
+    the drive (and shadow) / baseline ratios."""
+    def f(v, fmt="{:,.0f}"):
+        return "–" if v is None else fmt.format(v)
+    rows = ["| workload | mode | runs (completed) | total time ms (median) | downtime ms "
+            "(median) | total / baseline | downtime − baseline ms | passes | predicted "
+            "downtime ms | switchover MiB/s | limit applied ms | disagreements |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for wl, modes in summary["table"].items():
+        for mode, m in modes.items():
+            ra = summary["ratios-vs-baseline"].get(wl, {}).get(mode)
+            tt = dd = "–"
+            if ra:
+                tt = f"{ra['total-time-ratio']:.3f}" + ("" if ra["total-time-within-5pct"]
+                                                        else " (> 5 %)")
+                dd = f"{ra['downtime-diff-ms']:+,.0f}" + (
+                    "" if ra["downtime-within-5pct-or-20ms"] else " (> 5 % and > 20 ms)")
+            bw = m.get("switchover-bandwidth-median") or m.get("qemu-switchover-bandwidth-median")
+            rows.append(
+                f"| {wl} | {mode} | {m['runs']} ({m['completed']}) | "
+                f"{f(m['total-time-median'])} ({', '.join(f(x) for x in m['total-times'])}) | "
+                f"{f(m['downtime-median'])} ({', '.join(f(x) for x in m['downtimes'])}) | "
+                f"{tt} | {dd} | {f(m['passes-median'])} | "
+                f"{f(m.get('predicted-downtime-median'))} | "
+                f"{f(bw / MiB if bw else None)} | {f(m.get('applied-limit-median'))} | "
+                f"{m['disagreements'] if mode != 'baseline' else '–'} |")
+    return "\n".join(rows) + "\n"
+
+
 async def main_async(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -458,6 +488,7 @@ async def main_async(args) -> int:
         report["summary"] = summarise(runs)
         report["plot"] = plot(runs, out)
         (out / "report.json").write_text(json.dumps(report, indent=1))
+        (out / "table.md").write_text(markdown_table(report["summary"]))
         print(json.dumps(report["summary"]["ratios-vs-baseline"], indent=1))
         return 0
     plan = make_plan(args.quick, args.runs, bool(args.baseline), args.only)
@@ -489,6 +520,7 @@ async def main_async(args) -> int:
     png = plot(runs, out)
     report["plot"] = png
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "table.md").write_text(markdown_table(report["summary"]))
     failed = [(r["workload"], r["mode"], r["run"], c["check"]) for r in runs
               for c in r["checks"] if not c["ok"]]
     print(json.dumps(report["summary"], indent=1))
