@@ -338,6 +338,12 @@ def summarise(runs: list[dict]) -> dict:
             ratios.setdefault(wl, {})[mode] = {
                 "converging": wl in CONVERGING,
                 "total-time-ratio": round(tt, 3),
+                # the same decisions send the same bytes; time also follows the machine's
+                # load (TCG guests, two QEMUs and other jobs on 2 shared cores)
+                "bytes-ratio": (round(m["bytes-median"] / b["bytes-median"], 3)
+                                if m["bytes-median"] and b["bytes-median"] else None),
+                "passes-median": m["passes-median"],
+                "baseline-passes-median": b["passes-median"],
                 "downtime-ratio": round(m["downtime-median"] / b["downtime-median"], 3)
                 if b["downtime-median"] else None,
                 "downtime-diff-ms": dd,
