@@ -16,18 +16,19 @@
 #     src/             the Debian source package (.dsc, orig tarball), fetched once
 #     venv/            meson>=1.5 and pycotap for QEMU's configure --python=
 #     prefix/          the library, installed from this checkout with `meson install`
-#     tree-<c>/        one QEMU source tree + build directory, <c> = hash of the configure
-#                      flags. A variant is made by reverting the series applied last and
-#                      applying the wanted one (patch -p1 / -R), then an incremental ninja:
-#                      on a shared 2-core machine a full QEMU build takes long, switching
-#                      variants only recompiles what the series touches.
+#     tree-<c>/        the patched QEMU's source tree + build directory, <c> = hash of the
+#                      QEMU version, the configure flags and the build tweaks; configured
+#                      once. A new series is brought in by rewriting only the files whose
+#                      content changes (switch_tree), then an incremental ninja.
+#     tree-<c>-pristine/  the same for the baseline, never patched (one tree per variant:
+#                      switching one tree between the two recompiled nearly everything)
 #     baseline-<c>/    the unpatched qemu-system-x86_64
-#     <key>/           the patched qemu-system-x86_64, <key> = hash of the patch series, the
-#                      configure flags, the library version and its header
-# A second run with the same key reuses the binary without building. The library is
-# re-installed into prefix/ on every run (cheap when unchanged); the patched QEMU loads it
-# through its rpath, so a library fix needs no QEMU rebuild and an ABI change (a new header
-# or version) gives a new key.
+#     <key>/           the patched qemu-system-x86_64, <key> = hash of the patch series,
+#                      <c>, the library version, its header and the compiler
+# A second run with the same key (and an existing baseline-<c>/) builds nothing: it
+# re-installs the library into prefix/ (a no-op cargo/ninja when unchanged) and reuses the
+# binaries. The patched QEMU loads the library through its rpath, so a library fix needs no
+# QEMU rebuild, and an ABI change (a new header or version) gives a new key.
 #
 # Needs: gcc, the Debian packages listed in DEBS (installed when running as root, else a clear
 # error), network access to deb.debian.org and PyPI the first time.
@@ -55,7 +56,7 @@ for a in "$@"; do
     --baseline) want_baseline=1 ;;
     --patched) want_patched=1 ;;
     --print-env) print_env=1 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument '$a'" >&2; exit 2 ;;
   esac
 done
@@ -173,31 +174,72 @@ install_library() {
   [ "$LIBDIR" = "$PREFIX/lib" ] || die "pkg-config libdir $LIBDIR, expected $PREFIX/lib"
 }
 
-# Puts the tree into the variant given by the series file $1 ("" = pristine): reverts what
-# was applied last (the copies in $TREE/applied/, newest first), applies the wanted series.
+# The files a patch creates, changes or deletes (its "--- a/" and "+++ b/" paths).
+patch_files() {
+  sed -n -e 's#^--- a/\([^\t]*\).*#\1#p' -e 's#^+++ b/\([^\t]*\).*#\1#p' "$@" | sort -u
+}
+
+# Puts the patched tree's sources into the state of the series file $1: the files the series
+# applied last (copies in $TREE/applied/) and the wanted series touch are copied to a scratch
+# directory, the old series is reverted and the new one applied THERE, and only the files
+# whose content differs are written back into $TREE/src (a file a series created and the new
+# one does not is deleted). Unchanged files keep their mtime, so the incremental ninja
+# rebuilds what the change of series really changed and nothing else. (Reverting and applying
+# in place rewrote every file of the series: qapi/migration.json and migration/trace-events
+# then regenerate headers included nearly everywhere; and switching ONE tree between the
+# pristine and the patched state changes the compile command of every libsystem object, since
+# dependency('switchover') adds its include directory to system_ss: a full rebuild per switch.
+# Hence one tree per variant.)
 switch_tree() {
-  local want="$1" p
-  if [ -f "$TREE/applied/series" ]; then
-    if [ -n "$want" ] && cmp -s "$TREE/applied/series.sha" <(series_hash "$want"); then
-      return
-    fi
-    while read -r p; do
-      log "reverting $p"
-      patch -p1 -R -s -d "$TREE/src" < "$TREE/applied/$p" || die "cannot revert $p in $TREE/src"
-    done < <(tac "$TREE/applied/series")
-    rm -rf "$TREE/applied"
+  local want="$1" p scratch wantdir old=()
+  wantdir="$(dirname "$want")"
+  if [ -f "$TREE/applied/series.sha" ] && cmp -s "$TREE/applied/series.sha" <(series_hash "$want"); then
+    return 0
   fi
-  [ -n "$want" ] || return 0
-  mkdir -p "$TREE/applied.tmp"
-  : > "$TREE/applied.tmp/series"
+  scratch="$(mktemp -d "$TREE/switch.XXXXXX")"
+  if [ -f "$TREE/applied/series" ]; then
+    while read -r p; do old+=("$TREE/applied/$p"); done < "$TREE/applied/series"
+  fi
+  local news=()
   while read -r p; do
     case "$p" in ''|'#'*) continue ;; esac
-    log "applying $p"
-    patch -p1 -s -d "$TREE/src" < "$(dirname "$want")/$p" || die "patch $p does not apply"
-    cp "$(dirname "$want")/$p" "$TREE/applied.tmp/$p"
-    echo "$p" >> "$TREE/applied.tmp/series"
+    news+=("$wantdir/$p")
   done < "$want"
+  local files
+  files="$( { [ ${#old[@]} -gt 0 ] && patch_files "${old[@]}"; patch_files "${news[@]}"; } | sort -u)"
+  while read -r p; do
+    [ -n "$p" ] || continue
+    if [ -e "$TREE/src/$p" ]; then mkdir -p "$scratch/$(dirname "$p")"; cp -p "$TREE/src/$p" "$scratch/$p"; fi
+  done <<< "$files"
+  if [ ${#old[@]} -gt 0 ]; then
+    for ((i = ${#old[@]} - 1; i >= 0; i--)); do
+      log "reverting $(basename "${old[$i]}")"
+      patch -p1 -R -s -d "$scratch" < "${old[$i]}" || die "cannot revert ${old[$i]}"
+    done
+  fi
+  for p in "${news[@]}"; do
+    log "applying $(basename "$p")"
+    patch -p1 -s -d "$scratch" < "$p" || die "patch $(basename "$p") does not apply"
+  done
+  local changed=0
+  while read -r p; do
+    [ -n "$p" ] || continue
+    if [ -e "$scratch/$p" ]; then
+      if ! cmp -s "$scratch/$p" "$TREE/src/$p"; then
+        mkdir -p "$TREE/src/$(dirname "$p")"
+        cp "$scratch/$p" "$TREE/src/$p.swo-tmp" && mv "$TREE/src/$p.swo-tmp" "$TREE/src/$p"
+        changed=$((changed + 1))
+      fi
+    elif [ -e "$TREE/src/$p" ]; then
+      rm -f "$TREE/src/$p"; changed=$((changed + 1))
+    fi
+  done <<< "$files"
+  log "series switched: $changed file(s) changed in $TREE/src"
+  rm -rf "$scratch" "$TREE/applied.tmp"
+  mkdir -p "$TREE/applied.tmp"
+  for p in "${news[@]}"; do cp "$p" "$TREE/applied.tmp/"; basename "$p" >> "$TREE/applied.tmp/series"; done
   series_hash "$want" > "$TREE/applied.tmp/series.sha"
+  rm -rf "$TREE/applied"
   mv "$TREE/applied.tmp" "$TREE/applied"
 }
 
@@ -238,17 +280,23 @@ PY
 }
 
 CFG_HASH="$(printf '%s\n' "$QEMU_DEB_VERSION" "${CONFIGURE_FLAGS[@]}" edk2-off i440fx-only cxl-stub | hash_of)"
-TREE="$CACHE/tree-$CFG_HASH"
 PREFIX="$CACHE/prefix"
 LIBVER="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)"
 [ -n "$LIBVER" ] || die "no version in $ROOT/Cargo.toml"
-# QEMU's configure checks the library only when the series is applied, but the tree is
+# QEMU's configure checks the library only when the series is applied, but the trees are
 # configured once with the rpath into $PREFIX: install the library first in every case.
 log "installing libswitchover $LIBVER into $PREFIX"
 install_library
-[ -d "$TREE/src" ] || unpack_tree "$TREE"
-exec 9> "$TREE/.lock"
-flock 9     # one build.sh at a time per tree
+
+# One tree per variant (see switch_tree): the baseline's stays pristine, the patched one
+# follows the series. Each is configured once; a later build is an incremental ninja.
+lock_tree() {
+  TREE="$1"
+  mkdir -p "$TREE"
+  exec 9> "$TREE/.lock"
+  flock 9     # one build.sh at a time per tree
+  [ -d "$TREE/src" ] || unpack_tree "$TREE"
+}
 
 # --- baseline -------------------------------------------------------------------------------
 if [ $want_baseline = 1 ]; then
@@ -256,23 +304,34 @@ if [ $want_baseline = 1 ]; then
   if [ -x "$QEMU_BASELINE" ]; then
     log "reusing $QEMU_BASELINE"
   else
-    switch_tree ""
+    lock_tree "$CACHE/tree-$CFG_HASH-pristine"
+    [ ! -f "$TREE/applied/series" ] || die "$TREE has a series applied; it must stay pristine"
     build_variant "$QEMU_BASELINE"
+    exec 9>&-
   fi
 fi
 
 # --- patched --------------------------------------------------------------------------------
+# The key: everything that changes the patched binary. The series, the tree's configuration
+# (QEMU version, flags, build tweaks), the library's version and header (compiled into the
+# glue) and the compiler. Not the library's code: the binary loads it through its rpath from
+# $PREFIX, re-installed on every run.
 if [ $want_patched = 1 ]; then
   HDR_HASH="$(hash_of < "$ROOT/include/switchover.h")"
-  KEY="$(printf '%s\n' "$(series_hash "$HERE/patches/series")" "$CFG_HASH" "$LIBVER" "$HDR_HASH" | hash_of)"
+  CC_ID="$(cc --version | head -n1)"
+  KEY="$(printf '%s\n' "$(series_hash "$HERE/patches/series")" "$CFG_HASH" "$LIBVER" "$HDR_HASH" "$CC_ID" | hash_of)"
   QEMU_PATCHED="$CACHE/$KEY/qemu-system-x86_64"
   if [ -x "$QEMU_PATCHED" ]; then
     log "reusing $QEMU_PATCHED"
   else
+    lock_tree "$CACHE/tree-$CFG_HASH"
     switch_tree "$HERE/patches/series"
     build_variant "$QEMU_PATCHED"
+    exec 9>&-
   fi
-  ldd "$QEMU_PATCHED" | grep -q "libswitchover.so.0 => $LIBDIR/" \
+  # (ldd's output read whole: `ldd | grep -q` fails under pipefail when grep exits first)
+  deps="$(ldd "$QEMU_PATCHED")" || die "ldd $QEMU_PATCHED failed"
+  grep -q "libswitchover.so.0 => $LIBDIR/" <<< "$deps" \
     || die "$QEMU_PATCHED does not load libswitchover from $LIBDIR"
 fi
 

@@ -17,11 +17,27 @@ in the mode given by ``SWITCHOVER_MODE`` (read by QEMU at migration start). Work
 - ``stall-auto``: the same with ``x-switchover: {"auto-downtime-max": 20000}`` and no
   operator action.
 
+The baseline (QEMU 10.2 unpatched) has no stall detection and, left alone, never converges
+on the stall workloads. What it does there: the operator of a baseline QEMU applies the SAME
+``downtime-limit`` the library arrived at in the same round (the median of that round's shadow
+and drive runs: the advice applied, or the limit auto-downtime-max raised to), at the SAME
+time after ``migrate`` (median of theirs). The baseline stall runs therefore follow the
+patched runs of their round, and measure what QEMU alone does with the same operator action;
+they do not measure the library's detection.
+
+Each run takes the real-guest lock (``--lock``, default /tmp/swo-realguest.lock) for itself
+only, boot to teardown, so other real-guest jobs on the machine get turns between runs (do not
+wrap this script in the same ``flock``: it would wait for itself).
+
 The checks (exit 1 when one fails; each is listed in report.json):
 
-- every run completes and the guest runs on the destination (the stall workloads only in the
-  patched modes: the baseline has no advice and never converges);
+- every run completes and the guest runs on the destination;
 - shadow mode: every disagreement is one of the documented 10.2/11.1 rule differences;
+- patched modes at completion: ``x-switchover`` has ``predicted-downtime``,
+  ``measured-downtime`` (= QEMU's ``downtime``) and ``measured-switchover-bandwidth``, and
+  ``info migrate`` shows the ``Switchover:`` line;
+- stall-auto, patched modes: ``MIGRATION_DOWNTIME_ADJUSTED`` reaches the QMP client with the
+  limit x-switchover reports as ``auto-downtime-limit``;
 - stall: ``MIGRATION_STALL`` comes within ``stall-passes`` + 1 passes of the remaining ceasing
   to fall by ``stall-margin`` percent (the passes counted here from QEMU's own
   ``ram.remaining`` samples at each ``dirty-sync-count``, not from the library), and the
@@ -33,6 +49,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import statistics
@@ -106,7 +124,45 @@ def stall_sampler(state: dict, apply_advice: bool):
     return on_sample
 
 
-async def one_run(args, workload: str, mode: str, index: int) -> dict:
+@contextlib.asynccontextmanager
+async def realguest_lock(path: str):
+    """The machine's real-guest lock (COMMON.md: one real migration at a time), held for one
+    run; "" = no lock."""
+    if not path:
+        yield None
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    t = time.monotonic()
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield round(time.monotonic() - t, 1)
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def switchover_figures(last: dict) -> dict:
+    """Predicted vs measured downtime and the switchover bandwidth of a completed run: the
+    library's (x-switchover, patched modes) and QEMU's own (``ram.downtime-bytes``, the bytes
+    QEMU counted while the guest was stopped, over ``downtime``) for every mode."""
+    x = x_of(last)
+    ram = last.get("ram") or {}
+    down = last.get("downtime")
+    dbytes = ram.get("downtime-bytes")
+    return {
+        "predicted-downtime": x.get("predicted-downtime"),
+        "measured-downtime": x.get("measured-downtime"),
+        "switchover-bytes": x.get("switchover-bytes"),
+        "switchover-bandwidth": x.get("measured-switchover-bandwidth"),
+        "qemu-downtime-bytes": dbytes,
+        "qemu-switchover-bandwidth": (round(dbytes * 1000 / down) if dbytes is not None and down
+                                      else None),
+    }
+
+
+async def one_run(args, workload: str, mode: str, index: int,
+                  baseline_action: Optional[dict] = None) -> dict:
     w = WORKLOADS[workload]
     qemu = args.baseline if mode == "baseline" else args.patched
     os.environ["SWITCHOVER_MODE"] = "off" if mode == "baseline" else mode
@@ -116,22 +172,38 @@ async def one_run(args, workload: str, mode: str, index: int) -> dict:
     pair = qemu_pair.QemuPair(qemu, firmware_dirs=args.firmware, guest=guest,
                               guest_dir=args.guest_dir, accel=args.accel, workdir=workdir,
                               src_extra_args=TRACE if mode != "baseline" else [])
-    t0 = time.monotonic()
-    try:
-        await pair.start(args.boot_timeout)
-        await asyncio.sleep(3.0)     # the dirtier is past its first sweep
-        rec = await pair.migrate(
-            capabilities={"events": True}, parameters=dict(w["parameters"]),
-            timeout_s=args.timeout,
-            on_sample=stall_sampler(state, w["stall"] == "advice") if w.get("stall") else None)
-    finally:
-        await pair.close()
+    params = dict(w["parameters"])
+    actions = []
+    if mode == "baseline":
+        params.pop("x-switchover", None)      # QEMU 10.2 has no such member
+        if baseline_action:
+            actions.append(qemu_pair.Action(
+                at_s=baseline_action["at_s"],
+                parameters={"downtime-limit": baseline_action["limit"]},
+                label="the limit the library arrived at in this round, at the same time"))
+            state.update(applied=baseline_action["limit"], applied_at=baseline_action["at_s"])
+    sampler = (stall_sampler(state, w["stall"] == "advice")
+               if w.get("stall") and mode != "baseline" else None)
+    async with realguest_lock(args.lock) as waited:
+        t0 = time.monotonic()
+        try:
+            await pair.start(args.boot_timeout)
+            await asyncio.sleep(3.0)     # the dirtier is past its first sweep
+            rec = await pair.migrate(
+                capabilities={"events": True}, parameters=params, actions=actions,
+                timeout_s=args.timeout, on_sample=sampler)
+            if rec["outcome"]["status"] == "completed" and pair.src_qmp is not None:
+                state["hmp_end"] = await pair.src_qmp.execute(
+                    "human-monitor-command", {"command-line": "info migrate"})
+        finally:
+            await pair.close()
     (workdir / "RUN.json").write_text(json.dumps(rec, indent=1))
     samples = rec["samples"]
     last = samples[-1]["query-migrate"] if samples else {}
     active = [s for s in samples if s["query-migrate"].get("status") == "active"]
     x_last = x_of(last)
     stall_events = [e for e in rec["events"] if e["event"] == "MIGRATION_STALL"]
+    adjusted = [e for e in rec["events"] if e["event"] == "MIGRATION_DOWNTIME_ADJUSTED"]
     out = rec["outcome"]
     run = {
         "workload": workload, "mode": mode, "run": index,
@@ -150,7 +222,13 @@ async def one_run(args, workload: str, mode: str, index: int) -> dict:
         "stall-event": stall_events[0]["data"] if stall_events else None,
         "advice": x_last.get("stall-recommended-downtime"),
         "applied-limit": state.get("applied") or x_last.get("auto-downtime-limit"),
-        "applied-at-s": state.get("applied_at"),
+        "applied-at-s": state.get("applied_at") or (round(adjusted[0]["t"], 2) if adjusted
+                                                     else None),
+        "downtime-adjusted-events": [e["data"] for e in adjusted],
+        "auto-downtime-limit": x_last.get("auto-downtime-limit"),
+        **switchover_figures(last),
+        "hmp-info-migrate-at-end": state.get("hmp_end"),
+        "lock-wait-s": waited,
         "hmp-info-migrate-when-stalled": state.get("hmp"),
         "remaining-present": any("remaining" in s["query-migrate"] for s in active),
         "last-progress-pass": last_progress_pass(samples) if w.get("stall") else None,
@@ -170,6 +248,15 @@ def check_run(run: dict, w: dict) -> list[dict]:
     check("completed", run["status"] == "completed" and not run["timed_out"],
           f"status {run['status']}")
     check("guest runs on the destination", run["guest_alive_on_destination"] is True)
+    if run["mode"] != "baseline" and run["status"] == "completed":
+        check("x-switchover at completion: predicted vs measured downtime, switchover bandwidth",
+              run["predicted-downtime"] is not None and run["measured-downtime"] == run["downtime"]
+              and run["switchover-bandwidth"] is not None,
+              f"predicted {run['predicted-downtime']}, measured {run['measured-downtime']} "
+              f"(QEMU downtime {run['downtime']}), bandwidth {run['switchover-bandwidth']}")
+        hmp = run["hmp-info-migrate-at-end"] or ""
+        check("info migrate at completion shows the Switchover: line", "Switchover:" in hmp,
+              hmp[-300:])
     if run["mode"] == "shadow":
         other = (run["disagreements-by-rule"] or {}).get("other")
         check("shadow: only documented 10.2/11.1 rule differences", other == 0,
@@ -178,7 +265,18 @@ def check_run(run: dict, w: dict) -> list[dict]:
         check("x-switchover present", False, "query-migrate has no x-switchover")
     if run["mode"] != "baseline":
         check("query-migrate has top-level remaining while active", run["remaining-present"])
-    if w.get("stall"):
+    if w.get("stall") == "auto" and run["mode"] != "baseline":
+        ev = run["downtime-adjusted-events"]
+        check("MIGRATION_DOWNTIME_ADJUSTED reaches the QMP client",
+              len(ev) >= 1 and ev[-1].get("downtime-limit") == run["auto-downtime-limit"],
+              f"events {ev}, auto-downtime-limit {run['auto-downtime-limit']}")
+    if w.get("stall") and run["mode"] == "baseline":
+        lim = run["applied-limit"]
+        check("baseline: the round's limit was applied", bool(lim), f"limit {lim}")
+        if lim and run["downtime"] is not None:
+            check("downtime at or below the applied limit", run["downtime"] <= lim,
+                  f"downtime {run['downtime']} ms, limit {lim} ms")
+    elif w.get("stall"):
         hmp = run["hmp-info-migrate-when-stalled"] or ""
         check("info migrate shows Remaining: and Stalled: while stalled",
               "Remaining:" in hmp and "Stalled:" in hmp, hmp[:300])
@@ -217,11 +315,19 @@ def summarise(runs: list[dict]) -> dict:
                 "passes-median": median(r["passes"] for r in rs),
                 "bytes-median": median(r["bytes"] for r in rs),
                 "disagreements": sum(r["disagreements"] or 0 for r in rs),
+                "predicted-downtime-median": median(r.get("predicted-downtime") for r in rs),
+                "measured-downtime-median": median(r.get("measured-downtime") for r in rs),
+                "switchover-bandwidth-median": median(r.get("switchover-bandwidth") for r in rs),
+                "qemu-switchover-bandwidth-median": median(r.get("qemu-switchover-bandwidth")
+                                                           for r in rs),
+                "applied-limit-median": median(r.get("applied-limit") for r in rs),
+                "total-times": [r["total-time"] for r in rs],
+                "downtimes": [r["downtime"] for r in rs],
             }
     ratios = {}
     for wl, modes in table.items():
         b = modes.get("baseline")
-        if not b or wl not in CONVERGING:
+        if not b:
             continue
         for mode in ("shadow", "drive"):
             m = modes.get(mode)
@@ -230,7 +336,14 @@ def summarise(runs: list[dict]) -> dict:
             tt = m["total-time-median"] / b["total-time-median"]
             dd = m["downtime-median"] - b["downtime-median"]
             ratios.setdefault(wl, {})[mode] = {
+                "converging": wl in CONVERGING,
                 "total-time-ratio": round(tt, 3),
+                # the same decisions send the same bytes; time also follows the machine's
+                # load (TCG guests, two QEMUs and other jobs on 2 shared cores)
+                "bytes-ratio": (round(m["bytes-median"] / b["bytes-median"], 3)
+                                if m["bytes-median"] and b["bytes-median"] else None),
+                "passes-median": m["passes-median"],
+                "baseline-passes-median": b["passes-median"],
                 "downtime-ratio": round(m["downtime-median"] / b["downtime-median"], 3)
                 if b["downtime-median"] else None,
                 "downtime-diff-ms": dd,
@@ -261,14 +374,27 @@ def plot(runs: list[dict], out: Path) -> Optional[str]:
         rem.append((q.get("remaining") or 0) / MiB)
         thr.append((x_of(q).get("threshold") or 0) / MiB)
         exp.append(q.get("expected-downtime"))
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(9, 6.2))
     ax.plot(t, rem, label="remaining (MiB, top-level)", color="tab:blue")
     ax.plot(t, thr, label="threshold (MiB, x-switchover)", color="tab:green")
     ax.set_xlabel("seconds since migrate")
     ax.set_ylabel("MiB")
     ax2 = ax.twinx()
-    ax2.plot(t, exp, label="expected downtime (ms)", color="tab:red", linestyle="--")
-    ax2.set_ylabel("expected downtime (ms)")
+    ax2.plot(t, exp, label="expected downtime (ms)", color="tab:red", linestyle="--",
+             linewidth=0.8)
+    # downtime-limit in force: the workload's, then the one applied (advice or automatic)
+    lim0 = WORKLOADS[r["workload"]]["parameters"]["downtime-limit"]
+    if t:
+        at = r.get("applied-at-s")
+        lt = [t[0]] + ([at, at] if at is not None else []) + [t[-1]]
+        lv = [lim0] + ([lim0, r["applied-limit"]] if at is not None else []) + \
+             [r["applied-limit"] if at is not None else lim0]
+        ax2.plot(lt, lv, label="downtime-limit (ms)", color="black", linewidth=1.0)
+        if r.get("downtime") is not None:
+            ax2.plot([t[-1]], [r["downtime"]], marker="o", color="tab:red", linestyle="none",
+                     label=f"measured downtime {r['downtime']} ms (predicted "
+                           f"{r.get('predicted-downtime')} ms)")
+    ax2.set_ylabel("ms")
     if r.get("stall-time") is not None:
         ax.axvline(r["stall-time"] / 1000.0, color="tab:orange", linestyle=":",
                    label=f"MIGRATION_STALL (pass {r['stall-pass']})")
@@ -277,12 +403,15 @@ def plot(runs: list[dict], out: Path) -> Optional[str]:
                    label=f"downtime-limit {r['applied-limit']} ms applied")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper center", fontsize=8,
+              bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     ax.set_ylim(bottom=0)
     ax2.set_ylim(bottom=0)
+    bw = r.get("switchover-bandwidth")
     ax.set_title(f"QEMU 10.2.2 + switchover ({r['mode']}), stall workload: 40 MiB/s dirtied "
-                 f"over 256 MiB at 32 MiB/s\ndowntime {r['downtime']} ms, "
-                 f"total {r['total-time']} ms, accel {r['accel']}", fontsize=10)
+                 f"over 256 MiB at max-bandwidth 32 MiB/s\ndowntime {r['downtime']} ms, "
+                 f"total {r['total-time']} ms, switchover at "
+                 f"{bw / MiB if bw else 0:.0f} MiB/s, accel {r['accel']}", fontsize=10)
     fig.tight_layout()
     path = out / "stall.png"
     fig.savefig(path, dpi=110)
@@ -290,29 +419,92 @@ def plot(runs: list[dict], out: Path) -> Optional[str]:
     return str(path)
 
 
+def make_plan(quick: bool, rounds: int, with_baseline: bool,
+              only: Optional[list[str]] = None) -> list[tuple[str, str, int]]:
+    """(workload, mode, round) in run order. Rounds: every workload once in every mode, then
+    the next round, so that an interrupted matrix still has whole rounds. Within a round the
+    modes alternate and their order rotates from round to round (no mode is always the first
+    after a boot); on the stall workloads the baseline comes last, since it applies the limit
+    of the round's patched runs."""
+    if quick:
+        return [(wl, mode, 1) for wl in ("dirty-8", "stall-advice") for mode in ("shadow", "drive")]
+    modes = ["baseline", "shadow", "drive"] if with_baseline else ["shadow", "drive"]
+    plan = []
+    for i in range(1, rounds + 1):
+        for wl in WORKLOADS:
+            k = (i - 1) % len(modes)
+            ms = modes[k:] + modes[:k]
+            if WORKLOADS[wl].get("stall") and "baseline" in ms:
+                ms = [m for m in ms if m != "baseline"] + ["baseline"]
+            plan += [(wl, m, i) for m in ms]
+    if only:
+        plan = [p for p in plan if p[0] in only]
+    return plan
+
+
+def baseline_action_for(runs: list[dict], workload: str, rnd: int) -> Optional[dict]:
+    """What the baseline's operator does on a stall workload: the median limit the round's
+    patched runs applied (advice, or auto-downtime-max's raise), at the median time after
+    migrate they applied it; None when no patched run of the round applied one."""
+    mine = [r for r in runs if r["workload"] == workload and r["run"] == rnd
+            and r["mode"] != "baseline" and r.get("applied-limit")
+            and r.get("applied-at-s") is not None]
+    if not mine:
+        return None
+    return {"limit": int(median(r["applied-limit"] for r in mine)),
+            "at_s": round(float(median(r["applied-at-s"] for r in mine)), 2)}
+
+
+def markdown_table(summary: dict) -> str:
+    """The summary as the results table of docs/qemu.md: medians per workload and mode, and
+    the drive (and shadow) / baseline ratios."""
+    def f(v, fmt="{:,.0f}"):
+        return "–" if v is None else fmt.format(v)
+    rows = ["| workload | mode | runs (completed) | total time ms (median) | downtime ms "
+            "(median) | total / baseline | downtime − baseline ms | passes | predicted "
+            "downtime ms | switchover MiB/s | limit applied ms | disagreements |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for wl, modes in summary["table"].items():
+        for mode, m in modes.items():
+            ra = summary["ratios-vs-baseline"].get(wl, {}).get(mode)
+            tt = dd = "–"
+            if ra:
+                tt = f"{ra['total-time-ratio']:.3f}" + ("" if ra["total-time-within-5pct"]
+                                                        else " (> 5 %)")
+                dd = f"{ra['downtime-diff-ms']:+,.0f}" + (
+                    "" if ra["downtime-within-5pct-or-20ms"] else " (> 5 % and > 20 ms)")
+            bw = m.get("switchover-bandwidth-median") or m.get("qemu-switchover-bandwidth-median")
+            rows.append(
+                f"| {wl} | {mode} | {m['runs']} ({m['completed']}) | "
+                f"{f(m['total-time-median'])} ({', '.join(f(x) for x in m['total-times'])}) | "
+                f"{f(m['downtime-median'])} ({', '.join(f(x) for x in m['downtimes'])}) | "
+                f"{tt} | {dd} | {f(m['passes-median'])} | "
+                f"{f(m.get('predicted-downtime-median'))} | "
+                f"{f(bw / MiB if bw else None)} | {f(m.get('applied-limit-median'))} | "
+                f"{m['disagreements'] if mode != 'baseline' else '–'} |")
+    return "\n".join(rows) + "\n"
+
+
 async def main_async(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.quick:
-        plan = [(wl, mode, 1) for wl in ("dirty-8", "stall-advice") for mode in ("shadow", "drive")]
-    else:
-        modes = ["baseline", "shadow", "drive"] if args.baseline else ["shadow", "drive"]
-        plan = []
-        for i in range(1, args.runs + 1):          # alternating modes within each round
-            for wl in WORKLOADS:
-                for mode in modes:
-                    if mode == "baseline" and WORKLOADS[wl].get("stall"):
-                        continue
-                    if WORKLOADS[wl].get("stall") and i > 1:
-                        continue                     # stall workloads: one run per mode
-                    plan.append((wl, mode, i))
-        if args.only:
-            plan = [p for p in plan if p[0] in args.only]
+    if args.replot:
+        report = json.loads((out / "report.json").read_text())
+        runs = report["runs"]
+        report["summary"] = summarise(runs)
+        report["plot"] = plot(runs, out)
+        (out / "report.json").write_text(json.dumps(report, indent=1))
+        (out / "table.md").write_text(markdown_table(report["summary"]))
+        print(json.dumps(report["summary"]["ratios-vs-baseline"], indent=1))
+        return 0
+    plan = make_plan(args.quick, args.runs, bool(args.baseline), args.only)
     runs = []
     for wl, mode, i in plan:
         print(f"qemu-e2e: {wl} {mode} run {i} ...", flush=True)
+        baseline_action = (baseline_action_for(runs, wl, i)
+                           if mode == "baseline" and WORKLOADS[wl].get("stall") else None)
         try:
-            run = await one_run(args, wl, mode, i)
+            run = await one_run(args, wl, mode, i, baseline_action)
         except qemu_pair.HarnessError as exc:
             run = {"workload": wl, "mode": mode, "run": i, "status": "harness-error",
                    "error": str(exc)[-2000:],
@@ -321,7 +513,9 @@ async def main_async(args) -> int:
         print(f"qemu-e2e:   {run['status']} total {run.get('total-time')} ms downtime "
               f"{run.get('downtime')} ms passes {run.get('passes')} disagreements "
               f"{run.get('disagreements')} stall-pass {run.get('stall-pass')} limit "
-              f"{run.get('applied-limit')} accel {run.get('accel')}"
+              f"{run.get('applied-limit')} predicted {run.get('predicted-downtime')} ms "
+              f"switchover-bw {run.get('switchover-bandwidth')} B/s (QEMU's "
+              f"{run.get('qemu-switchover-bandwidth')}) accel {run.get('accel')}"
               + (f"  FAILED: {[c['check'] + ': ' + c['detail'] for c in bad]}" if bad else ""),
               flush=True)
         runs.append(run)
@@ -332,6 +526,7 @@ async def main_async(args) -> int:
     png = plot(runs, out)
     report["plot"] = png
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "table.md").write_text(markdown_table(report["summary"]))
     failed = [(r["workload"], r["mode"], r["run"], c["check"]) for r in runs
               for c in r["checks"] if not c["ok"]]
     print(json.dumps(report["summary"], indent=1))
@@ -344,7 +539,7 @@ async def main_async(args) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patched", required=True)
+    ap.add_argument("--patched", default=None)
     ap.add_argument("--baseline", default=None)
     ap.add_argument("-L", dest="firmware", action="append", default=[])
     ap.add_argument("--guest-dir", default=None)
@@ -355,7 +550,14 @@ def main() -> int:
     ap.add_argument("--only", action="append", default=[], help="workload names")
     ap.add_argument("--timeout", type=float, default=240.0)
     ap.add_argument("--boot-timeout", type=float, default=180.0)
-    return asyncio.run(main_async(ap.parse_args()))
+    ap.add_argument("--lock", default="/tmp/swo-realguest.lock",
+                    help="the real-guest lock taken for each run ('' = none)")
+    ap.add_argument("--replot", action="store_true",
+                    help="recompute the summary and the plot of an existing report.json")
+    args = ap.parse_args()
+    if not args.patched and not args.replot:
+        ap.error("--patched is required")
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
