@@ -152,3 +152,12 @@ def test_downtime_never_exceeds_the_limit_with_exact_figures_and_accurate_avail(
     assert switched, "some cells must switch over"
     for r in switched:
         assert r.simulated_downtime_ms <= r.downtime_limit_ms, r
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_scenario_says_which_write_pattern_it_uses(path):
+    # Issue 18: a reader must see how the guest's writes fall (docs/scenarios.md, `pattern`),
+    # not rely on the default; scenarios without RAM have no pattern to state.
+    raw = scn.load_raw(path)
+    if "ram" in raw:
+        assert raw["ram"].get("pattern") in scn.PATTERNS, f"{path.name}: no ram.pattern"
