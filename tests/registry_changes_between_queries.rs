@@ -49,3 +49,14 @@ fn a_handler_unregistered_and_another_registered_between_queries() {
     // b and c: 20 + 40.
     assert_eq!(s.query_pending(QueryKind::Fast).unwrap().precopy, 60);
 }
+
+#[test]
+fn the_registry_is_empty_only_while_no_handler_is_registered() {
+    let s = Session::new();
+    assert!(s.registry().is_empty());
+    let a = add(&s, "a", 1, 0);
+    assert!(!s.registry().is_empty());
+    assert_eq!(s.registry().len(), 1);
+    s.registry().unregister(a).unwrap();
+    assert!(s.registry().is_empty());
+}
