@@ -6,33 +6,11 @@ import pytest
 
 import switchover as so
 from switchover import Pending, Session, Status, SwitchoverError
+from loop_support import Loop, fixed
 
 INT64_MAX = 2**63 - 1
 VGPU_STOPCOPY = 2_050_000_000  # ≈1.91 GiB of vGPU stop-copy state (the seed's story)
 GIB = 1_073_741_824
-
-
-def fixed(pre=0, stop=0, post=0):
-    return lambda exact, final: (pre, stop, post)
-
-
-class Loop:
-    """Drives a session like a VMM's migration thread: 100 ms per pass, idle RAM."""
-
-    def __init__(self, session, now=0):
-        self.s = session
-        self.now = now
-
-    def start(self):
-        self.s.migration_start(self.now)
-        self.s.setup_done(self.now)
-
-    def pass_(self, sent=0):
-        self.now += 100
-        if sent:
-            self.s.record_transferred(sent)
-        self.s.update_counters(self.now)
-        return self.s.iteration_step(self.now)
 
 
 def statuses(session):

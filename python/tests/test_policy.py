@@ -12,35 +12,11 @@ import pytest
 
 import switchover as so
 from switchover import Session, Status, SwitchoverError
+from loop_support import Loop, fixed
 
 VGPU = 2_050_000_000
 THRESHOLD_300 = 322_122_547
 GIB = 1 << 30
-
-
-def fixed(pre=0, stop=0, post=0):
-    return lambda exact, final: (pre, stop, post)
-
-
-class Loop:
-    def __init__(self, session, now=0):
-        self.s = session
-        self.now = now
-
-    def start(self):
-        self.s.migration_start(self.now)
-        self.s.setup_done(self.now)
-
-    def pass_(self):
-        self.now += 100
-        self.s.update_counters(self.now)
-        return self.s.iteration_step(self.now)
-
-    def until(self, t):
-        step = None
-        while self.now < t:
-            step = self.pass_()
-        return step
 
 
 def vgpu(session, stop=VGPU, flags=0, **params):
