@@ -2,7 +2,7 @@
 //! own additions. Parsing and validation follow QEMU's HMP and QMP rules; sizes are parsed and
 //! printed like QEMU's `qemu_strtosz_MiB` and `size_to_str`.
 use crate::error::{Code, Error, Result};
-use crate::session::{read, write};
+use crate::locks::{read, write};
 use serde_json::{Map, Value};
 
 /// QEMU's `MAX_MIGRATE_DOWNTIME`: the largest `downtime-limit`, in ms.

@@ -7,6 +7,7 @@ use crate::counters::Counters;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::events::{self, EventQueue};
+use crate::locks::{read, write};
 use crate::params::{Capabilities, Params};
 use crate::pending::{Pending, QueryKind, Registry};
 use crate::reentrancy::{self, CallbackScope};
@@ -15,7 +16,7 @@ use crate::ram::RamSlot;
 use crate::vfio::VfioTotals;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 
 /// What the VMM does for the library: stop and resume the guest, receive events.
 pub trait VmmHooks: Send + Sync {
@@ -42,14 +43,6 @@ impl std::ops::Deref for InstalledHooks {
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
-
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One outgoing migration's state.
 pub struct Session {
@@ -104,7 +97,6 @@ impl Session {
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
-
     pub fn params(&self) -> Params {
         read(&self.params).clone()
     }

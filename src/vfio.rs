@@ -40,7 +40,8 @@ use crate::session::Session;
 use serde_json::json;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use crate::locks::lock;
 
 /// `stopcopy_size` when the stop-copy size cannot be read: QEMU's `VFIO_MIG_STOP_COPY_SIZE`,
 /// big enough that the downtime limit is never violated by an unknown device.
@@ -372,10 +373,6 @@ struct Shared {
     name: String,
     reader: Box<dyn SizeReader>,
     state: Mutex<DevState>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn clamp(
