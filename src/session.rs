@@ -13,7 +13,7 @@ use crate::pending::{Pending, QueryKind, Registry};
 use crate::reentrancy::{self, CallbackScope};
 use crate::state::{MigrationStatus, StatusCell};
 use crate::ram::RamSlot;
-use crate::vfio::VfioTotals;
+use crate::vfio::model::VfioTotals;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -97,6 +97,12 @@ impl Session {
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
+
+    /// The session's VFIO figures (`vfio.transferred`, device count).
+    pub fn vfio_totals(&self) -> &VfioTotals {
+        &self.vfio
+    }
+
     pub fn params(&self) -> Params {
         read(&self.params).clone()
     }
