@@ -22,6 +22,7 @@ pub mod report;
 pub mod session;
 pub mod stall;
 pub mod state;
+pub mod size;
 pub mod sys;
 pub mod vfio;
 

@@ -4,7 +4,7 @@
 use super::snapshot::expected_downtime_ms;
 use super::EngineState;
 use crate::params::{Params, PolicyAction};
-use crate::params::size_to_str;
+use crate::size::size_to_str;
 use crate::Session;
 use serde_json::json;
 

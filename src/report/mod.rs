@@ -8,7 +8,7 @@
 pub mod qmp;
 mod session;
 
-use crate::params::size_to_str;
+use crate::size::size_to_str;
 use crate::state::MigrationStatus;
 use serde_json::{Map, Value};
 use std::fmt::Write;
