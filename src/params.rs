@@ -8,11 +8,10 @@
 //! `query-migrate-parameters` and the README's parameter lists (checked by a test) all come
 //! from it.
 use crate::error::{Error, Result};
-use crate::locks::{read, write};
 
 mod json;
 pub use json::{capabilities_to_json, merge_params_json, params_to_json};
-use json::json_names;
+pub(crate) use json::json_names;
 pub use crate::size::{parse_size, size_to_str};
 
 /// QEMU's `MAX_MIGRATE_DOWNTIME`: the largest `downtime-limit`, in ms.
@@ -449,6 +448,10 @@ impl Capability {
         let mut copy = *caps;
         *self.field(&mut copy)
     }
+
+    pub fn set(self, caps: &mut Capabilities, on: bool) {
+        *self.field(caps) = on;
+    }
 }
 
 /// Parses a plain decimal `u64` for an integer parameter set through HMP, with QEMU's HMP
@@ -507,206 +510,34 @@ pub(crate) fn unknown_parameter(name: &str) -> Error {
     Error::not_found(format!("Parameter '{name}' is unexpected"))
 }
 
-impl crate::Session {
-    /// Replaces the whole parameter set after validating it; nothing changes on error.
-    pub fn set_params(&self, params: Params) -> Result<()> {
-        validate(&params)?;
-        *write(&self.params) = params;
-        Ok(())
-    }
+/// What HMP `migrate_set_parameter <name> <value>` asks: the parameter, and the value to
+/// store (bandwidths are sizes, MiB by default, `Invalid size <value>` on error; the others
+/// plain decimal integers, enum names or on/off).
+pub fn parse_hmp(name: &str, value: &str) -> Result<(Parameter, u64)> {
+    let param = Parameter::from_name(name).ok_or_else(|| unknown_parameter(name))?;
+    let parsed = match param.kind() {
+        ParamKind::Size => parse_size(value, 'M')?,
+        ParamKind::Integer => parse_hmp_integer(name, value)?,
+        ParamKind::Enum(names) => enum_index(name, names, value)?,
+        ParamKind::Bool => parse_hmp_bool(name, value)?,
+    };
+    Ok((param, parsed))
+}
 
-    /// Compare-and-set of `downtime-limit` alone, for the automatic raise: sets it to `new_ms`
-    /// when it still is `expected_ms` and `auto-downtime-max` still is `auto_max_ms` (the
-    /// figures the decision was made on), under the parameter lock. `Ok(false)` when either
-    /// changed meanwhile; every other parameter is left as it is now.
-    pub fn raise_downtime_limit_if(&self, expected_ms: u64, auto_max_ms: u64, new_ms: u64) -> Result<bool> {
-        let mut params = write(&self.params);
-        if params.downtime_limit_ms != expected_ms || params.auto_downtime_max_ms != auto_max_ms {
-            return Ok(false);
-        }
-        let mut updated = params.clone();
-        updated.downtime_limit_ms = new_ms;
-        validate(&updated)?;
-        *params = updated;
-        Ok(true)
-    }
+/// `current` with `param` set to `value`, validated as a whole.
+pub fn with_value(current: &Params, param: Parameter, value: u64) -> Result<Params> {
+    let mut updated = current.clone();
+    param.set(&mut updated, value);
+    validate(&updated)?;
+    Ok(updated)
+}
 
-    /// Replaces the capabilities.
-    pub fn set_capabilities(&self, caps: Capabilities) -> Result<()> {
-        *write(&self.caps) = caps;
-        Ok(())
-    }
-
-    /// HMP `migrate_set_parameter <name> <value>`: bandwidths are sizes (MiB by default,
-    /// `Invalid size <value>` on error), the others plain decimal integers. The result is
-    /// validated as a whole; nothing changes on error. Allowed during a migration.
-    pub fn set_parameter(&self, name: &str, value: &str) -> Result<()> {
-        let param = Parameter::from_name(name).ok_or_else(|| unknown_parameter(name))?;
-        let parsed = match param.kind() {
-            ParamKind::Size => parse_size(value, 'M')?,
-            ParamKind::Integer => parse_hmp_integer(name, value)?,
-            ParamKind::Enum(names) => enum_index(name, names, value)?,
-            ParamKind::Bool => parse_hmp_bool(name, value)?,
-        };
-        let mut params = write(&self.params);
-        let mut updated = params.clone();
-        param.set(&mut updated, parsed);
-        validate(&updated)?;
-        if param == Parameter::DeadlineAction {
-            self.check_postcopy_action(&updated)?;
-        }
-        *params = updated;
-        Ok(())
-    }
-
-    /// `deadline-action postcopy` needs capability `postcopy-ram` and no handler flagged
-    /// `NO_POSTCOPY` when it is set (`SWO_ERR_UNSUPPORTED`). A `NO_POSTCOPY` handler
-    /// registered later, or the capability turned off later, is met at the deadline: the
-    /// action becomes `cancel` and the `MIGRATION_DEADLINE` event says why.
-    fn check_postcopy_action(&self, params: &Params) -> Result<()> {
-        if params.deadline_action != PolicyAction::Postcopy {
-            return Ok(());
-        }
-        if !read(&self.caps).postcopy_ram {
-            return Err(Error::unsupported(
-                "Parameter 'deadline-action' value 'postcopy' needs capability postcopy-ram",
-            ));
-        }
-        self.refuse_postcopy_devices().map_err(|e| {
-            Error::unsupported(format!("Parameter 'deadline-action' value 'postcopy': {}", e.message))
-        })
-    }
-
-    /// QMP `migrate-set-parameters`: merges the members of a JSON object over the current
-    /// set, validates the whole result and applies all or nothing.
-    pub fn set_parameters_json(&self, json: &str) -> Result<()> {
-        let mut params = write(&self.params);
-        let merged = merge_params_json(&params, json)?;
-        if json_names(json, Parameter::DeadlineAction) {
-            self.check_postcopy_action(&merged)?;
-        }
-        *params = merged;
-        Ok(())
-    }
-
-    /// `query-migrate-parameters` as JSON.
-    pub fn parameters_json(&self) -> String {
-        params_to_json(&read(&self.params))
-    }
-
-    /// HMP `migrate_set_capability` / QMP `migrate-set-capabilities` for one capability.
-    /// Refused while a migration is running, as QEMU does.
-    pub fn set_capability(&self, name: &str, on: bool) -> Result<()> {
-        let cap = Capability::from_name(name).ok_or_else(|| {
-            Error::not_found(format!("Parameter 'capability' does not accept value '{name}'"))
-        })?;
-        let mut caps = write(&self.caps);
-        if self.status().is_running() {
-            return Err(Error::bad_state("There's a migration process in progress"));
-        }
-        *cap.field(&mut caps) = on;
-        Ok(())
-    }
-
-    /// `query-migrate-capabilities` as JSON.
-    pub fn capabilities_json(&self) -> String {
-        capabilities_to_json(&read(&self.caps))
-    }
+/// The capability named `name` (QEMU's wording when there is none).
+pub fn parse_capability(name: &str) -> Result<Capability> {
+    Capability::from_name(name).ok_or_else(|| {
+        Error::not_found(format!("Parameter 'capability' does not accept value '{name}'"))
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::Code;
-    use crate::state::MigrationStatus;
-    use crate::Session;
-
-    #[test]
-    fn capability_refused_while_running_with_qemu_message() {
-        let sess = Session::new();
-        sess.status.set(MigrationStatus::Active);
-        let err = sess.set_capability("events", true).unwrap_err();
-        assert_eq!(err.code, Code::BadState);
-        assert_eq!(err.message, "There's a migration process in progress");
-        assert!(!sess.capabilities().events);
-        for status in [MigrationStatus::Setup, MigrationStatus::Device, MigrationStatus::Cancelling] {
-            sess.status.set(status);
-            assert_eq!(sess.set_capability("postcopy-ram", true).unwrap_err().code, Code::BadState);
-        }
-        sess.status.set(MigrationStatus::Completed);
-        sess.set_capability("events", true).unwrap();
-        assert!(sess.capabilities().events);
-    }
-
-    #[test]
-    fn parameters_change_while_running() {
-        let sess = Session::new();
-        sess.status.set(MigrationStatus::Active);
-        sess.set_parameter("downtime-limit", "1500").unwrap();
-        assert_eq!(sess.params().downtime_limit_ms, 1500);
-        sess.set_parameters_json(r#"{"downtime-limit": 2000}"#).unwrap();
-        assert_eq!(sess.params().downtime_limit_ms, 2000);
-    }
-
-    #[test]
-    fn validation_checks_every_parameter_that_has_a_check_once() {
-        for p in Parameter::ALL {
-            let times = VALIDATION_ORDER.iter().filter(|q| **q == p).count();
-            assert_eq!(times, usize::from(p.check() != Check::None), "{}", p.name());
-        }
-    }
-
-    /// QEMU's own parameters (qapi/migration.json `MigrationParameters`), documented by QEMU;
-    /// the README documents the library's.
-    const QEMU_PARAMETERS: [Parameter; 4] = [
-        Parameter::MaxBandwidth,
-        Parameter::AvailSwitchoverBandwidth,
-        Parameter::DowntimeLimit,
-        Parameter::MaxPostcopyBandwidth,
-    ];
-
-    /// The default as the README writes it: a number, an enum's name, `off`/`on`.
-    fn default_text(p: Parameter) -> String {
-        let v = p.get(&Params::default());
-        match p.kind() {
-            ParamKind::Enum(names) => names[v as usize].to_owned(),
-            ParamKind::Bool => (if v != 0 { "on" } else { "off" }).to_owned(),
-            ParamKind::Size | ParamKind::Integer => v.to_string(),
-        }
-    }
-
-    /// The first word of `text` (backticks dropped).
-    fn first_word(text: &str) -> String {
-        let text = text.trim_start().trim_start_matches('`');
-        text.chars().take_while(|c| c.is_alphanumeric() || *c == '-').collect()
-    }
-
-    /// The default the README gives for `name`: a table row `| `name` | <default> | ...`, or
-    /// prose `` `name` (..., default <default> ...) ``.
-    fn readme_default(readme: &str, name: &str) -> Option<String> {
-        let row = format!("| `{name}` |");
-        if let Some(line) = readme.lines().find(|l| l.starts_with(&row)) {
-            return Some(first_word(&line[row.len()..]));
-        }
-        let prose = format!("`{name}` (");
-        readme.match_indices(&prose).find_map(|(at, _)| {
-            let start = at + prose.len();
-            let aside = &readme[start..start + readme[start..].find(')')?];
-            Some(first_word(&aside[aside.find("default")? + "default".len()..]))
-        })
-    }
-
-    #[test]
-    fn the_readme_gives_every_library_parameter_with_its_default() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        for p in Parameter::ALL.into_iter().filter(|p| !QEMU_PARAMETERS.contains(p)) {
-            assert_eq!(
-                readme_default(&readme, p.name()).as_deref(),
-                Some(default_text(p).as_str()),
-                "README.md on `{}`",
-                p.name()
-            );
-        }
-    }
-
-}
+mod tests;

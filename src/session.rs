@@ -1,14 +1,20 @@
 //! A migration session: the handlers, parameters, counters, engine and events of one
 //! outgoing migration. Shared by the VMM's threads (it is `Sync`).
 //!
-//! Each area adds its own `impl Session` block in its module (params, engine, report, ...);
-//! this file holds the fields and what every area needs.
+//! This file holds the fields (what a session owns) and the calls that delegate to parts
+//! knowing nothing of sessions: the handler registry (`crate::pending::Registry`), the
+//! parameter store (`crate::params`), the VFIO totals (`crate::vfio::model`), the reports
+//! (`crate::report`), events and hooks. The migration engine's calls (start, step,
+//! switchover, postcopy, completion, snapshot) are still `impl Session` blocks in
+//! `crate::engine`'s files: they read and change most of the fields under the engine's
+//! locks (issue 17 item 1, not done yet).
 use crate::counters::Counters;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{self, EventQueue};
 use crate::locks::{read, write};
-use crate::params::{Capabilities, Params};
+use crate::params::{self, Capabilities, Parameter, Params, PolicyAction};
+use crate::report::MigrationInfo;
 use crate::pending::{Pending, QueryKind, Registry};
 use crate::reentrancy::{self, CallbackScope};
 use crate::state::{MigrationStatus, StatusCell};
@@ -204,5 +210,148 @@ impl Session {
                 h.event(event);
             }
         });
+    }
+
+    // ---- parameters and capabilities (the store: `crate::params`) ----------------------------
+
+    /// Replaces the whole parameter set after validating it; nothing changes on error.
+    pub fn set_params(&self, params: Params) -> Result<()> {
+        params::validate(&params)?;
+        *write(&self.params) = params;
+        Ok(())
+    }
+
+    /// Compare-and-set of `downtime-limit` alone, for the automatic raise: sets it to `new_ms`
+    /// when it still is `expected_ms` and `auto-downtime-max` still is `auto_max_ms` (the
+    /// figures the decision was made on), under the parameter lock. `Ok(false)` when either
+    /// changed meanwhile; every other parameter is left as it is now.
+    pub fn raise_downtime_limit_if(&self, expected_ms: u64, auto_max_ms: u64, new_ms: u64) -> Result<bool> {
+        let mut params = write(&self.params);
+        if params.downtime_limit_ms != expected_ms || params.auto_downtime_max_ms != auto_max_ms {
+            return Ok(false);
+        }
+        *params = params::with_value(&params, Parameter::DowntimeLimit, new_ms)?;
+        Ok(true)
+    }
+
+    /// Replaces the capabilities.
+    pub fn set_capabilities(&self, caps: Capabilities) -> Result<()> {
+        *write(&self.caps) = caps;
+        Ok(())
+    }
+
+    /// HMP `migrate_set_parameter <name> <value>` ([`params::parse_hmp`]). The result is
+    /// validated as a whole; nothing changes on error. Allowed during a migration.
+    pub fn set_parameter(&self, name: &str, value: &str) -> Result<()> {
+        let (param, parsed) = params::parse_hmp(name, value)?;
+        let mut params = write(&self.params);
+        let updated = params::with_value(&params, param, parsed)?;
+        if param == Parameter::DeadlineAction {
+            self.check_postcopy_action(&updated)?;
+        }
+        *params = updated;
+        Ok(())
+    }
+
+    /// `deadline-action postcopy` needs capability `postcopy-ram` and no handler flagged
+    /// `NO_POSTCOPY` when it is set (`SWO_ERR_UNSUPPORTED`). A `NO_POSTCOPY` handler
+    /// registered later, or the capability turned off later, is met at the deadline: the
+    /// action becomes `cancel` and the `MIGRATION_DEADLINE` event says why.
+    fn check_postcopy_action(&self, params: &Params) -> Result<()> {
+        if params.deadline_action != PolicyAction::Postcopy {
+            return Ok(());
+        }
+        if !read(&self.caps).postcopy_ram {
+            return Err(Error::unsupported(
+                "Parameter 'deadline-action' value 'postcopy' needs capability postcopy-ram",
+            ));
+        }
+        self.refuse_postcopy_devices().map_err(|e| {
+            Error::unsupported(format!("Parameter 'deadline-action' value 'postcopy': {}", e.message))
+        })
+    }
+
+    /// QMP `migrate-set-parameters`: merges the members of a JSON object over the current
+    /// set, validates the whole result and applies all or nothing.
+    pub fn set_parameters_json(&self, json: &str) -> Result<()> {
+        let mut params = write(&self.params);
+        let merged = params::merge_params_json(&params, json)?;
+        if params::json_names(json, Parameter::DeadlineAction) {
+            self.check_postcopy_action(&merged)?;
+        }
+        *params = merged;
+        Ok(())
+    }
+
+    /// `query-migrate-parameters` as JSON.
+    pub fn parameters_json(&self) -> String {
+        params::params_to_json(&read(&self.params))
+    }
+
+    /// HMP `migrate_set_capability` / QMP `migrate-set-capabilities` for one capability.
+    /// Refused while a migration is running, as QEMU does.
+    pub fn set_capability(&self, name: &str, on: bool) -> Result<()> {
+        let cap = params::parse_capability(name)?;
+        let mut caps = write(&self.caps);
+        if self.status().is_running() {
+            return Err(Error::bad_state("There's a migration process in progress"));
+        }
+        cap.set(&mut caps, on);
+        Ok(())
+    }
+
+    /// `query-migrate-capabilities` as JSON.
+    pub fn capabilities_json(&self) -> String {
+        params::capabilities_to_json(&read(&self.caps))
+    }
+
+    // ---- reports (`crate::report`, from the engine's snapshot) -------------------------------
+
+    /// `query-migrate`'s data at `now_ms`. Any thread, any time; never calls a handler.
+    pub fn migration_info(&self, now_ms: u64) -> MigrationInfo {
+        MigrationInfo::from_snapshot(&self.snapshot(now_ms))
+    }
+
+    /// `query-migrate`'s return value as QMP JSON text.
+    pub fn query_migrate_json(&self, now_ms: u64) -> String {
+        self.migration_info(now_ms).to_qmp_json()
+    }
+
+    /// HMP `info migrate`.
+    pub fn info_migrate_text(&self, now_ms: u64) -> String {
+        self.migration_info(now_ms).to_hmp_text()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Code;
+
+    #[test]
+    fn capability_refused_while_running_with_qemu_message() {
+        let sess = Session::new();
+        sess.status.set(MigrationStatus::Active);
+        let err = sess.set_capability("events", true).unwrap_err();
+        assert_eq!(err.code, Code::BadState);
+        assert_eq!(err.message, "There's a migration process in progress");
+        assert!(!sess.capabilities().events);
+        for status in [MigrationStatus::Setup, MigrationStatus::Device, MigrationStatus::Cancelling] {
+            sess.status.set(status);
+            assert_eq!(sess.set_capability("postcopy-ram", true).unwrap_err().code, Code::BadState);
+        }
+        sess.status.set(MigrationStatus::Completed);
+        sess.set_capability("events", true).unwrap();
+        assert!(sess.capabilities().events);
+    }
+
+    #[test]
+    fn parameters_change_while_running() {
+        let sess = Session::new();
+        sess.status.set(MigrationStatus::Active);
+        sess.set_parameter("downtime-limit", "1500").unwrap();
+        assert_eq!(sess.params().downtime_limit_ms, 1500);
+        sess.set_parameters_json(r#"{"downtime-limit": 2000}"#).unwrap();
+        assert_eq!(sess.params().downtime_limit_ms, 2000);
     }
 }

@@ -1,6 +1,7 @@
 //! The migration lifecycle: start, setup, switchover (with pause-before-switchover and
 //! rollback), postcopy, completion, cancel and failure (docs/qemu-model.md §Status).
-use super::{bad_state, EngineState};
+use super::downtime::measured_switchover_bw;
+use super::{bad_state, EngineState, SwitchoverOutcome};
 use std::sync::MutexGuard;
 use crate::counters::{Channel, MainBucket};
 use crate::error::{Error, Result};
@@ -11,26 +12,6 @@ use crate::state::MigrationStatus::{
 };
 use crate::Session;
 use serde_json::json;
-
-/// What `switchover_begin` found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SwitchoverOutcome {
-    /// The final query's figures (exact and final, guest stopped); all 0 when no final query
-    /// ran (paused in `pre-switchover`).
-    pub final_pending: Pending,
-    /// True: send the rest and call `complete`. False: paused in `pre-switchover` (wait for
-    /// `migrate_continue`, then call `switchover_begin` again), or rolled back to `active`
-    /// (keep iterating).
-    pub proceed: bool,
-}
-
-/// The switchover bandwidth seen: bytes sent between the stop and the end of the downtime
-/// divided by that time, in bytes/s; `None` before the downtime ended or when it lasted 0 ms.
-pub(crate) fn measured_switchover_bw(st: &EngineState) -> Option<f64> {
-    let bytes = st.switchover_bytes?;
-    let ms = st.downtime_ms.filter(|&ms| ms != 0)?;
-    Some(bytes as f64 * 1000.0 / ms as f64)
-}
 
 impl Session {
     /// `migration_start`: from `none`, `completed`, `cancelled` or `failed` to `setup`; resets

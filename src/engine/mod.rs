@@ -69,17 +69,19 @@
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
 //!   with the guest running; adds `errno`, positive, of the first failure; once per migration);
 //!   `devices` — the handlers' idstrs.
+mod downtime;
 mod lifecycle;
 mod policy;
 mod snapshot;
 mod step;
 
-pub use lifecycle::SwitchoverOutcome;
-pub use snapshot::{expected_downtime_ms, Snapshot};
+pub use downtime::expected_downtime_ms;
+pub use snapshot::Snapshot;
 pub use policy::Reason;
 pub use step::{Action, Step};
 
 use crate::error::{Error, Result};
+use crate::pending::Pending;
 use crate::reentrancy::{self, CallbackScope};
 use crate::eta::{DrainTracker, PassHistory};
 use crate::stall::StallTracker;
@@ -89,6 +91,18 @@ use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use crate::locks::lock;
+
+/// What `switchover_begin` found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchoverOutcome {
+    /// The final query's figures (exact and final, guest stopped); all 0 when no final query
+    /// ran (paused in `pre-switchover`).
+    pub final_pending: Pending,
+    /// True: send the rest and call `complete`. False: paused in `pre-switchover` (wait for
+    /// `migrate_continue`, then call `switchover_begin` again), or rolled back to `active`
+    /// (keep iterating).
+    pub proceed: bool,
+}
 
 /// The engine of one session.
 #[derive(Default)]

@@ -1,7 +1,6 @@
 //! Operator policy (issue 15): the deadline and its action, the stall action, and the reason
 //! given for every decision. Every parameter here is off by default, and then nothing in this
 //! module changes a decision, a report or an event: QEMU's behaviour stays as it is.
-use super::snapshot::expected_downtime_ms;
 use super::EngineState;
 use crate::params::{Params, PolicyAction};
 use crate::size::size_to_str;
@@ -175,17 +174,6 @@ impl ReasonFigures<'_> {
     }
 }
 
-/// The expected downtime with the fixed part (`downtime-fixed`) added: the bytes' time, plus
-/// the pause that does not depend on bytes. QEMU's placeholder before the first exact pass
-/// (the limit) and its "unknown" (`INT64_MAX`) stay as they are.
-pub fn expected_with_fixed(pass: u64, last_sync_bytes: u64, bw: f64, params: &Params) -> i64 {
-    let bytes_ms = expected_downtime_ms(pass, last_sync_bytes, bw, params.downtime_limit_ms);
-    if pass <= 1 || bytes_ms == i64::MAX {
-        return bytes_ms;
-    }
-    bytes_ms.saturating_add(i64::try_from(params.downtime_fixed_ms).unwrap_or(i64::MAX))
-}
-
 /// What a policy check found due.
 pub(crate) struct Due {
     pub trigger: Trigger,
@@ -347,16 +335,5 @@ mod tests {
             assert_eq!(Reason::from_u32(i as u32), Some(*r));
         }
         assert_eq!(Reason::from_u32(16), None);
-    }
-
-    #[test]
-    fn fixed_downtime_adds_to_a_computed_expectation_only() {
-        let mut p = Params::default();
-        p.downtime_fixed_ms = 50;
-        // 1,000,000 B at 10,000,000 B/s = 100 ms, + 50 ms fixed.
-        assert_eq!(expected_with_fixed(2, 1_000_000, 1e7, &p), 150);
-        // Before the first exact pass QEMU's placeholder is the limit itself.
-        assert_eq!(expected_with_fixed(1, 1_000_000, 1e7, &p), 300);
-        assert_eq!(expected_with_fixed(2, 1_000_000, 0.0, &p), i64::MAX);
     }
 }

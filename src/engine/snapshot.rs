@@ -12,23 +12,6 @@ use super::policy::{ReasonFigures, Reason};
 use super::EngineState;
 use crate::params::PolicyAction;
 
-/// Expected downtime in ms (QEMU's `migration_downtime_calc_expected`, migration/migration.c):
-/// the `downtime-limit` while `pass <= 1` (before the first exact pass), else `trunc(last_sync_bytes / switchover_bw * 1000)`, and `INT64_MAX` when that
-/// is NaN, infinite or at least 2^63 (no bandwidth measured yet).
-pub fn expected_downtime_ms(pass: u64, last_sync_bytes: u64, switchover_bw: f64, limit_ms: u64) -> i64 {
-    if pass <= 1 {
-        return i64::try_from(limit_ms).unwrap_or(i64::MAX);
-    }
-    // Literally QEMU's order of operations (seconds first, then ms), so the truncation lands
-    // where QEMU's does: 70,000 B at 3,333,333.33 B/s is 20.999... ms → 20, not 21.
-    let ms = last_sync_bytes as f64 / switchover_bw * 1000.0;
-    if ms.is_nan() || ms >= 9_223_372_036_854_775_808.0 {
-        return i64::MAX;
-    }
-    // A negative bandwidth cannot happen (it is a count over a positive time); clamp anyway.
-    ms.max(0.0) as i64
-}
-
 /// The downtime advice derived from the stall state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct AdviceFigures {
@@ -180,12 +163,12 @@ impl Session {
         crate::counters::switchover_bw(params.avail_switchover_bandwidth, mbps)
     }
 
-    /// The expected downtime now ([`super::policy::expected_with_fixed`] at the switchover
+    /// The expected downtime now ([`super::downtime::expected_with_fixed`] at the switchover
     /// bandwidth QEMU would read now, [`Session::switchover_bw_now`]); the caller holds the
     /// state.
     pub(crate) fn expected_now(&self, st: &EngineState, params: &Params) -> i64 {
         let bw = self.switchover_bw_now(st, params);
-        super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, bw, params)
+        super::downtime::expected_with_fixed(st.pass, st.last_sync_bytes, bw, params)
     }
 
     /// The expected downtime now and the advice on it ([`advice_for`] against the last
@@ -219,7 +202,7 @@ impl Session {
         // (`migration_get_switchover_bw`): a changed `avail-switchover-bandwidth` counts at once.
         let switchover_bw = self.switchover_bw_now(&st, &params);
         let expected =
-            super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, switchover_bw, &params);
+            super::downtime::expected_with_fixed(st.pass, st.last_sync_bytes, switchover_bw, &params);
         let advice = advice_for(&st.stall, expected, &params, window.mbps);
         let remaining = self.remaining();
         let eta = match status {
@@ -237,7 +220,7 @@ impl Session {
         };
         let reason = reason_for(status, &st);
         let downtime_ended = st.downtime_ms.is_some();
-        let measured_switchover_bw = super::lifecycle::measured_switchover_bw(&st);
+        let measured_switchover_bw = super::downtime::measured_switchover_bw(&st);
         let reason_text = ReasonFigures {
             reason,
             params: &params,
@@ -303,23 +286,3 @@ impl Session {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expected_downtime_follows_the_behaviour_list() {
-        assert_eq!(expected_downtime_ms(0, 5, 0.0, 300), 300);
-        assert_eq!(expected_downtime_ms(1, 1 << 40, 1.0, 300), 300);
-        // 1,000,000 B at 80 Mbps (10,000,000 B/s) → 100 ms; at 4,000,000 B/s → 250 ms.
-        assert_eq!(expected_downtime_ms(2, 1_000_000, 80.0 / 8.0 * 1e6, 300), 100);
-        assert_eq!(expected_downtime_ms(2, 1_000_000, 4_000_000.0, 300), 250);
-        assert_eq!(expected_downtime_ms(2, 1_000_000, 0.0, 300), i64::MAX);
-        assert_eq!(expected_downtime_ms(2, 0, 0.0, 300), i64::MAX);
-        assert_eq!(expected_downtime_ms(2, u64::MAX, 1e-3, 300), i64::MAX);
-        // 0 / 0 is NaN.
-        assert_eq!(expected_downtime_ms(2, 0, 0.0, 300), i64::MAX);
-        // Seconds first, then ms: 70,000 / (1e7 / 3) = 0.020999999999999998 s → 20 ms.
-        assert_eq!(expected_downtime_ms(2, 70_000, 1e7 / 3.0, 300), 20);
-    }
-}

@@ -1,8 +1,9 @@
 //! One pass of the migration loop (docs/qemu-model.md §One loop pass), with stopped-guest
 //! exact sizing, stall tracking and automatic downtime adjustment.
-use super::bad_state;
-use super::policy::Reason;
-use crate::error::Result;
+use super::policy::{Due, Reason};
+use super::{bad_state, EngineState};
+use crate::error::{Error, Result};
+use crate::params::Params;
 use crate::pending::{HandlerFlags, HandlerInfo, Pending, QueryKind};
 use crate::params::PolicyAction;
 use crate::state::MigrationStatus::{Active, Cancelling, PostcopyActive};
@@ -71,6 +72,15 @@ fn decide(
     }
 }
 
+/// What a due policy action is decided on.
+struct PolicyContext<'a> {
+    params: &'a Params,
+    deadline: Option<u64>,
+    now_ms: u64,
+    /// Why postcopy cannot start (a handler flagged `NO_POSTCOPY`), if it cannot.
+    no_postcopy_device: Option<Error>,
+}
+
 /// How the exact query of this step ran.
 #[derive(Default)]
 struct StopState {
@@ -116,40 +126,12 @@ impl Session {
         let threshold = self.counters.window().threshold;
         let fast = self.query_pending(QueryKind::Fast)?;
         if status == PostcopyActive {
-            let (action, reason) = if fast.total() == 0 {
-                (Action::Complete, Reason::PostcopyDrained)
-            } else {
-                (Action::Iterate, Reason::PostcopyActive)
-            };
-            self.engine_state().reason = reason;
-            return Ok(Step {
-                action,
-                exact: false,
-                vm_stopped: false,
-                pending: fast,
-                threshold,
-                pass,
-                reason,
-                forced: false,
-            });
+            return Ok(self.postcopy_step(fast, threshold, pass));
         }
 
         let exact = fast.total() <= threshold || fast.precopy == 0;
         let mut stop = StopState { stopped: already_stopped, stopped_here: false };
-        let pending = if exact {
-            self.stop_for_exact_sizing(now_ms, &mut stop)?;
-            match self.query_pending(QueryKind::Exact) {
-                Ok(p) => p,
-                Err(e) => {
-                    if stop.stopped_here {
-                        self.release_guest("an interrupted exact query")?;
-                    }
-                    return Err(e);
-                }
-            }
-        } else {
-            fast
-        };
+        let pending = if exact { self.exact_pending(now_ms, &mut stop)? } else { fast };
         // A handler that refuses postcopy (registered after the request) makes
         // `postcopy_start` fail: decide as precopy while one is registered.
         let no_postcopy_device = self.refuse_postcopy_devices().err();
@@ -171,28 +153,9 @@ impl Session {
             let can_switchover = !(caps.switchover_ack && guest_running && !st.switchover_acked);
             let action = decide(&pending, threshold, exact, can_switchover, postcopy_possible);
             if exact {
-                st.pass = st.pass.saturating_add(1);
-                st.last_sync_bytes = pending.total();
-                self.emit_if_events_on("MIGRATION_PASS", json!({"pass": st.pass}));
-                st.passes.record(pending.total());
-                let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
-                if outcome.became_stalled {
-                    st.stall.limit_at_first_report.get_or_insert(params.downtime_limit_ms);
-                    let (expected, advice) = self.advice_now(&st, &params);
-                    self.emit_if_events_on(
-                        "MIGRATION_STALL",
-                        json!({
-                            "passes-since-progress": st.stall.passes_since_progress,
-                            "best-remaining": st.stall.best_remaining.unwrap_or(0),
-                            "remaining": pending.total(),
-                            "expected-downtime": expected,
-                            "downtime-limit": params.downtime_limit_ms,
-                            "recommended-downtime": advice.recommended_ms,
-                        }),
-                    );
-                }
+                self.count_exact_pass(&mut st, &pending, &params);
             }
-            let mut reason = match action {
+            let reason = match action {
                 Action::StartPostcopy => Reason::PostcopyReady,
                 Action::Switchover => Reason::SwitchoverReady,
                 Action::Wait => Reason::WaitingForAck,
@@ -200,49 +163,17 @@ impl Session {
                 _ if exact => Reason::ExactAboveThreshold,
                 _ => Reason::AboveThreshold,
             };
-            let mut action = action;
-            let mut forced = false;
             let due = matches!(action, Action::Iterate | Action::Wait)
                 .then(|| self.policy_due(&st, &params, deadline, now_ms))
                 .flatten();
-            if let Some(due) = due {
-                let mut taken = due.action;
-                let mut why_not = None;
-                if taken == PolicyAction::Postcopy {
-                    if !caps.postcopy_ram {
-                        why_not = Some("capability postcopy-ram is off".to_owned());
-                    } else if let Some(e) = &no_postcopy_device {
-                        why_not = Some(e.message.clone());
-                    }
-                    if why_not.is_some() {
-                        taken = PolicyAction::Cancel;
-                    }
+            let (action, reason, forced) = match due {
+                Some(due) => {
+                    let policy = PolicyContext { params: &params, deadline, now_ms, no_postcopy_device };
+                    let postcopy_ram = caps.postcopy_ram;
+                    self.take_policy_action(&mut st, &due, &policy, postcopy_ram, &pending, reason)?
                 }
-                let remaining = pending.total();
-                self.note_policy(&mut st, &params, &due, taken, deadline, now_ms, remaining, why_not);
-                reason = st.policy_taken.as_ref().map_or(reason, |p| p.reason());
-                forced = true;
-                action = match taken {
-                    PolicyAction::Cancel => {
-                        // The end of this call (`settle_after_call`) moves on to
-                        // `cancelled` and resumes a guest the library stopped; not an
-                        // interrupt, so the step itself succeeds.
-                        st.cancel_ms = Some(now_ms);
-                        self.move_to(&mut st, "swo_iteration_step", Cancelling)?;
-                        forced = false;
-                        Action::Cancelled
-                    }
-                    PolicyAction::ForceSwitchover => {
-                        st.forced = true;
-                        Action::Switchover
-                    }
-                    PolicyAction::Postcopy => {
-                        st.forced = true;
-                        st.postcopy_requested = true;
-                        Action::StartPostcopy
-                    }
-                };
-            }
+                None => (action, reason, false),
+            };
             st.reason = reason;
             let keep_stopped = matches!(action, Action::Switchover | Action::StartPostcopy);
             // The record stays until the resume succeeds (see `release_guest`).
@@ -265,6 +196,106 @@ impl Session {
             reason,
             forced,
         })
+    }
+
+    /// A step in `postcopy-active`: the fast figures only; `Complete` once they are 0.
+    fn postcopy_step(&self, fast: Pending, threshold: u64, pass: u64) -> Step {
+        let (action, reason) = if fast.total() == 0 {
+            (Action::Complete, Reason::PostcopyDrained)
+        } else {
+            (Action::Iterate, Reason::PostcopyActive)
+        };
+        self.engine_state().reason = reason;
+        Step { action, exact: false, vm_stopped: false, pending: fast, threshold, pass, reason, forced: false }
+    }
+
+    /// The exact query, with the guest stopped when a handler needs it; a guest this step
+    /// stopped is resumed when the query is interrupted.
+    fn exact_pending(&self, now_ms: u64, stop: &mut StopState) -> Result<Pending> {
+        self.stop_for_exact_sizing(now_ms, stop)?;
+        match self.query_pending(QueryKind::Exact) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                if stop.stopped_here {
+                    self.release_guest("an interrupted exact query")?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// An exact pass: `dirty-sync-count` and the last-sync bytes, `MIGRATION_PASS`, the pass
+    /// history and the stall tracker (`MIGRATION_STALL` when the stall begins).
+    fn count_exact_pass(&self, st: &mut EngineState, pending: &Pending, params: &Params) {
+        st.pass = st.pass.saturating_add(1);
+        st.last_sync_bytes = pending.total();
+        self.emit_if_events_on("MIGRATION_PASS", json!({"pass": st.pass}));
+        st.passes.record(pending.total());
+        let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
+        if outcome.became_stalled {
+            st.stall.limit_at_first_report.get_or_insert(params.downtime_limit_ms);
+            let (expected, advice) = self.advice_now(st, params);
+            self.emit_if_events_on(
+                "MIGRATION_STALL",
+                json!({
+                    "passes-since-progress": st.stall.passes_since_progress,
+                    "best-remaining": st.stall.best_remaining.unwrap_or(0),
+                    "remaining": pending.total(),
+                    "expected-downtime": expected,
+                    "downtime-limit": params.downtime_limit_ms,
+                    "recommended-downtime": advice.recommended_ms,
+                }),
+            );
+        }
+    }
+
+    /// Takes a due policy action (deadline or stall): `postcopy` falls back to `cancel` when
+    /// postcopy cannot start. Returns the step's action, reason and `forced`.
+    fn take_policy_action(
+        &self,
+        st: &mut EngineState,
+        due: &Due,
+        policy: &PolicyContext<'_>,
+        postcopy_ram: bool,
+        pending: &Pending,
+        reason: Reason,
+    ) -> Result<(Action, Reason, bool)> {
+        let mut taken = due.action;
+        let mut why_not = None;
+        if taken == PolicyAction::Postcopy {
+            if !postcopy_ram {
+                why_not = Some("capability postcopy-ram is off".to_owned());
+            } else if let Some(e) = &policy.no_postcopy_device {
+                why_not = Some(e.message.clone());
+            }
+            if why_not.is_some() {
+                taken = PolicyAction::Cancel;
+            }
+        }
+        let (params, deadline, now_ms) = (policy.params, policy.deadline, policy.now_ms);
+        let remaining = pending.total();
+        self.note_policy(st, params, due, taken, deadline, now_ms, remaining, why_not);
+        let reason = st.policy_taken.as_ref().map_or(reason, |p| p.reason());
+        let (action, forced) = match taken {
+            PolicyAction::Cancel => {
+                // The end of this call (`settle_after_call`) moves on to `cancelled` and
+                // resumes a guest the library stopped; not an interrupt, so the step itself
+                // succeeds.
+                st.cancel_ms = Some(now_ms);
+                self.move_to(st, "swo_iteration_step", Cancelling)?;
+                (Action::Cancelled, false)
+            }
+            PolicyAction::ForceSwitchover => {
+                st.forced = true;
+                (Action::Switchover, true)
+            }
+            PolicyAction::Postcopy => {
+                st.forced = true;
+                st.postcopy_requested = true;
+                (Action::StartPostcopy, true)
+            }
+        };
+        Ok((action, reason, forced))
     }
 
     /// Stops the guest for the exact query when an active handler needs it. Without VMM ops
