@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod eta;
 pub mod events;
+mod hooks;
 mod locks;
 pub mod ffi;
 pub mod params;

@@ -1,15 +1,16 @@
 //! A migration session: the handlers, parameters, counters, engine and events of one
 //! outgoing migration. Shared by the VMM's threads (it is `Sync`).
 //!
-//! This file holds the fields (what a session owns) and the calls that delegate to parts
-//! knowing nothing of sessions: the handler registry (`crate::pending::Registry`), the
-//! parameter store (`crate::params`), the VFIO totals (`crate::vfio::model`), the reports
-//! (`crate::report`), events and hooks. The migration engine's calls (start, step,
-//! switchover, postcopy, completion, snapshot) are still `impl Session` blocks in
-//! `crate::engine`'s files: they read and change most of the fields under the engine's
-//! locks (issue 17 item 1, not done yet).
+//! This file is the one `impl Session`: the fields (what a session owns) and every call, each
+//! delegating to a part that knows nothing of sessions: the handler registry
+//! (`crate::pending::Registry`), the parameter store (`crate::params`), the migration engine
+//! (`crate::engine`, which sees the session through its `Host` trait, implemented here), the
+//! VFIO totals (`crate::vfio::model`), the reports (`crate::report`), events and hooks.
 use crate::counters::Counters;
-use crate::engine::Engine;
+use crate::counters::Channel;
+use crate::engine::{
+    Calls, Engine, Host, Lifecycle, Policy, Snapshot, Snapshots, Step, Steps, SwitchoverOutcome,
+};
 use crate::error::{Error, Result};
 use crate::events::{self, EventQueue};
 use crate::locks::{read, write};
@@ -24,29 +25,7 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// What the VMM does for the library: stop and resume the guest, receive events.
-pub trait VmmHooks: Send + Sync {
-    /// Stops the guest; 0 when it is stopped, else a negative errno.
-    fn vm_stop(&self) -> i32;
-    /// Resumes the guest; 0 on success, else a negative errno.
-    fn vm_resume(&self) -> i32;
-    /// True when `vm_stop` / `vm_resume` are provided.
-    fn can_stop_vm(&self) -> bool;
-    /// Receives one QMP-style event (JSON text).
-    fn event(&self, event_json: &str);
-}
-
-/// The VMM's hooks as installed in a session, in an allocation of the library's own: every
-/// caller holds a clone of it while it calls a hook, so [`Session::set_vmm`] can wait until
-/// no thread holds the old one (however many clones of the hooks the VMM keeps itself).
-pub struct InstalledHooks(Arc<dyn VmmHooks>);
-
-impl std::ops::Deref for InstalledHooks {
-    type Target = dyn VmmHooks;
-    fn deref(&self) -> &Self::Target {
-        &*self.0
-    }
-}
+pub use crate::hooks::{InstalledHooks, VmmHooks};
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -320,6 +299,160 @@ impl Session {
     /// HMP `info migrate`.
     pub fn info_migrate_text(&self, now_ms: u64) -> String {
         self.migration_info(now_ms).to_hmp_text()
+    }
+}
+
+
+// ---- the migration engine (`crate::engine`) --------------------------------------------------
+
+impl Session {
+    /// `migration_start`: from `none`, `completed`, `cancelled` or `failed` to `setup`,
+    /// resetting every statistic ([`Lifecycle::migration_start`]).
+    pub fn migration_start(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::migration_start(self, now_ms)
+    }
+
+    /// `setup` to `active` ([`Lifecycle::setup_done`]).
+    pub fn setup_done(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::setup_done(self, now_ms)
+    }
+
+    /// Counts bytes sent on `channel` ([`Lifecycle::record_transferred`]).
+    pub fn record_transferred(&self, channel: Channel, bytes: u64) {
+        Lifecycle::record_transferred(self, channel, bytes)
+    }
+
+    /// `record_transferred`'s lock-free fast path alone; false when it cannot take it
+    /// ([`Lifecycle::try_record_transferred_fast`]).
+    pub fn try_record_transferred_fast(&self, channel: Channel, bytes: u64) -> bool {
+        Lifecycle::try_record_transferred_fast(self, channel, bytes)
+    }
+
+    /// Closes the bandwidth window when it is due; true when it closed
+    /// ([`Lifecycle::update_counters`]).
+    pub fn update_counters(&self, now_ms: u64) -> Result<bool> {
+        Lifecycle::update_counters(self, now_ms)
+    }
+
+    /// Starts the switchover: pause, final query, rollback or proceed
+    /// ([`Lifecycle::switchover_begin`]).
+    pub fn switchover_begin(&self, now_ms: u64) -> Result<SwitchoverOutcome> {
+        Lifecycle::switchover_begin(self, now_ms)
+    }
+
+    /// QMP `migrate-continue` ([`Lifecycle::migrate_continue`]).
+    pub fn migrate_continue(&self, expected: MigrationStatus) -> Result<()> {
+        Lifecycle::migrate_continue(self, expected)
+    }
+
+    /// QMP `migrate-start-postcopy` ([`Lifecycle::postcopy_request`]).
+    pub fn postcopy_request(&self) -> Result<()> {
+        Lifecycle::postcopy_request(self)
+    }
+
+    /// Starts postcopy ([`Lifecycle::postcopy_start`]).
+    pub fn postcopy_start(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::postcopy_start(self, now_ms)
+    }
+
+    /// The migration completed ([`Lifecycle::complete`]).
+    pub fn complete(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::complete(self, now_ms)
+    }
+
+    /// QMP `migrate_cancel` ([`Lifecycle::cancel`]).
+    pub fn cancel(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::cancel(self, now_ms)
+    }
+
+    /// The migration failed, with QEMU's `error-desc` ([`Lifecycle::fail`]).
+    pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
+        Lifecycle::fail(self, now_ms, error_desc)
+    }
+
+    /// The destination's switchover ack (`switchover-ack`) ([`Lifecycle::set_switchover_acked`]).
+    pub fn set_switchover_acked(&self, acked: bool) {
+        Lifecycle::set_switchover_acked(self, acked)
+    }
+
+    /// The VMM's word on whether the guest runs ([`Lifecycle::set_vm_running`]).
+    pub fn set_vm_running(&self, running: bool) {
+        Lifecycle::set_vm_running(self, running)
+    }
+
+    /// One pass of the migration loop ([`Steps::iteration_step`]).
+    pub fn iteration_step(&self, now_ms: u64) -> Result<Step> {
+        Steps::iteration_step(self, now_ms)
+    }
+
+    /// Every figure the reports need, at `now_ms` ([`Snapshots::snapshot`]). Never calls a
+    /// handler.
+    pub fn snapshot(&self, now_ms: u64) -> Snapshot {
+        Snapshots::snapshot(self, now_ms)
+    }
+}
+
+/// What the engine sees of a session.
+impl Host for Session {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn status_cell(&self) -> &StatusCell {
+        &self.status
+    }
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    fn ram_slot(&self) -> &RamSlot {
+        &self.ram
+    }
+    fn vfio_totals(&self) -> &VfioTotals {
+        &self.vfio
+    }
+    fn remaining_cell(&self) -> &AtomicU64 {
+        &self.remaining
+    }
+    fn clock_cell(&self) -> &AtomicU64 {
+        &self.clock_ms
+    }
+    fn remaining(&self) -> u64 {
+        Session::remaining(self)
+    }
+    fn params(&self) -> Params {
+        Session::params(self)
+    }
+    fn capabilities(&self) -> Capabilities {
+        Session::capabilities(self)
+    }
+    fn set_params(&self, params: Params) -> Result<()> {
+        Session::set_params(self, params)
+    }
+    fn raise_downtime_limit_if(&self, expected_ms: u64, auto_max_ms: u64, new_ms: u64) -> Result<bool> {
+        Session::raise_downtime_limit_if(self, expected_ms, auto_max_ms, new_ms)
+    }
+    fn vmm(&self) -> Option<Arc<InstalledHooks>> {
+        Session::vmm(self)
+    }
+    fn observe_clock(&self, now_ms: u64) {
+        Session::observe_clock(self, now_ms)
+    }
+    fn query_pending(&self, kind: QueryKind) -> Result<Pending> {
+        Session::query_pending(self, kind)
+    }
+    fn emit(&self, name: &str, data: Value) {
+        Session::emit(self, name, data)
+    }
+    fn emit_if_events_on(&self, name: &str, data: Value) {
+        Session::emit_if_events_on(self, name, data)
+    }
+    fn flush_events(&self) {
+        Session::flush_events(self)
     }
 }
 

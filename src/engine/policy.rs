@@ -4,7 +4,9 @@
 use super::EngineState;
 use crate::params::{Params, PolicyAction};
 use crate::size::size_to_str;
-use crate::Session;
+use super::{Calls, Host, Snapshots};
+use crate::error::{Error, Result};
+use crate::pending::HandlerFlags;
 use serde_json::json;
 
 crate::abi_enum::abi_enum! {
@@ -180,22 +182,23 @@ pub(crate) struct Due {
     pub action: PolicyAction,
 }
 
-impl Session {
+/// Deadlines and stall actions: when one is due, and what taking it records.
+pub(crate) trait Policy: Host {
     /// The deadline in ms since `migration_start` for this session's guest (the RAM model's
     /// `total`, when there is one).
-    pub(crate) fn deadline_now(&self, params: &Params) -> Option<u64> {
-        let ram_total = self.ram.figures().map(|r| r.total_bytes);
+    fn deadline_now(&self, params: &Params) -> Option<u64> {
+        let ram_total = self.ram_slot().figures().map(|r| r.total_bytes);
         params.effective_deadline_ms(ram_total)
     }
 
-    /// [`Session::deadline_now`] with the RAM figures already read.
-    pub(crate) fn deadline_now_with(&self, params: &Params, ram_total: Option<u64>) -> Option<u64> {
+    /// [`Policy::deadline_now`] with the RAM figures already read.
+    fn deadline_now_with(&self, params: &Params, ram_total: Option<u64>) -> Option<u64> {
         params.effective_deadline_ms(ram_total)
     }
 
     /// The policy action due at `now_ms` (the caller holds the state), if any and not taken
     /// yet: the deadline first, then a stall that lasted `stall-action-passes`.
-    pub(crate) fn policy_due(
+    fn policy_due(
         &self,
         st: &EngineState,
         params: &Params,
@@ -217,7 +220,7 @@ impl Session {
     /// Records a policy action taken at `now_ms` (the caller holds the state) and queues its
     /// event (`MIGRATION_DEADLINE` or `MIGRATION_STALL_ACTION`, with capability `events`).
     /// `why_not_postcopy` is the reason a `postcopy` action became `cancel`.
-    pub(crate) fn note_policy(
+    fn note_policy(
         &self,
         st: &mut EngineState,
         params: &Params,
@@ -275,9 +278,7 @@ impl Session {
         }
         st.policy_taken = Some(PolicyTaken { trigger: due.trigger, action: taken, text });
     }
-}
 
-impl Session {
     /// While paused in `pre-switchover`, a deadline that passed takes its action (the caller
     /// holds the state and computed `deadline` with `params` before taking it):
     /// - `cancel`: `cancelling` (then `cancelled` at the end of the call, the guest resumed),
@@ -288,7 +289,7 @@ impl Session {
     ///   precopy switchover stays precopy (the action is reported as `force-switchover`).
     ///
     /// `Ok(false)`: nothing due.
-    pub(crate) fn deadline_in_pause(
+    fn deadline_in_pause(
         &self,
         st: &mut EngineState,
         params: &Params,
@@ -322,7 +323,20 @@ impl Session {
         self.move_to(st, call, crate::state::MigrationStatus::Device)?;
         Ok(true)
     }
+
+    /// The first handler that refuses postcopy, as an `SWO_ERR_UNSUPPORTED` error.
+    fn refuse_postcopy_devices(&self) -> Result<()> {
+        match self.registry().handlers().into_iter().find(|h| h.flags.contains(HandlerFlags::NO_POSTCOPY)) {
+            Some(h) => Err(Error::unsupported(format!(
+                "Postcopy is not supported: device '{}' (instance {}) cannot take part in postcopy",
+                h.idstr, h.instance_id
+            ))),
+            None => Ok(()),
+        }
+    }
 }
+
+impl<H: Host + ?Sized> Policy for H {}
 
 #[cfg(test)]
 mod tests {

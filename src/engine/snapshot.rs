@@ -7,7 +7,7 @@ use crate::stall::{recommended_downtime, StallTracker};
 use crate::state::MigrationStatus::{
     self, Active, Cancelling, Device, PostcopyActive, PreSwitchover,
 };
-use crate::Session;
+use super::{Calls, Host, Policy};
 use super::policy::{ReasonFigures, Reason};
 use super::EngineState;
 use crate::params::PolicyAction;
@@ -154,40 +154,41 @@ fn reason_for(status: MigrationStatus, st: &EngineState) -> Reason {
     }
 }
 
-impl Session {
+/// The figures the reports and decisions read: switchover bandwidth, expected downtime, advice, and the whole snapshot.
+pub(crate) trait Snapshots: Host {
     /// The switchover bandwidth as QEMU's `migration_get_switchover_bw` reads it when it is
     /// used: `avail-switchover-bandwidth` now, else from `s->mbps` (the last window's, or the
     /// completion figure once completed). The caller holds the engine state.
-    pub(crate) fn switchover_bw_now(&self, st: &EngineState, params: &Params) -> f64 {
-        let mbps = st.completion_mbps.unwrap_or_else(|| self.counters.window().mbps);
+    fn switchover_bw_now(&self, st: &EngineState, params: &Params) -> f64 {
+        let mbps = st.completion_mbps.unwrap_or_else(|| self.counters().window().mbps);
         crate::counters::switchover_bw(params.avail_switchover_bandwidth, mbps)
     }
 
     /// The expected downtime now ([`super::downtime::expected_with_fixed`] at the switchover
-    /// bandwidth QEMU would read now, [`Session::switchover_bw_now`]); the caller holds the
+    /// bandwidth QEMU would read now, [`Snapshots::switchover_bw_now`]); the caller holds the
     /// state.
-    pub(crate) fn expected_now(&self, st: &EngineState, params: &Params) -> i64 {
+    fn expected_now(&self, st: &EngineState, params: &Params) -> i64 {
         let bw = self.switchover_bw_now(st, params);
         super::downtime::expected_with_fixed(st.pass, st.last_sync_bytes, bw, params)
     }
 
     /// The expected downtime now and the advice on it ([`advice_for`] against the last
     /// window's rate); the caller holds the state.
-    pub(crate) fn advice_now(&self, st: &EngineState, params: &Params) -> (i64, AdviceFigures) {
+    fn advice_now(&self, st: &EngineState, params: &Params) -> (i64, AdviceFigures) {
         let expected = self.expected_now(st, params);
-        (expected, advice_for(&st.stall, expected, params, self.counters.window().mbps))
+        (expected, advice_for(&st.stall, expected, params, self.counters().window().mbps))
     }
 
     /// A consistent copy of the figures at `now_ms` (the caller's clock). Any thread, any
     /// time; never calls a handler and never waits for one.
-    pub fn snapshot(&self, now_ms: u64) -> Snapshot {
+    fn snapshot(&self, now_ms: u64) -> Snapshot {
         let params = self.params();
-        let window = self.counters.window();
-        let ram = self.ram.figures();
-        let vfio_transferred = self.vfio.transferred();
+        let window = self.counters().window();
+        let ram = self.ram_slot().figures();
+        let vfio_transferred = self.vfio_totals().transferred();
         let st = self.engine_state();
-        let status = self.status.get();
-        let bytes = self.counters.bytes();
+        let status = self.status_cell().get();
+        let bytes = self.counters().bytes();
         let total_time_ms = match (status, st.total_time_ms) {
             (MigrationStatus::None, _) => 0,
             (_, Some(frozen)) => frozen,
@@ -256,7 +257,7 @@ impl Session {
             mbps: st.completion_mbps.unwrap_or(window.mbps),
             pages_per_second: window.pages_per_second,
             dirty_sync_count: st.pass,
-            postcopy_requests: self.counters.postcopy_requests(),
+            postcopy_requests: self.counters().postcopy_requests(),
             ram,
             vfio_transferred,
             error_desc: st.error_desc.clone(),
@@ -285,4 +286,6 @@ impl Session {
         }
     }
 }
+
+impl<H: Host + ?Sized> Snapshots for H {}
 

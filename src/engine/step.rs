@@ -7,7 +7,7 @@ use crate::params::Params;
 use crate::pending::{HandlerFlags, HandlerInfo, Pending, QueryKind};
 use crate::params::PolicyAction;
 use crate::state::MigrationStatus::{Active, Cancelling, PostcopyActive};
-use crate::Session;
+use super::{Calls, Host, Policy, Snapshots};
 use serde_json::json;
 
 crate::abi_enum::abi_enum! {
@@ -73,7 +73,7 @@ fn decide(
 }
 
 /// What a due policy action is decided on.
-struct PolicyContext<'a> {
+pub(crate) struct PolicyContext<'a> {
     params: &'a Params,
     deadline: Option<u64>,
     now_ms: u64,
@@ -83,14 +83,15 @@ struct PolicyContext<'a> {
 
 /// How the exact query of this step ran.
 #[derive(Default)]
-struct StopState {
+pub(crate) struct StopState {
     /// The guest was stopped by the library (before or in this step) during the exact query.
     stopped: bool,
     /// This step called `vm_stop` (so it must resume the guest when it gives up).
     stopped_here: bool,
 }
 
-impl Session {
+/// One pass of the migration loop (`iteration_step`).
+pub(crate) trait Steps: Host {
     /// One pass of the loop, allowed in `active` and `postcopy-active`:
     /// 1. fast query;
     /// 2. when `total <= threshold` or `precopy == 0`: exact query (with the guest stopped
@@ -108,7 +109,7 @@ impl Session {
     /// In `postcopy-active` only the fast query runs, and `Complete` comes when its total is 0.
     /// A guest stopped for sizing is resumed unless the action is `Switchover` or
     /// `StartPostcopy`; then `vm_stopped` is set and the downtime counts from that stop.
-    pub fn iteration_step(&self, now_ms: u64) -> Result<Step> {
+    fn iteration_step(&self, now_ms: u64) -> Result<Step> {
         self.migration_call("swo_iteration_step", || self.step_locked(now_ms))
     }
 
@@ -116,14 +117,14 @@ impl Session {
         let caps = self.capabilities();
         let (status, pass, postcopy_requested, already_stopped) = {
             let st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             if !matches!(status, Active | PostcopyActive) {
                 return Err(bad_state("swo_iteration_step", status, "'active' or 'postcopy-active'"));
             }
             (status, st.pass, st.postcopy_requested, st.stopped_by_library.is_some())
         };
         self.observe_clock(now_ms);
-        let threshold = self.counters.window().threshold;
+        let threshold = self.counters().window().threshold;
         let fast = self.query_pending(QueryKind::Fast)?;
         if status == PostcopyActive {
             return Ok(self.postcopy_step(fast, threshold, pass));
@@ -141,7 +142,7 @@ impl Session {
         let deadline = self.deadline_now(&params);
         let (action, pass, resume, reason, forced) = {
             let mut st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             if status != Active {
                 // Cancelled or failed while the handlers ran: the end of the call resumes a
                 // guest this step stopped.
@@ -302,7 +303,7 @@ impl Session {
     /// (or when `vm_stop` fails) the query runs with the guest running, and
     /// `DEVICE_SIZE_WARNING` says so, once per migration for each kind.
     fn stop_for_exact_sizing(&self, now_ms: u64, stop: &mut StopState) -> Result<()> {
-        let needing = self.registry.active_with(HandlerFlags::EXACT_NEEDS_STOPPED_VM)?;
+        let needing = self.registry().active_with(HandlerFlags::EXACT_NEEDS_STOPPED_VM)?;
         if needing.is_empty() || stop.stopped {
             return Ok(());
         }
@@ -321,7 +322,7 @@ impl Session {
                 // Recorded even when a cancel or fail came meanwhile: the end of the call then
                 // resumes the guest.
                 st.stopped_by_library = Some(now_ms);
-                let status = self.status.get();
+                let status = self.status_cell().get();
                 if status != Active {
                     return Err(bad_state("swo_iteration_step", status, "'active'"));
                 }
@@ -345,7 +346,7 @@ impl Session {
     /// `MIGRATION_DOWNTIME_ADJUSTED`. (Beyond the ceiling the advice says `BEYOND_MAX`.)
     ///
     /// Only `downtime-limit` is written, and only while it still holds the value the decision
-    /// was based on and `auto-downtime-max` is unchanged ([`crate::Session::raise_downtime_limit_if`]):
+    /// was based on and `auto-downtime-max` is unchanged ([`Host::raise_downtime_limit_if`]):
     /// a parameter set by another thread meanwhile is never undone, and an operator's own
     /// `downtime-limit` set meanwhile wins.
     fn auto_adjust_downtime(&self) {
@@ -372,6 +373,8 @@ impl Session {
         }
     }
 }
+
+impl<H: Host + ?Sized> Steps for H {}
 
 #[cfg(test)]
 mod tests {
