@@ -1,13 +1,12 @@
 //! A migration session: the handlers, parameters, counters, engine and events of one
 //! outgoing migration. Shared by the VMM's threads (it is `Sync`).
 //!
-//! This file is the one `impl Session`: the fields (what a session owns) and every call, each
-//! delegating to a part that knows nothing of sessions: the handler registry
+//! This is the one file with `impl Session`: the fields (what a session owns) and every call,
+//! each delegating to a part that knows nothing of sessions: the handler registry
 //! (`crate::pending::Registry`), the parameter store (`crate::params`), the migration engine
 //! (`crate::engine`, which sees the session through its `Host` trait, implemented here), the
 //! VFIO totals (`crate::vfio::model`), the reports (`crate::report`), events and hooks.
-use crate::counters::Counters;
-use crate::counters::Channel;
+use crate::counters::{Channel, Counters};
 use crate::engine::{
     Calls, Engine, Host, Lifecycle, Policy, Snapshot, Snapshots, Step, Steps, SwitchoverOutcome,
 };
