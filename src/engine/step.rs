@@ -3,7 +3,7 @@
 use super::policy::{Due, Reason};
 use super::{bad_state, EngineState};
 use crate::error::{Error, Result};
-use crate::params::Params;
+use crate::params::{Capabilities, Params};
 use crate::pending::{HandlerFlags, HandlerInfo, Pending, QueryKind};
 use crate::params::PolicyAction;
 use crate::state::MigrationStatus::{Active, Cancelling, PostcopyActive};
@@ -81,6 +81,18 @@ pub(crate) struct PolicyContext<'a> {
     no_postcopy_device: Option<Error>,
 }
 
+/// What one step decides on, once its queries ran.
+pub(crate) struct StepFigures<'a> {
+    /// The exact query's figures when one ran, else the fast query's.
+    pending: Pending,
+    threshold: u64,
+    exact: bool,
+    /// Postcopy was requested and no handler refuses it.
+    postcopy_possible: bool,
+    caps: Capabilities,
+    policy: PolicyContext<'a>,
+}
+
 /// How the exact query of this step ran.
 #[derive(Default)]
 pub(crate) struct StopState {
@@ -148,33 +160,15 @@ pub(crate) trait Steps: Host {
                 // guest this step stopped.
                 return Err(bad_state("swo_iteration_step", status, "'active'"));
             }
-            // The guest runs unless the VMM said otherwise or the library stopped it (exact
-            // sizing with `vm_stop`, in this step or an earlier one).
-            let guest_running = st.vm_running && st.stopped_by_library.is_none();
-            let can_switchover = !(caps.switchover_ack && guest_running && !st.switchover_acked);
-            let action = decide(&pending, threshold, exact, can_switchover, postcopy_possible);
-            if exact {
-                self.count_exact_pass(&mut st, &pending, &params);
-            }
-            let reason = match action {
-                Action::StartPostcopy => Reason::PostcopyReady,
-                Action::Switchover => Reason::SwitchoverReady,
-                Action::Wait => Reason::WaitingForAck,
-                _ if st.stall.stalled => Reason::Stalled,
-                _ if exact => Reason::ExactAboveThreshold,
-                _ => Reason::AboveThreshold,
+            let figures = StepFigures {
+                pending,
+                threshold,
+                exact,
+                postcopy_possible,
+                caps,
+                policy: PolicyContext { params: &params, deadline, now_ms, no_postcopy_device },
             };
-            let due = matches!(action, Action::Iterate | Action::Wait)
-                .then(|| self.policy_due(&st, &params, deadline, now_ms))
-                .flatten();
-            let (action, reason, forced) = match due {
-                Some(due) => {
-                    let policy = PolicyContext { params: &params, deadline, now_ms, no_postcopy_device };
-                    let postcopy_ram = caps.postcopy_ram;
-                    self.take_policy_action(&mut st, &due, &policy, postcopy_ram, &pending, reason)?
-                }
-                None => (action, reason, false),
-            };
+            let (action, reason, forced) = self.decide_locked(&mut st, &figures)?;
             st.reason = reason;
             let keep_stopped = matches!(action, Action::Switchover | Action::StartPostcopy);
             // The record stays until the resume succeeds (see `release_guest`).
@@ -197,6 +191,38 @@ pub(crate) trait Steps: Host {
             reason,
             forced,
         })
+    }
+
+    /// The step's decision with the state held: steps 3–6 of `iteration_step`, the exact
+    /// pass's bookkeeping, the reason, and a due policy action. Returns the action, the
+    /// reason and `forced`.
+    fn decide_locked(&self, st: &mut EngineState, f: &StepFigures<'_>) -> Result<(Action, Reason, bool)> {
+        // The guest runs unless the VMM said otherwise or the library stopped it (exact
+        // sizing with `vm_stop`, in this step or an earlier one).
+        let guest_running = st.vm_running && st.stopped_by_library.is_none();
+        let can_switchover = !(f.caps.switchover_ack && guest_running && !st.switchover_acked);
+        let action = decide(&f.pending, f.threshold, f.exact, can_switchover, f.postcopy_possible);
+        if f.exact {
+            self.count_exact_pass(st, &f.pending, f.policy.params);
+        }
+        let reason = match action {
+            Action::StartPostcopy => Reason::PostcopyReady,
+            Action::Switchover => Reason::SwitchoverReady,
+            Action::Wait => Reason::WaitingForAck,
+            _ if st.stall.stalled => Reason::Stalled,
+            _ if f.exact => Reason::ExactAboveThreshold,
+            _ => Reason::AboveThreshold,
+        };
+        let (params, deadline, now_ms) = (f.policy.params, f.policy.deadline, f.policy.now_ms);
+        let due = matches!(action, Action::Iterate | Action::Wait)
+            .then(|| self.policy_due(st, params, deadline, now_ms))
+            .flatten();
+        match due {
+            Some(due) => {
+                self.take_policy_action(st, &due, &f.policy, f.caps.postcopy_ram, &f.pending, reason)
+            }
+            None => Ok((action, reason, false)),
+        }
     }
 
     /// A step in `postcopy-active`: the fast figures only; `Complete` once they are 0.
