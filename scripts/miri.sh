@@ -26,7 +26,7 @@ fi
 cargo +nightly miri setup >/dev/null 2>&1 || cargo +nightly miri setup ||
   skip "'cargo miri setup' failed (no rust-src?)"
 
-# Long loops skipped under Miri (each runs natively in `cargo test`); the pending.rs stress
+# Long loops skipped under Miri (each runs natively in `cargo test`); the registry's stress
 # tests run fewer rounds under Miri instead (cfg!(miri)).
 SKIP_UNIT=()
 export MIRIFLAGS="${MIRIFLAGS:-}"

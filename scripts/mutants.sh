@@ -22,7 +22,8 @@ VERSION=27.1.0
 if [ "${1:-}" = "--in-diff" ] && git rev-parse -q --verify HEAD~1 >/dev/null; then
   # Before installing anything: does the last commit touch the decision core at all?
   if ! git diff --name-only HEAD~1 -- 'src/engine/*.rs' src/counters.rs src/pending.rs \
-      'src/report/*.rs' src/params.rs src/stall.rs src/vfio.rs | grep -q .; then
+      'src/pending/*.rs' 'src/report/*.rs' src/params.rs 'src/params/*.rs' src/size.rs \
+      src/stall.rs 'src/vfio/*.rs' | grep -q .; then
     echo "mutants: the last commit touches no file of the decision core: nothing to test"
     exit 0
   fi
@@ -42,7 +43,8 @@ OUT="${MUTANTS_OUT:-mutants.out}"
 # The decision core. More `--file GLOB` arguments add files; `--file` alone cannot narrow this
 # list (use `cargo mutants --file ...` directly for one file).
 CORE=(--file 'src/engine/*.rs' --file src/counters.rs --file src/pending.rs
-      --file 'src/report/*.rs' --file src/params.rs --file src/stall.rs --file src/vfio.rs)
+      --file 'src/pending/*.rs' --file 'src/report/*.rs' --file src/params.rs
+      --file 'src/params/*.rs' --file src/size.rs --file src/stall.rs --file 'src/vfio/*.rs')
 args=("${CORE[@]}" --no-shuffle --jobs "${MUTANTS_JOBS:-1}" --timeout "${MUTANTS_TIMEOUT:-300}"
       --build-timeout "${MUTANTS_BUILD_TIMEOUT:-600}" --output "$(dirname "$OUT")")
 cap=0

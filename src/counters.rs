@@ -10,7 +10,8 @@
 use crate::error::{Error, Result};
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
+use crate::locks::lock;
 
 /// A migration channel (`SWO_CHANNEL_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,10 +184,6 @@ impl ByteTotals {
             .saturating_add(self.postcopy)
             .saturating_add(self.multifd)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub use crate::state::MainBucket;

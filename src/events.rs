@@ -3,11 +3,8 @@
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use std::sync::Mutex;
+use crate::locks::lock;
 
 /// Formats one event: `{"timestamp": {"seconds", "microseconds"}, "event", "data"}`, the
 /// time taken from the caller's clock in ms.

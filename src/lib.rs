@@ -12,6 +12,8 @@ pub mod engine;
 pub mod error;
 pub mod eta;
 pub mod events;
+mod hooks;
+mod locks;
 pub mod ffi;
 pub mod params;
 pub mod pending;
@@ -21,6 +23,7 @@ pub mod report;
 pub mod session;
 pub mod stall;
 pub mod state;
+pub mod size;
 pub mod sys;
 pub mod vfio;
 

@@ -21,7 +21,8 @@ use crate::reentrancy;
 use crate::Session;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use crate::locks::lock;
 
 /// The idstr the RAM model registers under (QEMU's savevm id for RAM).
 pub const RAM_IDSTR: &str = "ram";
@@ -89,10 +90,6 @@ pub struct RamState {
     rate: Mutex<RateWindow>,
     /// Set once a garbage size from `sync_dirty` was reported (re-armed by a reset).
     warned: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn saturating_add(counter: &AtomicU64, value: u64) {

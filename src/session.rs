@@ -1,55 +1,32 @@
 //! A migration session: the handlers, parameters, counters, engine and events of one
 //! outgoing migration. Shared by the VMM's threads (it is `Sync`).
 //!
-//! Each area adds its own `impl Session` block in its module (params, engine, report, ...);
-//! this file holds the fields and what every area needs.
-use crate::counters::Counters;
-use crate::engine::Engine;
-use crate::error::Result;
+//! This is the one file with `impl Session`: the fields (what a session owns) and every call,
+//! each delegating to a part that knows nothing of sessions: the handler registry
+//! (`crate::pending::Registry`), the parameter store (`crate::params`), the migration engine
+//! (`crate::engine`, which sees the session through its `Host` trait, implemented here), the
+//! VFIO totals (`crate::vfio::model`), the reports (`crate::report`), events and hooks.
+use crate::counters::{Channel, Counters};
+use crate::engine::{
+    Calls, Engine, Host, Lifecycle, Policy, Snapshot, Snapshots, Step, Steps, SwitchoverOutcome,
+};
+use crate::error::{Error, Result};
 use crate::events::{self, EventQueue};
-use crate::params::{Capabilities, Params};
+use crate::locks::{read, write};
+use crate::params::{self, Capabilities, Parameter, Params, PolicyAction};
+use crate::report::MigrationInfo;
 use crate::pending::{Pending, QueryKind, Registry};
 use crate::reentrancy::{self, CallbackScope};
 use crate::state::{MigrationStatus, StatusCell};
 use crate::ram::RamSlot;
-use crate::vfio::VfioTotals;
+use crate::vfio::model::VfioTotals;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 
-/// What the VMM does for the library: stop and resume the guest, receive events.
-pub trait VmmHooks: Send + Sync {
-    /// Stops the guest; 0 when it is stopped, else a negative errno.
-    fn vm_stop(&self) -> i32;
-    /// Resumes the guest; 0 on success, else a negative errno.
-    fn vm_resume(&self) -> i32;
-    /// True when `vm_stop` / `vm_resume` are provided.
-    fn can_stop_vm(&self) -> bool;
-    /// Receives one QMP-style event (JSON text).
-    fn event(&self, event_json: &str);
-}
-
-/// The VMM's hooks as installed in a session, in an allocation of the library's own: every
-/// caller holds a clone of it while it calls a hook, so [`Session::set_vmm`] can wait until
-/// no thread holds the old one (however many clones of the hooks the VMM keeps itself).
-pub struct InstalledHooks(Arc<dyn VmmHooks>);
-
-impl std::ops::Deref for InstalledHooks {
-    type Target = dyn VmmHooks;
-    fn deref(&self) -> &Self::Target {
-        &*self.0
-    }
-}
+pub use crate::hooks::{InstalledHooks, VmmHooks};
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
-
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One outgoing migration's state.
 pub struct Session {
@@ -103,6 +80,11 @@ impl Session {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The session's VFIO figures (`vfio.transferred`, device count).
+    pub fn vfio_totals(&self) -> &VfioTotals {
+        &self.vfio
     }
 
     pub fn params(&self) -> Params {
@@ -206,5 +188,302 @@ impl Session {
                 h.event(event);
             }
         });
+    }
+
+    // ---- parameters and capabilities (the store: `crate::params`) ----------------------------
+
+    /// Replaces the whole parameter set after validating it; nothing changes on error.
+    pub fn set_params(&self, params: Params) -> Result<()> {
+        params::validate(&params)?;
+        *write(&self.params) = params;
+        Ok(())
+    }
+
+    /// Compare-and-set of `downtime-limit` alone, for the automatic raise: sets it to `new_ms`
+    /// when it still is `expected_ms` and `auto-downtime-max` still is `auto_max_ms` (the
+    /// figures the decision was made on), under the parameter lock. `Ok(false)` when either
+    /// changed meanwhile; every other parameter is left as it is now.
+    pub fn raise_downtime_limit_if(&self, expected_ms: u64, auto_max_ms: u64, new_ms: u64) -> Result<bool> {
+        let mut params = write(&self.params);
+        if params.downtime_limit_ms != expected_ms || params.auto_downtime_max_ms != auto_max_ms {
+            return Ok(false);
+        }
+        *params = params::with_value(&params, Parameter::DowntimeLimit, new_ms)?;
+        Ok(true)
+    }
+
+    /// Replaces the capabilities.
+    pub fn set_capabilities(&self, caps: Capabilities) -> Result<()> {
+        *write(&self.caps) = caps;
+        Ok(())
+    }
+
+    /// HMP `migrate_set_parameter <name> <value>` ([`params::parse_hmp`]). The result is
+    /// validated as a whole; nothing changes on error. Allowed during a migration.
+    pub fn set_parameter(&self, name: &str, value: &str) -> Result<()> {
+        let (param, parsed) = params::parse_hmp(name, value)?;
+        let mut params = write(&self.params);
+        let updated = params::with_value(&params, param, parsed)?;
+        if param == Parameter::DeadlineAction {
+            self.check_postcopy_action(&updated)?;
+        }
+        *params = updated;
+        Ok(())
+    }
+
+    /// `deadline-action postcopy` needs capability `postcopy-ram` and no handler flagged
+    /// `NO_POSTCOPY` when it is set (`SWO_ERR_UNSUPPORTED`). A `NO_POSTCOPY` handler
+    /// registered later, or the capability turned off later, is met at the deadline: the
+    /// action becomes `cancel` and the `MIGRATION_DEADLINE` event says why.
+    fn check_postcopy_action(&self, params: &Params) -> Result<()> {
+        if params.deadline_action != PolicyAction::Postcopy {
+            return Ok(());
+        }
+        if !read(&self.caps).postcopy_ram {
+            return Err(Error::unsupported(
+                "Parameter 'deadline-action' value 'postcopy' needs capability postcopy-ram",
+            ));
+        }
+        self.refuse_postcopy_devices().map_err(|e| {
+            Error::unsupported(format!("Parameter 'deadline-action' value 'postcopy': {}", e.message))
+        })
+    }
+
+    /// QMP `migrate-set-parameters`: merges the members of a JSON object over the current
+    /// set, validates the whole result and applies all or nothing.
+    pub fn set_parameters_json(&self, json: &str) -> Result<()> {
+        let mut params = write(&self.params);
+        let merged = params::merge_params_json(&params, json)?;
+        if params::json_names(json, Parameter::DeadlineAction) {
+            self.check_postcopy_action(&merged)?;
+        }
+        *params = merged;
+        Ok(())
+    }
+
+    /// `query-migrate-parameters` as JSON.
+    pub fn parameters_json(&self) -> String {
+        params::params_to_json(&read(&self.params))
+    }
+
+    /// HMP `migrate_set_capability` / QMP `migrate-set-capabilities` for one capability.
+    /// Refused while a migration is running, as QEMU does.
+    pub fn set_capability(&self, name: &str, on: bool) -> Result<()> {
+        let cap = params::parse_capability(name)?;
+        let mut caps = write(&self.caps);
+        if self.status().is_running() {
+            return Err(Error::bad_state("There's a migration process in progress"));
+        }
+        cap.set(&mut caps, on);
+        Ok(())
+    }
+
+    /// `query-migrate-capabilities` as JSON.
+    pub fn capabilities_json(&self) -> String {
+        params::capabilities_to_json(&read(&self.caps))
+    }
+
+    // ---- reports (`crate::report`, from the engine's snapshot) -------------------------------
+
+    /// `query-migrate`'s data at `now_ms`. Any thread, any time; never calls a handler.
+    pub fn migration_info(&self, now_ms: u64) -> MigrationInfo {
+        MigrationInfo::from_snapshot(&self.snapshot(now_ms))
+    }
+
+    /// `query-migrate`'s return value as QMP JSON text.
+    pub fn query_migrate_json(&self, now_ms: u64) -> String {
+        self.migration_info(now_ms).to_qmp_json()
+    }
+
+    /// HMP `info migrate`.
+    pub fn info_migrate_text(&self, now_ms: u64) -> String {
+        self.migration_info(now_ms).to_hmp_text()
+    }
+}
+
+
+// ---- the migration engine (`crate::engine`) --------------------------------------------------
+
+impl Session {
+    /// `migration_start`: from `none`, `completed`, `cancelled` or `failed` to `setup`,
+    /// resetting every statistic ([`Lifecycle::migration_start`]).
+    pub fn migration_start(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::migration_start(self, now_ms)
+    }
+
+    /// `setup` to `active` ([`Lifecycle::setup_done`]).
+    pub fn setup_done(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::setup_done(self, now_ms)
+    }
+
+    /// Counts bytes sent on `channel` ([`Lifecycle::record_transferred`]).
+    pub fn record_transferred(&self, channel: Channel, bytes: u64) {
+        Lifecycle::record_transferred(self, channel, bytes)
+    }
+
+    /// `record_transferred`'s lock-free fast path alone; false when it cannot take it
+    /// ([`Lifecycle::try_record_transferred_fast`]).
+    pub fn try_record_transferred_fast(&self, channel: Channel, bytes: u64) -> bool {
+        Lifecycle::try_record_transferred_fast(self, channel, bytes)
+    }
+
+    /// Closes the bandwidth window when it is due; true when it closed
+    /// ([`Lifecycle::update_counters`]).
+    pub fn update_counters(&self, now_ms: u64) -> Result<bool> {
+        Lifecycle::update_counters(self, now_ms)
+    }
+
+    /// Starts the switchover: pause, final query, rollback or proceed
+    /// ([`Lifecycle::switchover_begin`]).
+    pub fn switchover_begin(&self, now_ms: u64) -> Result<SwitchoverOutcome> {
+        Lifecycle::switchover_begin(self, now_ms)
+    }
+
+    /// QMP `migrate-continue` ([`Lifecycle::migrate_continue`]).
+    pub fn migrate_continue(&self, expected: MigrationStatus) -> Result<()> {
+        Lifecycle::migrate_continue(self, expected)
+    }
+
+    /// QMP `migrate-start-postcopy` ([`Lifecycle::postcopy_request`]).
+    pub fn postcopy_request(&self) -> Result<()> {
+        Lifecycle::postcopy_request(self)
+    }
+
+    /// Starts postcopy ([`Lifecycle::postcopy_start`]).
+    pub fn postcopy_start(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::postcopy_start(self, now_ms)
+    }
+
+    /// The migration completed ([`Lifecycle::complete`]).
+    pub fn complete(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::complete(self, now_ms)
+    }
+
+    /// QMP `migrate_cancel` ([`Lifecycle::cancel`]).
+    pub fn cancel(&self, now_ms: u64) -> Result<()> {
+        Lifecycle::cancel(self, now_ms)
+    }
+
+    /// The migration failed, with QEMU's `error-desc` ([`Lifecycle::fail`]).
+    pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
+        Lifecycle::fail(self, now_ms, error_desc)
+    }
+
+    /// The destination's switchover ack (`switchover-ack`) ([`Lifecycle::set_switchover_acked`]).
+    pub fn set_switchover_acked(&self, acked: bool) {
+        Lifecycle::set_switchover_acked(self, acked)
+    }
+
+    /// The VMM's word on whether the guest runs ([`Lifecycle::set_vm_running`]).
+    pub fn set_vm_running(&self, running: bool) {
+        Lifecycle::set_vm_running(self, running)
+    }
+
+    /// One pass of the migration loop ([`Steps::iteration_step`]).
+    pub fn iteration_step(&self, now_ms: u64) -> Result<Step> {
+        Steps::iteration_step(self, now_ms)
+    }
+
+    /// Every figure the reports need, at `now_ms` ([`Snapshots::snapshot`]). Never calls a
+    /// handler.
+    pub fn snapshot(&self, now_ms: u64) -> Snapshot {
+        Snapshots::snapshot(self, now_ms)
+    }
+}
+
+/// What the engine sees of a session.
+impl Host for Session {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn status_cell(&self) -> &StatusCell {
+        &self.status
+    }
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    fn ram_slot(&self) -> &RamSlot {
+        &self.ram
+    }
+    fn vfio_totals(&self) -> &VfioTotals {
+        &self.vfio
+    }
+    fn remaining_cell(&self) -> &AtomicU64 {
+        &self.remaining
+    }
+    fn clock_cell(&self) -> &AtomicU64 {
+        &self.clock_ms
+    }
+    fn remaining(&self) -> u64 {
+        Session::remaining(self)
+    }
+    fn params(&self) -> Params {
+        Session::params(self)
+    }
+    fn capabilities(&self) -> Capabilities {
+        Session::capabilities(self)
+    }
+    fn set_params(&self, params: Params) -> Result<()> {
+        Session::set_params(self, params)
+    }
+    fn raise_downtime_limit_if(&self, expected_ms: u64, auto_max_ms: u64, new_ms: u64) -> Result<bool> {
+        Session::raise_downtime_limit_if(self, expected_ms, auto_max_ms, new_ms)
+    }
+    fn vmm(&self) -> Option<Arc<InstalledHooks>> {
+        Session::vmm(self)
+    }
+    fn observe_clock(&self, now_ms: u64) {
+        Session::observe_clock(self, now_ms)
+    }
+    fn query_pending(&self, kind: QueryKind) -> Result<Pending> {
+        Session::query_pending(self, kind)
+    }
+    fn emit(&self, name: &str, data: Value) {
+        Session::emit(self, name, data)
+    }
+    fn emit_if_events_on(&self, name: &str, data: Value) {
+        Session::emit_if_events_on(self, name, data)
+    }
+    fn flush_events(&self) {
+        Session::flush_events(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Code;
+
+    #[test]
+    fn capability_refused_while_running_with_qemu_message() {
+        let sess = Session::new();
+        sess.status.set(MigrationStatus::Active);
+        let err = sess.set_capability("events", true).unwrap_err();
+        assert_eq!(err.code, Code::BadState);
+        assert_eq!(err.message, "There's a migration process in progress");
+        assert!(!sess.capabilities().events);
+        for status in [MigrationStatus::Setup, MigrationStatus::Device, MigrationStatus::Cancelling] {
+            sess.status.set(status);
+            assert_eq!(sess.set_capability("postcopy-ram", true).unwrap_err().code, Code::BadState);
+        }
+        sess.status.set(MigrationStatus::Completed);
+        sess.set_capability("events", true).unwrap();
+        assert!(sess.capabilities().events);
+    }
+
+    #[test]
+    fn parameters_change_while_running() {
+        let sess = Session::new();
+        sess.status.set(MigrationStatus::Active);
+        sess.set_parameter("downtime-limit", "1500").unwrap();
+        assert_eq!(sess.params().downtime_limit_ms, 1500);
+        sess.set_parameters_json(r#"{"downtime-limit": 2000}"#).unwrap();
+        assert_eq!(sess.params().downtime_limit_ms, 2000);
     }
 }

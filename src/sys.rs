@@ -2,9 +2,9 @@
 //! `unsafe`.
 //!
 //! Today that is `membarrier(2)`, the kernel half of the asymmetric fence the handler registry
-//! uses (see `pending.rs`): readers on the hot path order their accesses with a compiler fence
-//! only, and the rare writer makes every running thread of the process execute a full memory
-//! barrier with `MEMBARRIER_CMD_PRIVATE_EXPEDITED`.
+//! uses (see `pending/registry.rs`): readers on the hot path order their accesses with a
+//! compiler fence only, and the rare writer makes every running thread of the process execute
+//! a full memory barrier with `MEMBARRIER_CMD_PRIVATE_EXPEDITED`.
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -91,7 +91,7 @@ fn register() -> bool {
 /// the filtered threads fail, the others not). Re-registering and the slower
 /// `MEMBARRIER_CMD_GLOBAL` (a barrier on every CPU of the system) are tried before giving up
 /// with the error; then the process counts as without barrier from now on, and the caller
-/// must fall back to real fences on both sides (see `pending.rs`).
+/// must fall back to real fences on both sides (see `pending/registry.rs`).
 #[cfg(target_os = "linux")]
 pub fn process_barrier() -> io::Result<()> {
     match membarrier(cmd::PRIVATE_EXPEDITED) {

@@ -1,46 +1,28 @@
 //! The migration lifecycle: start, setup, switchover (with pause-before-switchover and
 //! rollback), postcopy, completion, cancel and failure (docs/qemu-model.md §Status).
-use super::{bad_state, EngineState};
+use super::downtime::measured_switchover_bw;
+use super::{bad_state, EngineState, SwitchoverOutcome};
 use std::sync::MutexGuard;
 use crate::counters::{Channel, MainBucket};
 use crate::error::{Error, Result};
-use crate::pending::{HandlerFlags, Pending, QueryKind};
+use crate::pending::{Pending, QueryKind};
 use crate::reentrancy;
 use crate::state::MigrationStatus::{
     self, Active, Cancelling, Completed, Device, Failed, PostcopyActive, PreSwitchover, Setup,
 };
-use crate::Session;
+use super::{Calls, Host, Policy, Snapshots};
 use serde_json::json;
 
-/// What `switchover_begin` found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SwitchoverOutcome {
-    /// The final query's figures (exact and final, guest stopped); all 0 when no final query
-    /// ran (paused in `pre-switchover`).
-    pub final_pending: Pending,
-    /// True: send the rest and call `complete`. False: paused in `pre-switchover` (wait for
-    /// `migrate_continue`, then call `switchover_begin` again), or rolled back to `active`
-    /// (keep iterating).
-    pub proceed: bool,
-}
-
-/// The switchover bandwidth seen: bytes sent between the stop and the end of the downtime
-/// divided by that time, in bytes/s; `None` before the downtime ended or when it lasted 0 ms.
-pub(crate) fn measured_switchover_bw(st: &EngineState) -> Option<f64> {
-    let bytes = st.switchover_bytes?;
-    let ms = st.downtime_ms.filter(|&ms| ms != 0)?;
-    Some(bytes as f64 * 1000.0 / ms as f64)
-}
-
-impl Session {
+/// The migration lifecycle's calls (`migration_start` ... `fail`); the session's calls of the same names delegate to them.
+pub(crate) trait Lifecycle: Host {
     /// `migration_start`: from `none`, `completed`, `cancelled` or `failed` to `setup`; resets
     /// every statistic (counters, window, stall tracking, times, error, the RAM and VFIO
     /// statistics), sets `dirty-sync-count` to 1 (QEMU's `migrate_init`) and opens the first
     /// bandwidth window at `now_ms`. The guest's running
     /// state stays as the VMM set it; the destination's ack is cleared.
-    pub fn migration_start(&self, now_ms: u64) -> Result<()> {
+    fn migration_start(&self, now_ms: u64) -> Result<()> {
         self.migration_call("swo_migration_start", || {
-            let status = self.status.get();
+            let status = self.status_cell().get();
             if !status.can_start() {
                 return Err(Error::bad_state(format!(
                     "There's a migration process in progress (state '{}')",
@@ -50,25 +32,25 @@ impl Session {
             self.observe_clock(now_ms);
             // Other areas' resets run with no engine lock held. The RAM model's dirty-rate
             // period starts here (QEMU's `ram_init_bitmaps` syncs at setup).
-            self.ram.reset(now_ms);
-            self.vfio.reset();
+            self.ram_slot().reset(now_ms);
+            self.vfio_totals().reset();
             self.forget_library_stop();
             let mut st = self.engine_state();
             let vm_running = st.vm_running;
             // QEMU's `migrate_init` zeroes the statistics and then sets `dirty_sync_count` to
             // 1, so the first exact pass of the loop is pass 2.
             *st = EngineState { start_ms: now_ms, vm_running, pass: 1, ..EngineState::default() };
-            self.counters.reset(now_ms);
-            self.remaining.store(0, std::sync::atomic::Ordering::Release);
+            self.counters().reset(now_ms);
+            self.remaining_cell().store(0, std::sync::atomic::Ordering::Release);
             self.move_to(&mut st, "swo_migration_start", Setup)
         })
     }
 
     /// `setup → active`; `setup-time` = `now_ms` − start.
-    pub fn setup_done(&self, now_ms: u64) -> Result<()> {
+    fn setup_done(&self, now_ms: u64) -> Result<()> {
         self.migration_call("swo_setup_done", || {
             let mut st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             if status != Setup {
                 return Err(bad_state("swo_setup_done", status, "'setup'"));
             }
@@ -83,31 +65,31 @@ impl Session {
     /// QEMU's `ram_transferred_add` (migration/ram.c) files them: running → precopy; stopped
     /// in postcopy → postcopy; stopped otherwise → downtime (see [`crate::state::StatusCell`]).
     #[inline]
-    pub fn record_transferred(&self, channel: Channel, bytes: u64) {
-        self.counters.record_with(channel, || self.main_bucket(), bytes);
+    fn record_transferred(&self, channel: Channel, bytes: u64) {
+        self.counters().record_with(channel, || self.main_bucket(), bytes);
     }
 
-    /// [`Session::record_transferred`]'s fast path alone (see
+    /// [`Lifecycle::record_transferred`]'s fast path alone (see
     /// [`crate::counters::Counters::try_record_fast`]): `false`, nothing counted, when the bytes
     /// need `record_transferred`.
     #[inline]
-    pub fn try_record_transferred_fast(&self, channel: Channel, bytes: u64) -> bool {
-        self.counters.try_record_fast(channel, || self.main_bucket(), bytes)
+    fn try_record_transferred_fast(&self, channel: Channel, bytes: u64) -> bool {
+        self.counters().try_record_fast(channel, || self.main_bucket(), bytes)
     }
 
     /// One relaxed load: the status cell keeps the bucket current at every change of the
     /// status or of the guest's run state ([`crate::state::StatusCell`]).
     #[inline]
     fn main_bucket(&self) -> MainBucket {
-        self.status.main_bucket()
+        self.status_cell().main_bucket()
     }
 
     /// Closes the 100 ms window when it is due (see [`crate::counters::Counters::update`]).
     /// Allowed while a migration is under way; returns whether a window closed. In
     /// `pre-switchover` and `device` no window closes (QEMU's migration thread is blocked in
     /// the pause or busy in the switchover then).
-    pub fn update_counters(&self, now_ms: u64) -> Result<bool> {
-        let status = self.status.get();
+    fn update_counters(&self, now_ms: u64) -> Result<bool> {
+        let status = self.status_cell().get();
         if !status.is_running() {
             return Err(bad_state("swo_update_counters", status, "a migration under way"));
         }
@@ -120,7 +102,7 @@ impl Session {
             return Ok(false);
         }
         let p = self.params();
-        Ok(self.counters.update_window(
+        Ok(self.counters().update_window(
             now_ms,
             p.budget_ms(),
             p.avail_switchover_bandwidth,
@@ -143,7 +125,7 @@ impl Session {
     /// the threshold by more than `rollback-tolerance` percent steps back to `active`, resumes
     /// a guest the library stopped (else the VMM resumes it), emits
     /// `MIGRATION_SWITCHOVER_ROLLBACK`, and returns `proceed == false`.
-    pub fn switchover_begin(&self, now_ms: u64) -> Result<SwitchoverOutcome> {
+    fn switchover_begin(&self, now_ms: u64) -> Result<SwitchoverOutcome> {
         self.migration_call("swo_switchover_begin", || {
             if !self.enter_switchover(now_ms)? {
                 return Ok(SwitchoverOutcome::default());
@@ -160,7 +142,7 @@ impl Session {
         let deadline = self.deadline_now(&params);
         let already_stopped = {
             let mut st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             match status {
                 PreSwitchover | Device if st.postcopy_switchover => {
                     return Err(Error::bad_state(format!(
@@ -220,7 +202,7 @@ impl Session {
         // reported at completion; and the byte count the switchover bandwidth is measured from.
         let params = self.params();
         st.predicted_downtime_ms = Some(self.expected_now(&st, &params));
-        st.downtime_start_bytes = self.counters.bytes().transferred();
+        st.downtime_start_bytes = self.counters().bytes().transferred();
         st.switchover_bytes = None;
         st.rate_limit_lifted = true;
         st.final_done = false;
@@ -243,7 +225,7 @@ impl Session {
     /// After stopping the guest for a switchover: the status a `cancel` / `fail` moved to
     /// meanwhile, if any. The stop is then recorded, so the end of the call resumes the guest.
     fn left_active(&self, st: &mut EngineState, stopped_now: Option<u64>) -> Option<MigrationStatus> {
-        let status = self.status.get();
+        let status = self.status_cell().get();
         if status == Active {
             return None;
         }
@@ -257,10 +239,10 @@ impl Session {
     fn finish_switchover(&self, final_pending: Pending) -> Result<SwitchoverOutcome> {
         let caps = self.capabilities();
         let params = self.params();
-        let threshold = self.counters.window().threshold;
+        let threshold = self.counters().window().threshold;
         let total = final_pending.total();
         let mut st = self.engine_state();
-        let status = self.status.get();
+        let status = self.status_cell().get();
         if status != Device {
             return Err(bad_state("swo_switchover_begin", status, "'device'"));
         }
@@ -297,11 +279,11 @@ impl Session {
     /// `migrate-continue` (QEMU's `qmp_migrate_continue`): `expected` must be the current
     /// status (else `Migration not in expected state: <current state>`); in `pre-switchover`
     /// it moves on to `device`, in any other status it does nothing.
-    pub fn migrate_continue(&self, expected: MigrationStatus) -> Result<()> {
-        reentrancy::check(self.id, "swo_migrate_continue")?;
+    fn migrate_continue(&self, expected: MigrationStatus) -> Result<()> {
+        reentrancy::check(self.id(), "swo_migrate_continue")?;
         let result = {
             let mut st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             // QEMU's `qmp_migrate_continue` checks only that the named state is the current
             // one; naming the current state when not paused sets an event nobody waits for.
             if status != expected {
@@ -320,28 +302,17 @@ impl Session {
         result
     }
 
-    /// The first handler that refuses postcopy, as an `SWO_ERR_UNSUPPORTED` error.
-    pub(crate) fn refuse_postcopy_devices(&self) -> Result<()> {
-        match self.registry.handlers().into_iter().find(|h| h.flags.contains(HandlerFlags::NO_POSTCOPY)) {
-            Some(h) => Err(Error::unsupported(format!(
-                "Postcopy is not supported: device '{}' (instance {}) cannot take part in postcopy",
-                h.idstr, h.instance_id
-            ))),
-            None => Ok(()),
-        }
-    }
-
     /// `migrate-start-postcopy`: asks the loop to start postcopy when `precopy + stopcopy`
     /// fits the threshold. Needs capability `postcopy-ram`, a migration in `setup`, `active`
     /// or `pre-switchover`, and no handler flagged `NO_POSTCOPY` (`SWO_ERR_UNSUPPORTED`).
-    pub fn postcopy_request(&self) -> Result<()> {
-        reentrancy::check(self.id, "swo_postcopy_request")?;
+    fn postcopy_request(&self) -> Result<()> {
+        reentrancy::check(self.id(), "swo_postcopy_request")?;
         if !self.capabilities().postcopy_ram {
             return Err(Error::bad_state(
                 "Enable postcopy with migrate_set_capability before the start of migration",
             ));
         }
-        let status = self.status.get();
+        let status = self.status_cell().get();
         match status {
             MigrationStatus::None => {
                 return Err(Error::bad_state(
@@ -375,14 +346,14 @@ impl Session {
     ///
     /// From `postcopy-active` the destination runs the guest, so the library never resumes
     /// it; `downtime` = `now_ms` − the stop.
-    pub fn postcopy_start(&self, now_ms: u64) -> Result<()> {
+    fn postcopy_start(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_postcopy_start";
         self.migration_call(CALL, || {
             let params = self.params();
             let deadline = self.deadline_now(&params);
             let (status, already_stopped) = {
                 let mut st = self.engine_state();
-                let status = self.status.get();
+                let status = self.status_cell().get();
                 match status {
                     PreSwitchover if st.postcopy_switchover => {
                         if !self.deadline_in_pause(&mut st, &params, deadline, CALL, now_ms)? {
@@ -428,7 +399,7 @@ impl Session {
     /// monitor may have cancelled meanwhile).
     fn continue_postcopy(&self, now_ms: u64) -> Result<()> {
         let mut st = self.engine_state();
-        let status = self.status.get();
+        let status = self.status_cell().get();
         if !(status == Device && st.postcopy_switchover && st.awaiting_final) {
             return Err(bad_state("swo_postcopy_start", status, "'device'"));
         }
@@ -446,7 +417,7 @@ impl Session {
     fn postcopy_final_query_and_enter(&self, now_ms: u64) -> Result<()> {
         self.query_pending(QueryKind::Final)?;
         let mut st = self.engine_state();
-        let status = self.status.get();
+        let status = self.status_cell().get();
         if status != Device {
             return Err(bad_state("swo_postcopy_start", status, "'device'"));
         }
@@ -471,7 +442,7 @@ impl Session {
         if st.downtime_ms.unwrap_or(0) == 0 {
             let stop = st.downtime_start_ms.unwrap_or(now_ms);
             st.downtime_ms = Some(now_ms.saturating_sub(stop));
-            let sent = self.counters.bytes().transferred();
+            let sent = self.counters().bytes().transferred();
             st.switchover_bytes = Some(sent.saturating_sub(st.downtime_start_bytes));
         }
     }
@@ -480,11 +451,11 @@ impl Session {
     /// Freezes `total-time`, `downtime` (precopy, or postcopy whose downtime was 0: `now_ms` −
     /// the stop) and `mbps`
     /// (`transferred * 8 / (total - setup) / 1000` when that is non-zero).
-    pub fn complete(&self, now_ms: u64) -> Result<()> {
+    fn complete(&self, now_ms: u64) -> Result<()> {
         const CALL: &str = "swo_complete";
         self.migration_call(CALL, || {
             let mut st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             match status {
                 // QEMU's `migration_completion_end` → `migration_downtime_end`: precopy
                 // measures the downtime here; postcopy measured it when the destination
@@ -504,7 +475,7 @@ impl Session {
             st.total_time_ms = Some(total);
             let transfer_time = total.saturating_sub(st.setup_time_ms.unwrap_or(0));
             if transfer_time != 0 {
-                let bytes = self.counters.bytes().transferred() as f64;
+                let bytes = self.counters().bytes().transferred() as f64;
                 st.completion_mbps = Some(bytes * 8.0 / transfer_time as f64 / 1000.0);
             }
             // The destination runs the guest now; the VMM does not get it back.
@@ -541,12 +512,12 @@ impl Session {
     /// "Switchover is interrupted" (QEMU's `migration_switchover_start`). Resumes a guest the
     /// library stopped; a failed `vm_resume`
     /// is `SWO_ERR_IO` (the status did change).
-    pub fn cancel(&self, now_ms: u64) -> Result<()> {
-        reentrancy::check(self.id, "swo_cancel")?;
+    fn cancel(&self, now_ms: u64) -> Result<()> {
+        reentrancy::check(self.id(), "swo_cancel")?;
         let result = (|| {
             {
                 let mut st = self.engine_state();
-                let status = self.status.get();
+                let status = self.status_cell().get();
                 if !status.is_live() {
                     return Err(bad_state("swo_cancel", status, "a migration under way"));
                 }
@@ -578,12 +549,12 @@ impl Session {
     /// this call's `now_ms`. A migration-thread call in flight fails with
     /// `SWO_ERR_BAD_STATE`. Resumes a guest the library stopped (not in `postcopy-active`:
     /// the destination runs it); a failed `vm_resume` is `SWO_ERR_IO` (the status did change).
-    pub fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
-        reentrancy::check(self.id, "swo_fail")?;
+    fn fail(&self, now_ms: u64, error_desc: Option<&str>) -> Result<()> {
+        reentrancy::check(self.id(), "swo_fail")?;
         let result = (|| {
             let taken = {
                 let mut st = self.engine_state();
-                let status = self.status.get();
+                let status = self.status_cell().get();
                 if !status.is_live() {
                     return Err(bad_state("swo_fail", status, "a migration under way"));
                 }
@@ -591,7 +562,7 @@ impl Session {
                 self.note_interrupt(&mut st);
                 self.move_to(&mut st, "swo_fail", Failed)?;
                 st.error_desc = error_desc.map(str::to_owned);
-                Self::finish_times(&mut st, now_ms);
+                super::finish_times(&mut st, now_ms);
                 st.stopped_by_library.take().filter(|_| status != PostcopyActive)
             };
             self.resume_taken(taken, "the migration failed")
@@ -601,7 +572,7 @@ impl Session {
     }
 
     /// The destination acked (or withdrew its ack of) the switchover (`switchover-ack`).
-    pub fn set_switchover_acked(&self, acked: bool) {
+    fn set_switchover_acked(&self, acked: bool) {
         self.engine_state().switchover_acked = acked;
     }
 
@@ -609,9 +580,11 @@ impl Session {
     /// needed while the guest runs) and for filing main-channel bytes (QEMU's
     /// `ram_transferred_add`: bytes sent while the user has stopped the guest are downtime
     /// bytes). Default: running.
-    pub fn set_vm_running(&self, running: bool) {
+    fn set_vm_running(&self, running: bool) {
         let mut st = self.engine_state();
         st.vm_running = running;
         self.note_vm_running(running);
     }
 }
+
+impl<H: Host + ?Sized> Lifecycle for H {}

@@ -69,28 +69,81 @@
 //!   running; once per migration) or `"vm-stop-failed"` (`vm_stop` returned non-zero: queried
 //!   with the guest running; adds `errno`, positive, of the first failure; once per migration);
 //!   `devices` — the handlers' idstrs.
+mod downtime;
 mod lifecycle;
 mod policy;
 mod snapshot;
 mod step;
 
-pub use lifecycle::SwitchoverOutcome;
-pub use snapshot::{expected_downtime_ms, Snapshot};
+pub use downtime::expected_downtime_ms;
+pub use snapshot::Snapshot;
 pub use policy::Reason;
 pub use step::{Action, Step};
+pub(crate) use lifecycle::Lifecycle;
+pub(crate) use policy::Policy;
+pub(crate) use snapshot::Snapshots;
+pub(crate) use step::Steps;
 
 use crate::error::{Error, Result};
+use crate::pending::Pending;
 use crate::reentrancy::{self, CallbackScope};
 use crate::eta::{DrainTracker, PassHistory};
 use crate::stall::StallTracker;
 use crate::state::MigrationStatus;
-use crate::Session;
+use crate::counters::Counters;
+use crate::hooks::InstalledHooks;
+use crate::params::{Capabilities, Params};
+use crate::pending::{QueryKind, Registry};
+use crate::ram::RamSlot;
+use crate::state::StatusCell;
+use crate::vfio::model::VfioTotals;
+use serde_json::Value;
+use std::sync::Arc;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use crate::locks::lock;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// What the engine needs of the session it drives: its parts and a few of its calls. The
+/// session (`crate::session`) implements it; the engine knows nothing else of it. Every
+/// engine call is a method of one of the traits `Calls`, [`Lifecycle`], [`Policy`],
+/// [`Snapshots`] and [`Steps`], implemented for every `Host`.
+pub(crate) trait Host {
+    /// The session's process-unique id (reentrancy checks).
+    fn id(&self) -> u64;
+    fn status_cell(&self) -> &StatusCell;
+    fn counters(&self) -> &Counters;
+    fn engine(&self) -> &Engine;
+    fn registry(&self) -> &Registry;
+    fn ram_slot(&self) -> &RamSlot;
+    fn vfio_totals(&self) -> &VfioTotals;
+    /// The system-wide remaining of the last query.
+    fn remaining_cell(&self) -> &AtomicU64;
+    /// The latest `now_ms` any call brought.
+    fn clock_cell(&self) -> &AtomicU64;
+    fn remaining(&self) -> u64;
+    fn params(&self) -> Params;
+    fn capabilities(&self) -> Capabilities;
+    fn set_params(&self, params: Params) -> Result<()>;
+    fn raise_downtime_limit_if(&self, expected_ms: u64, auto_max_ms: u64, new_ms: u64) -> Result<bool>;
+    fn vmm(&self) -> Option<Arc<InstalledHooks>>;
+    fn observe_clock(&self, now_ms: u64);
+    fn query_pending(&self, kind: QueryKind) -> Result<Pending>;
+    fn emit(&self, name: &str, data: Value);
+    fn emit_if_events_on(&self, name: &str, data: Value);
+    fn flush_events(&self);
+}
+
+/// What `switchover_begin` found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchoverOutcome {
+    /// The final query's figures (exact and final, guest stopped); all 0 when no final query
+    /// ran (paused in `pre-switchover`).
+    pub final_pending: Pending,
+    /// True: send the rest and call `complete`. False: paused in `pre-switchover` (wait for
+    /// `migrate_continue`, then call `switchover_begin` again), or rolled back to `active`
+    /// (keep iterating).
+    pub proceed: bool,
 }
 
 /// The engine of one session.
@@ -201,6 +254,11 @@ impl Default for EngineState {
 }
 
 /// `SWO_ERR_BAD_STATE` for `call` in `status`.
+/// Freezes `total-time` at `now_ms` when the migration ends (saturating against the start).
+pub(crate) fn finish_times(st: &mut EngineState, now_ms: u64) {
+    st.total_time_ms.get_or_insert(now_ms.saturating_sub(st.start_ms));
+}
+
 pub(crate) fn bad_state(call: &str, status: MigrationStatus, expected: &str) -> Error {
     Error::bad_state(format!(
         "{call}: not allowed in migration state '{}' (needs {expected})",
@@ -208,20 +266,22 @@ pub(crate) fn bad_state(call: &str, status: MigrationStatus, expected: &str) -> 
     ))
 }
 
-impl Session {
-    pub(crate) fn engine_state(&self) -> MutexGuard<'_, EngineState> {
-        lock(&self.engine.state)
+/// The calls' plumbing: the engine's state, status moves, the serialised migration-thread
+/// call, events, and the guest's stop and resume through the VMM's hooks.
+pub(crate) trait Calls: Host {
+    fn engine_state(&self) -> MutexGuard<'_, EngineState> {
+        lock(&self.engine().state)
     }
 
     /// Moves to `to` (the caller holds the state lock, passed in as proof) and queues the
     /// `MIGRATION` event when the `events` capability is on.
-    pub(crate) fn move_to(
+    fn move_to(
         &self,
         _state: &mut EngineState,
         call: &str,
         to: MigrationStatus,
     ) -> Result<()> {
-        let from = self.status.get();
+        let from = self.status_cell().get();
         if !from.can_move_to(to) {
             return Err(Error::bad_state(format!(
                 "{call}: cannot go from migration state '{}' to '{}'",
@@ -229,7 +289,7 @@ impl Session {
                 to.name()
             )));
         }
-        self.status.set(to);
+        self.status_cell().set(to);
         self.emit_if_events_on("MIGRATION", json!({"status": to.name()}));
         Ok(())
     }
@@ -239,18 +299,18 @@ impl Session {
     /// stopped is given back after a cancel or fail that interrupted it; the queued events are
     /// delivered last. A call that a `cancel` or `fail` interrupted fails with
     /// `SWO_ERR_BAD_STATE`, whatever `f` returned.
-    pub(crate) fn migration_call<T>(&self, call: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        reentrancy::check(self.id, call)?;
+    fn migration_call<T>(&self, call: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        reentrancy::check(self.id(), call)?;
         let (result, interrupted, settled) = {
-            let _serial = lock(&self.engine.serial);
-            let before = self.engine.interrupts.load(Ordering::Acquire);
+            let _serial = lock(&self.engine().serial);
+            let before = self.engine().interrupts.load(Ordering::Acquire);
             let result = f();
-            let interrupted = self.engine.interrupts.load(Ordering::Acquire) != before;
+            let interrupted = self.engine().interrupts.load(Ordering::Acquire) != before;
             (result, interrupted, self.settle_after_call(interrupted))
         };
         self.deliver_events();
         if interrupted {
-            let status = self.status.get();
+            let status = self.status_cell().get();
             let mut message = format!(
                 "{call}: the migration was {} while this call ran (state '{}')",
                 if status == MigrationStatus::Failed { "failed" } else { "cancelled" },
@@ -269,8 +329,8 @@ impl Session {
 
     /// Delivers queued events unless the caller runs inside a callback of this session (the
     /// outer call delivers them then).
-    pub(crate) fn deliver_events(&self) {
-        if !reentrancy::inside(self.id) {
+    fn deliver_events(&self) {
+        if !reentrancy::inside(self.id()) {
             self.flush_events();
         }
     }
@@ -281,7 +341,7 @@ impl Session {
     fn settle_after_call(&self, interrupted: bool) -> Result<()> {
         let taken = {
             let mut st = self.engine_state();
-            match self.status.get() {
+            match self.status_cell().get() {
                 MigrationStatus::Cancelling => self.finish_cancel(&mut st)?,
                 MigrationStatus::Cancelled | MigrationStatus::Failed if interrupted => {
                     st.stopped_by_library.take()
@@ -294,13 +354,13 @@ impl Session {
 
     /// `cancelling → cancelled` when no migration-thread call is in flight; resumes a guest
     /// the library stopped.
-    pub(crate) fn finish_cancel_if_idle(&self) -> Result<()> {
+    fn finish_cancel_if_idle(&self) -> Result<()> {
         let mut st = self.engine_state();
-        if self.status.get() != MigrationStatus::Cancelling {
+        if self.status_cell().get() != MigrationStatus::Cancelling {
             return Ok(());
         }
         // Held across the resume, so no migration-thread call starts meanwhile.
-        let Ok(_idle) = self.engine.serial.try_lock() else { return Ok(()) };
+        let Ok(_idle) = self.engine().serial.try_lock() else { return Ok(()) };
         let taken = self.finish_cancel(&mut st)?;
         drop(st);
         self.resume_taken(taken, "the migration was cancelled")
@@ -310,31 +370,26 @@ impl Session {
     /// at the cancel's clock and hands over the library's stop record for resuming.
     fn finish_cancel(&self, st: &mut EngineState) -> Result<Option<u64>> {
         self.move_to(st, "swo_cancel", MigrationStatus::Cancelled)?;
-        let at = st.cancel_ms.unwrap_or_else(|| self.clock_ms.load(Ordering::Acquire));
-        Self::finish_times(st, at);
+        let at = st.cancel_ms.unwrap_or_else(|| self.clock_cell().load(Ordering::Acquire));
+        finish_times(st, at);
         Ok(st.stopped_by_library.take())
     }
 
     /// Counts an accepted `cancel` / `fail` (the caller holds `state`).
-    pub(crate) fn note_interrupt(&self, _state: &mut EngineState) {
-        self.engine.interrupts.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Freezes `total-time` at `now_ms` when the migration ends (saturating against the start).
-    pub(crate) fn finish_times(st: &mut EngineState, now_ms: u64) {
-        st.total_time_ms.get_or_insert(now_ms.saturating_sub(st.start_ms));
+    fn note_interrupt(&self, _state: &mut EngineState) {
+        self.engine().interrupts.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Resumes the guest the library stopped, if it did: takes the record, and puts it back
     /// when `vm_resume` fails (so a later step, cancel or fail tries again).
-    pub(crate) fn release_guest(&self, why: &str) -> Result<()> {
+    fn release_guest(&self, why: &str) -> Result<()> {
         let taken = self.engine_state().stopped_by_library.take();
         self.resume_taken(taken, why)
     }
 
     /// Resumes a guest whose stop record (`taken`, the stop time) the caller took out of the
     /// state; on failure the record goes back.
-    pub(crate) fn resume_taken(&self, taken: Option<u64>, why: &str) -> Result<()> {
+    fn resume_taken(&self, taken: Option<u64>, why: &str) -> Result<()> {
         let Some(stopped_at) = taken else { return Ok(()) };
         let result = self.resume_guest(why);
         if result.is_err() {
@@ -345,12 +400,12 @@ impl Session {
 
     /// Calls the VMM's `vm_stop` (marked as a callback, so it cannot re-enter the engine).
     /// `None` when the VMM gave no `vm_stop`/`vm_resume`, else its return code.
-    pub(crate) fn call_vm_stop(&self) -> Option<i32> {
+    fn call_vm_stop(&self) -> Option<i32> {
         let vmm = self.vmm().filter(|v| v.can_stop_vm())?;
-        let _scope = CallbackScope::enter(self.id);
+        let _scope = CallbackScope::enter(self.id());
         let rc = vmm.vm_stop();
         if rc == 0 {
-            self.status.set_library_stopped(true);
+            self.status_cell().set_library_stopped(true);
         }
         Some(rc)
     }
@@ -358,13 +413,13 @@ impl Session {
     /// Records the VMM's word on the guest's run state for the lock-free byte counters
     /// (QEMU's `ram_transferred_add` files bytes by the guest's run state; see
     /// [`crate::state::StatusCell`]).
-    pub(crate) fn note_vm_running(&self, running: bool) {
-        self.status.set_vmm_stopped(!running);
+    fn note_vm_running(&self, running: bool) {
+        self.status_cell().set_vmm_stopped(!running);
     }
 
     /// Forgets a library stop (a new migration starts with the VMM's word only).
-    pub(crate) fn forget_library_stop(&self) {
-        self.status.set_library_stopped(false);
+    fn forget_library_stop(&self) {
+        self.status_cell().set_library_stopped(false);
     }
 
     /// Resumes a guest the library stopped; a failure is `SWO_ERR_IO` saying why it was
@@ -372,7 +427,7 @@ impl Session {
     fn resume_guest(&self, why: &str) -> Result<()> {
         let Some(vmm) = self.vmm().filter(|v| v.can_stop_vm()) else { return Ok(()) };
         let rc = {
-            let _scope = CallbackScope::enter(self.id);
+            let _scope = CallbackScope::enter(self.id());
             vmm.vm_resume()
         };
         if rc != 0 {
@@ -380,7 +435,9 @@ impl Session {
                 "vm_resume returned {rc} after {why}: the guest is still stopped"
             )));
         }
-        self.status.set_library_stopped(false);
+        self.status_cell().set_library_stopped(false);
         Ok(())
     }
 }
+
+impl<H: Host + ?Sized> Calls for H {}

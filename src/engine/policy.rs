@@ -1,11 +1,12 @@
 //! Operator policy (issue 15): the deadline and its action, the stall action, and the reason
 //! given for every decision. Every parameter here is off by default, and then nothing in this
 //! module changes a decision, a report or an event: QEMU's behaviour stays as it is.
-use super::snapshot::expected_downtime_ms;
 use super::EngineState;
 use crate::params::{Params, PolicyAction};
-use crate::params::size_to_str;
-use crate::Session;
+use crate::size::size_to_str;
+use super::{Calls, Host, Snapshots};
+use crate::error::{Error, Result};
+use crate::pending::HandlerFlags;
 use serde_json::json;
 
 crate::abi_enum::abi_enum! {
@@ -175,39 +176,29 @@ impl ReasonFigures<'_> {
     }
 }
 
-/// The expected downtime with the fixed part (`downtime-fixed`) added: the bytes' time, plus
-/// the pause that does not depend on bytes. QEMU's placeholder before the first exact pass
-/// (the limit) and its "unknown" (`INT64_MAX`) stay as they are.
-pub fn expected_with_fixed(pass: u64, last_sync_bytes: u64, bw: f64, params: &Params) -> i64 {
-    let bytes_ms = expected_downtime_ms(pass, last_sync_bytes, bw, params.downtime_limit_ms);
-    if pass <= 1 || bytes_ms == i64::MAX {
-        return bytes_ms;
-    }
-    bytes_ms.saturating_add(i64::try_from(params.downtime_fixed_ms).unwrap_or(i64::MAX))
-}
-
 /// What a policy check found due.
 pub(crate) struct Due {
     pub trigger: Trigger,
     pub action: PolicyAction,
 }
 
-impl Session {
+/// Deadlines and stall actions: when one is due, and what taking it records.
+pub(crate) trait Policy: Host {
     /// The deadline in ms since `migration_start` for this session's guest (the RAM model's
     /// `total`, when there is one).
-    pub(crate) fn deadline_now(&self, params: &Params) -> Option<u64> {
-        let ram_total = self.ram.figures().map(|r| r.total_bytes);
+    fn deadline_now(&self, params: &Params) -> Option<u64> {
+        let ram_total = self.ram_slot().figures().map(|r| r.total_bytes);
         params.effective_deadline_ms(ram_total)
     }
 
-    /// [`Session::deadline_now`] with the RAM figures already read.
-    pub(crate) fn deadline_now_with(&self, params: &Params, ram_total: Option<u64>) -> Option<u64> {
+    /// [`Policy::deadline_now`] with the RAM figures already read.
+    fn deadline_now_with(&self, params: &Params, ram_total: Option<u64>) -> Option<u64> {
         params.effective_deadline_ms(ram_total)
     }
 
     /// The policy action due at `now_ms` (the caller holds the state), if any and not taken
     /// yet: the deadline first, then a stall that lasted `stall-action-passes`.
-    pub(crate) fn policy_due(
+    fn policy_due(
         &self,
         st: &EngineState,
         params: &Params,
@@ -229,7 +220,7 @@ impl Session {
     /// Records a policy action taken at `now_ms` (the caller holds the state) and queues its
     /// event (`MIGRATION_DEADLINE` or `MIGRATION_STALL_ACTION`, with capability `events`).
     /// `why_not_postcopy` is the reason a `postcopy` action became `cancel`.
-    pub(crate) fn note_policy(
+    fn note_policy(
         &self,
         st: &mut EngineState,
         params: &Params,
@@ -287,9 +278,7 @@ impl Session {
         }
         st.policy_taken = Some(PolicyTaken { trigger: due.trigger, action: taken, text });
     }
-}
 
-impl Session {
     /// While paused in `pre-switchover`, a deadline that passed takes its action (the caller
     /// holds the state and computed `deadline` with `params` before taking it):
     /// - `cancel`: `cancelling` (then `cancelled` at the end of the call, the guest resumed),
@@ -300,7 +289,7 @@ impl Session {
     ///   precopy switchover stays precopy (the action is reported as `force-switchover`).
     ///
     /// `Ok(false)`: nothing due.
-    pub(crate) fn deadline_in_pause(
+    fn deadline_in_pause(
         &self,
         st: &mut EngineState,
         params: &Params,
@@ -334,7 +323,20 @@ impl Session {
         self.move_to(st, call, crate::state::MigrationStatus::Device)?;
         Ok(true)
     }
+
+    /// The first handler that refuses postcopy, as an `SWO_ERR_UNSUPPORTED` error.
+    fn refuse_postcopy_devices(&self) -> Result<()> {
+        match self.registry().handlers().into_iter().find(|h| h.flags.contains(HandlerFlags::NO_POSTCOPY)) {
+            Some(h) => Err(Error::unsupported(format!(
+                "Postcopy is not supported: device '{}' (instance {}) cannot take part in postcopy",
+                h.idstr, h.instance_id
+            ))),
+            None => Ok(()),
+        }
+    }
 }
+
+impl<H: Host + ?Sized> Policy for H {}
 
 #[cfg(test)]
 mod tests {
@@ -347,16 +349,5 @@ mod tests {
             assert_eq!(Reason::from_u32(i as u32), Some(*r));
         }
         assert_eq!(Reason::from_u32(16), None);
-    }
-
-    #[test]
-    fn fixed_downtime_adds_to_a_computed_expectation_only() {
-        let mut p = Params::default();
-        p.downtime_fixed_ms = 50;
-        // 1,000,000 B at 10,000,000 B/s = 100 ms, + 50 ms fixed.
-        assert_eq!(expected_with_fixed(2, 1_000_000, 1e7, &p), 150);
-        // Before the first exact pass QEMU's placeholder is the limit itself.
-        assert_eq!(expected_with_fixed(1, 1_000_000, 1e7, &p), 300);
-        assert_eq!(expected_with_fixed(2, 1_000_000, 0.0, &p), i64::MAX);
     }
 }

@@ -7,27 +7,10 @@ use crate::stall::{recommended_downtime, StallTracker};
 use crate::state::MigrationStatus::{
     self, Active, Cancelling, Device, PostcopyActive, PreSwitchover,
 };
-use crate::Session;
+use super::{Calls, Host, Policy};
 use super::policy::{ReasonFigures, Reason};
 use super::EngineState;
 use crate::params::PolicyAction;
-
-/// Expected downtime in ms (QEMU's `migration_downtime_calc_expected`, migration/migration.c):
-/// the `downtime-limit` while `pass <= 1` (before the first exact pass), else `trunc(last_sync_bytes / switchover_bw * 1000)`, and `INT64_MAX` when that
-/// is NaN, infinite or at least 2^63 (no bandwidth measured yet).
-pub fn expected_downtime_ms(pass: u64, last_sync_bytes: u64, switchover_bw: f64, limit_ms: u64) -> i64 {
-    if pass <= 1 {
-        return i64::try_from(limit_ms).unwrap_or(i64::MAX);
-    }
-    // Literally QEMU's order of operations (seconds first, then ms), so the truncation lands
-    // where QEMU's does: 70,000 B at 3,333,333.33 B/s is 20.999... ms → 20, not 21.
-    let ms = last_sync_bytes as f64 / switchover_bw * 1000.0;
-    if ms.is_nan() || ms >= 9_223_372_036_854_775_808.0 {
-        return i64::MAX;
-    }
-    // A negative bandwidth cannot happen (it is a count over a positive time); clamp anyway.
-    ms.max(0.0) as i64
-}
 
 /// The downtime advice derived from the stall state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -171,40 +154,41 @@ fn reason_for(status: MigrationStatus, st: &EngineState) -> Reason {
     }
 }
 
-impl Session {
+/// The figures the reports and decisions read: switchover bandwidth, expected downtime, advice, and the whole snapshot.
+pub(crate) trait Snapshots: Host {
     /// The switchover bandwidth as QEMU's `migration_get_switchover_bw` reads it when it is
     /// used: `avail-switchover-bandwidth` now, else from `s->mbps` (the last window's, or the
     /// completion figure once completed). The caller holds the engine state.
-    pub(crate) fn switchover_bw_now(&self, st: &EngineState, params: &Params) -> f64 {
-        let mbps = st.completion_mbps.unwrap_or_else(|| self.counters.window().mbps);
+    fn switchover_bw_now(&self, st: &EngineState, params: &Params) -> f64 {
+        let mbps = st.completion_mbps.unwrap_or_else(|| self.counters().window().mbps);
         crate::counters::switchover_bw(params.avail_switchover_bandwidth, mbps)
     }
 
-    /// The expected downtime now ([`super::policy::expected_with_fixed`] at the switchover
-    /// bandwidth QEMU would read now, [`Session::switchover_bw_now`]); the caller holds the
+    /// The expected downtime now ([`super::downtime::expected_with_fixed`] at the switchover
+    /// bandwidth QEMU would read now, [`Snapshots::switchover_bw_now`]); the caller holds the
     /// state.
-    pub(crate) fn expected_now(&self, st: &EngineState, params: &Params) -> i64 {
+    fn expected_now(&self, st: &EngineState, params: &Params) -> i64 {
         let bw = self.switchover_bw_now(st, params);
-        super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, bw, params)
+        super::downtime::expected_with_fixed(st.pass, st.last_sync_bytes, bw, params)
     }
 
     /// The expected downtime now and the advice on it ([`advice_for`] against the last
     /// window's rate); the caller holds the state.
-    pub(crate) fn advice_now(&self, st: &EngineState, params: &Params) -> (i64, AdviceFigures) {
+    fn advice_now(&self, st: &EngineState, params: &Params) -> (i64, AdviceFigures) {
         let expected = self.expected_now(st, params);
-        (expected, advice_for(&st.stall, expected, params, self.counters.window().mbps))
+        (expected, advice_for(&st.stall, expected, params, self.counters().window().mbps))
     }
 
     /// A consistent copy of the figures at `now_ms` (the caller's clock). Any thread, any
     /// time; never calls a handler and never waits for one.
-    pub fn snapshot(&self, now_ms: u64) -> Snapshot {
+    fn snapshot(&self, now_ms: u64) -> Snapshot {
         let params = self.params();
-        let window = self.counters.window();
-        let ram = self.ram.figures();
-        let vfio_transferred = self.vfio.transferred();
+        let window = self.counters().window();
+        let ram = self.ram_slot().figures();
+        let vfio_transferred = self.vfio_totals().transferred();
         let st = self.engine_state();
-        let status = self.status.get();
-        let bytes = self.counters.bytes();
+        let status = self.status_cell().get();
+        let bytes = self.counters().bytes();
         let total_time_ms = match (status, st.total_time_ms) {
             (MigrationStatus::None, _) => 0,
             (_, Some(frozen)) => frozen,
@@ -219,7 +203,7 @@ impl Session {
         // (`migration_get_switchover_bw`): a changed `avail-switchover-bandwidth` counts at once.
         let switchover_bw = self.switchover_bw_now(&st, &params);
         let expected =
-            super::policy::expected_with_fixed(st.pass, st.last_sync_bytes, switchover_bw, &params);
+            super::downtime::expected_with_fixed(st.pass, st.last_sync_bytes, switchover_bw, &params);
         let advice = advice_for(&st.stall, expected, &params, window.mbps);
         let remaining = self.remaining();
         let eta = match status {
@@ -237,7 +221,7 @@ impl Session {
         };
         let reason = reason_for(status, &st);
         let downtime_ended = st.downtime_ms.is_some();
-        let measured_switchover_bw = super::lifecycle::measured_switchover_bw(&st);
+        let measured_switchover_bw = super::downtime::measured_switchover_bw(&st);
         let reason_text = ReasonFigures {
             reason,
             params: &params,
@@ -273,7 +257,7 @@ impl Session {
             mbps: st.completion_mbps.unwrap_or(window.mbps),
             pages_per_second: window.pages_per_second,
             dirty_sync_count: st.pass,
-            postcopy_requests: self.counters.postcopy_requests(),
+            postcopy_requests: self.counters().postcopy_requests(),
             ram,
             vfio_transferred,
             error_desc: st.error_desc.clone(),
@@ -303,23 +287,5 @@ impl Session {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl<H: Host + ?Sized> Snapshots for H {}
 
-    #[test]
-    fn expected_downtime_follows_the_behaviour_list() {
-        assert_eq!(expected_downtime_ms(0, 5, 0.0, 300), 300);
-        assert_eq!(expected_downtime_ms(1, 1 << 40, 1.0, 300), 300);
-        // 1,000,000 B at 80 Mbps (10,000,000 B/s) → 100 ms; at 4,000,000 B/s → 250 ms.
-        assert_eq!(expected_downtime_ms(2, 1_000_000, 80.0 / 8.0 * 1e6, 300), 100);
-        assert_eq!(expected_downtime_ms(2, 1_000_000, 4_000_000.0, 300), 250);
-        assert_eq!(expected_downtime_ms(2, 1_000_000, 0.0, 300), i64::MAX);
-        assert_eq!(expected_downtime_ms(2, 0, 0.0, 300), i64::MAX);
-        assert_eq!(expected_downtime_ms(2, u64::MAX, 1e-3, 300), i64::MAX);
-        // 0 / 0 is NaN.
-        assert_eq!(expected_downtime_ms(2, 0, 0.0, 300), i64::MAX);
-        // Seconds first, then ms: 70,000 / (1e7 / 3) = 0.020999999999999998 s → 20 ms.
-        assert_eq!(expected_downtime_ms(2, 70_000, 1e7 / 3.0, 300), 20);
-    }
-}

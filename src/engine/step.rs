@@ -1,12 +1,13 @@
 //! One pass of the migration loop (docs/qemu-model.md §One loop pass), with stopped-guest
 //! exact sizing, stall tracking and automatic downtime adjustment.
-use super::bad_state;
-use super::policy::Reason;
-use crate::error::Result;
+use super::policy::{Due, Reason};
+use super::{bad_state, EngineState};
+use crate::error::{Error, Result};
+use crate::params::{Capabilities, Params};
 use crate::pending::{HandlerFlags, HandlerInfo, Pending, QueryKind};
 use crate::params::PolicyAction;
 use crate::state::MigrationStatus::{Active, Cancelling, PostcopyActive};
-use crate::Session;
+use super::{Calls, Host, Policy, Snapshots};
 use serde_json::json;
 
 crate::abi_enum::abi_enum! {
@@ -71,16 +72,38 @@ fn decide(
     }
 }
 
+/// What a due policy action is decided on.
+pub(crate) struct PolicyContext<'a> {
+    params: &'a Params,
+    deadline: Option<u64>,
+    now_ms: u64,
+    /// Why postcopy cannot start (a handler flagged `NO_POSTCOPY`), if it cannot.
+    no_postcopy_device: Option<Error>,
+}
+
+/// What one step decides on, once its queries ran.
+pub(crate) struct StepFigures<'a> {
+    /// The exact query's figures when one ran, else the fast query's.
+    pending: Pending,
+    threshold: u64,
+    exact: bool,
+    /// Postcopy was requested and no handler refuses it.
+    postcopy_possible: bool,
+    caps: Capabilities,
+    policy: PolicyContext<'a>,
+}
+
 /// How the exact query of this step ran.
 #[derive(Default)]
-struct StopState {
+pub(crate) struct StopState {
     /// The guest was stopped by the library (before or in this step) during the exact query.
     stopped: bool,
     /// This step called `vm_stop` (so it must resume the guest when it gives up).
     stopped_here: bool,
 }
 
-impl Session {
+/// One pass of the migration loop (`iteration_step`).
+pub(crate) trait Steps: Host {
     /// One pass of the loop, allowed in `active` and `postcopy-active`:
     /// 1. fast query;
     /// 2. when `total <= threshold` or `precopy == 0`: exact query (with the guest stopped
@@ -98,7 +121,7 @@ impl Session {
     /// In `postcopy-active` only the fast query runs, and `Complete` comes when its total is 0.
     /// A guest stopped for sizing is resumed unless the action is `Switchover` or
     /// `StartPostcopy`; then `vm_stopped` is set and the downtime counts from that stop.
-    pub fn iteration_step(&self, now_ms: u64) -> Result<Step> {
+    fn iteration_step(&self, now_ms: u64) -> Result<Step> {
         self.migration_call("swo_iteration_step", || self.step_locked(now_ms))
     }
 
@@ -106,50 +129,22 @@ impl Session {
         let caps = self.capabilities();
         let (status, pass, postcopy_requested, already_stopped) = {
             let st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             if !matches!(status, Active | PostcopyActive) {
                 return Err(bad_state("swo_iteration_step", status, "'active' or 'postcopy-active'"));
             }
             (status, st.pass, st.postcopy_requested, st.stopped_by_library.is_some())
         };
         self.observe_clock(now_ms);
-        let threshold = self.counters.window().threshold;
+        let threshold = self.counters().window().threshold;
         let fast = self.query_pending(QueryKind::Fast)?;
         if status == PostcopyActive {
-            let (action, reason) = if fast.total() == 0 {
-                (Action::Complete, Reason::PostcopyDrained)
-            } else {
-                (Action::Iterate, Reason::PostcopyActive)
-            };
-            self.engine_state().reason = reason;
-            return Ok(Step {
-                action,
-                exact: false,
-                vm_stopped: false,
-                pending: fast,
-                threshold,
-                pass,
-                reason,
-                forced: false,
-            });
+            return Ok(self.postcopy_step(fast, threshold, pass));
         }
 
         let exact = fast.total() <= threshold || fast.precopy == 0;
         let mut stop = StopState { stopped: already_stopped, stopped_here: false };
-        let pending = if exact {
-            self.stop_for_exact_sizing(now_ms, &mut stop)?;
-            match self.query_pending(QueryKind::Exact) {
-                Ok(p) => p,
-                Err(e) => {
-                    if stop.stopped_here {
-                        self.release_guest("an interrupted exact query")?;
-                    }
-                    return Err(e);
-                }
-            }
-        } else {
-            fast
-        };
+        let pending = if exact { self.exact_pending(now_ms, &mut stop)? } else { fast };
         // A handler that refuses postcopy (registered after the request) makes
         // `postcopy_start` fail: decide as precopy while one is registered.
         let no_postcopy_device = self.refuse_postcopy_devices().err();
@@ -159,90 +154,21 @@ impl Session {
         let deadline = self.deadline_now(&params);
         let (action, pass, resume, reason, forced) = {
             let mut st = self.engine_state();
-            let status = self.status.get();
+            let status = self.status_cell().get();
             if status != Active {
                 // Cancelled or failed while the handlers ran: the end of the call resumes a
                 // guest this step stopped.
                 return Err(bad_state("swo_iteration_step", status, "'active'"));
             }
-            // The guest runs unless the VMM said otherwise or the library stopped it (exact
-            // sizing with `vm_stop`, in this step or an earlier one).
-            let guest_running = st.vm_running && st.stopped_by_library.is_none();
-            let can_switchover = !(caps.switchover_ack && guest_running && !st.switchover_acked);
-            let action = decide(&pending, threshold, exact, can_switchover, postcopy_possible);
-            if exact {
-                st.pass = st.pass.saturating_add(1);
-                st.last_sync_bytes = pending.total();
-                self.emit_if_events_on("MIGRATION_PASS", json!({"pass": st.pass}));
-                st.passes.record(pending.total());
-                let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
-                if outcome.became_stalled {
-                    st.stall.limit_at_first_report.get_or_insert(params.downtime_limit_ms);
-                    let (expected, advice) = self.advice_now(&st, &params);
-                    self.emit_if_events_on(
-                        "MIGRATION_STALL",
-                        json!({
-                            "passes-since-progress": st.stall.passes_since_progress,
-                            "best-remaining": st.stall.best_remaining.unwrap_or(0),
-                            "remaining": pending.total(),
-                            "expected-downtime": expected,
-                            "downtime-limit": params.downtime_limit_ms,
-                            "recommended-downtime": advice.recommended_ms,
-                        }),
-                    );
-                }
-            }
-            let mut reason = match action {
-                Action::StartPostcopy => Reason::PostcopyReady,
-                Action::Switchover => Reason::SwitchoverReady,
-                Action::Wait => Reason::WaitingForAck,
-                _ if st.stall.stalled => Reason::Stalled,
-                _ if exact => Reason::ExactAboveThreshold,
-                _ => Reason::AboveThreshold,
+            let figures = StepFigures {
+                pending,
+                threshold,
+                exact,
+                postcopy_possible,
+                caps,
+                policy: PolicyContext { params: &params, deadline, now_ms, no_postcopy_device },
             };
-            let mut action = action;
-            let mut forced = false;
-            let due = matches!(action, Action::Iterate | Action::Wait)
-                .then(|| self.policy_due(&st, &params, deadline, now_ms))
-                .flatten();
-            if let Some(due) = due {
-                let mut taken = due.action;
-                let mut why_not = None;
-                if taken == PolicyAction::Postcopy {
-                    if !caps.postcopy_ram {
-                        why_not = Some("capability postcopy-ram is off".to_owned());
-                    } else if let Some(e) = &no_postcopy_device {
-                        why_not = Some(e.message.clone());
-                    }
-                    if why_not.is_some() {
-                        taken = PolicyAction::Cancel;
-                    }
-                }
-                let remaining = pending.total();
-                self.note_policy(&mut st, &params, &due, taken, deadline, now_ms, remaining, why_not);
-                reason = st.policy_taken.as_ref().map_or(reason, |p| p.reason());
-                forced = true;
-                action = match taken {
-                    PolicyAction::Cancel => {
-                        // The end of this call (`settle_after_call`) moves on to
-                        // `cancelled` and resumes a guest the library stopped; not an
-                        // interrupt, so the step itself succeeds.
-                        st.cancel_ms = Some(now_ms);
-                        self.move_to(&mut st, "swo_iteration_step", Cancelling)?;
-                        forced = false;
-                        Action::Cancelled
-                    }
-                    PolicyAction::ForceSwitchover => {
-                        st.forced = true;
-                        Action::Switchover
-                    }
-                    PolicyAction::Postcopy => {
-                        st.forced = true;
-                        st.postcopy_requested = true;
-                        Action::StartPostcopy
-                    }
-                };
-            }
+            let (action, reason, forced) = self.decide_locked(&mut st, &figures)?;
             st.reason = reason;
             let keep_stopped = matches!(action, Action::Switchover | Action::StartPostcopy);
             // The record stays until the resume succeeds (see `release_guest`).
@@ -267,11 +193,143 @@ impl Session {
         })
     }
 
+    /// The step's decision with the state held: steps 3–6 of `iteration_step`, the exact
+    /// pass's bookkeeping, the reason, and a due policy action. Returns the action, the
+    /// reason and `forced`.
+    fn decide_locked(&self, st: &mut EngineState, f: &StepFigures<'_>) -> Result<(Action, Reason, bool)> {
+        // The guest runs unless the VMM said otherwise or the library stopped it (exact
+        // sizing with `vm_stop`, in this step or an earlier one).
+        let guest_running = st.vm_running && st.stopped_by_library.is_none();
+        let can_switchover = !(f.caps.switchover_ack && guest_running && !st.switchover_acked);
+        let action = decide(&f.pending, f.threshold, f.exact, can_switchover, f.postcopy_possible);
+        if f.exact {
+            self.count_exact_pass(st, &f.pending, f.policy.params);
+        }
+        let reason = match action {
+            Action::StartPostcopy => Reason::PostcopyReady,
+            Action::Switchover => Reason::SwitchoverReady,
+            Action::Wait => Reason::WaitingForAck,
+            _ if st.stall.stalled => Reason::Stalled,
+            _ if f.exact => Reason::ExactAboveThreshold,
+            _ => Reason::AboveThreshold,
+        };
+        let (params, deadline, now_ms) = (f.policy.params, f.policy.deadline, f.policy.now_ms);
+        let due = matches!(action, Action::Iterate | Action::Wait)
+            .then(|| self.policy_due(st, params, deadline, now_ms))
+            .flatten();
+        match due {
+            Some(due) => {
+                self.take_policy_action(st, &due, &f.policy, f.caps.postcopy_ram, &f.pending, reason)
+            }
+            None => Ok((action, reason, false)),
+        }
+    }
+
+    /// A step in `postcopy-active`: the fast figures only; `Complete` once they are 0.
+    fn postcopy_step(&self, fast: Pending, threshold: u64, pass: u64) -> Step {
+        let (action, reason) = if fast.total() == 0 {
+            (Action::Complete, Reason::PostcopyDrained)
+        } else {
+            (Action::Iterate, Reason::PostcopyActive)
+        };
+        self.engine_state().reason = reason;
+        Step { action, exact: false, vm_stopped: false, pending: fast, threshold, pass, reason, forced: false }
+    }
+
+    /// The exact query, with the guest stopped when a handler needs it; a guest this step
+    /// stopped is resumed when the query is interrupted.
+    fn exact_pending(&self, now_ms: u64, stop: &mut StopState) -> Result<Pending> {
+        self.stop_for_exact_sizing(now_ms, stop)?;
+        match self.query_pending(QueryKind::Exact) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                if stop.stopped_here {
+                    self.release_guest("an interrupted exact query")?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// An exact pass: `dirty-sync-count` and the last-sync bytes, `MIGRATION_PASS`, the pass
+    /// history and the stall tracker (`MIGRATION_STALL` when the stall begins).
+    fn count_exact_pass(&self, st: &mut EngineState, pending: &Pending, params: &Params) {
+        st.pass = st.pass.saturating_add(1);
+        st.last_sync_bytes = pending.total();
+        self.emit_if_events_on("MIGRATION_PASS", json!({"pass": st.pass}));
+        st.passes.record(pending.total());
+        let outcome = st.stall.observe(pending.total(), params.stall_margin_pct, params.stall_passes);
+        if outcome.became_stalled {
+            st.stall.limit_at_first_report.get_or_insert(params.downtime_limit_ms);
+            let (expected, advice) = self.advice_now(st, params);
+            self.emit_if_events_on(
+                "MIGRATION_STALL",
+                json!({
+                    "passes-since-progress": st.stall.passes_since_progress,
+                    "best-remaining": st.stall.best_remaining.unwrap_or(0),
+                    "remaining": pending.total(),
+                    "expected-downtime": expected,
+                    "downtime-limit": params.downtime_limit_ms,
+                    "recommended-downtime": advice.recommended_ms,
+                }),
+            );
+        }
+    }
+
+    /// Takes a due policy action (deadline or stall): `postcopy` falls back to `cancel` when
+    /// postcopy cannot start. Returns the step's action, reason and `forced`.
+    fn take_policy_action(
+        &self,
+        st: &mut EngineState,
+        due: &Due,
+        policy: &PolicyContext<'_>,
+        postcopy_ram: bool,
+        pending: &Pending,
+        reason: Reason,
+    ) -> Result<(Action, Reason, bool)> {
+        let mut taken = due.action;
+        let mut why_not = None;
+        if taken == PolicyAction::Postcopy {
+            if !postcopy_ram {
+                why_not = Some("capability postcopy-ram is off".to_owned());
+            } else if let Some(e) = &policy.no_postcopy_device {
+                why_not = Some(e.message.clone());
+            }
+            if why_not.is_some() {
+                taken = PolicyAction::Cancel;
+            }
+        }
+        let (params, deadline, now_ms) = (policy.params, policy.deadline, policy.now_ms);
+        let remaining = pending.total();
+        self.note_policy(st, params, due, taken, deadline, now_ms, remaining, why_not);
+        let reason = st.policy_taken.as_ref().map_or(reason, |p| p.reason());
+        let (action, forced) = match taken {
+            PolicyAction::Cancel => {
+                // The end of this call (`settle_after_call`) moves on to `cancelled` and
+                // resumes a guest the library stopped; not an interrupt, so the step itself
+                // succeeds.
+                st.cancel_ms = Some(now_ms);
+                self.move_to(st, "swo_iteration_step", Cancelling)?;
+                (Action::Cancelled, false)
+            }
+            PolicyAction::ForceSwitchover => {
+                st.forced = true;
+                (Action::Switchover, true)
+            }
+            PolicyAction::Postcopy => {
+                st.forced = true;
+                st.postcopy_requested = true;
+                (Action::StartPostcopy, true)
+            }
+        };
+        Ok((action, reason, forced))
+    }
+
     /// Stops the guest for the exact query when an active handler needs it. Without VMM ops
     /// (or when `vm_stop` fails) the query runs with the guest running, and
     /// `DEVICE_SIZE_WARNING` says so, once per migration for each kind.
     fn stop_for_exact_sizing(&self, now_ms: u64, stop: &mut StopState) -> Result<()> {
-        let needing = self.registry.active_with(HandlerFlags::EXACT_NEEDS_STOPPED_VM)?;
+        let needing = self.registry().active_with(HandlerFlags::EXACT_NEEDS_STOPPED_VM)?;
         if needing.is_empty() || stop.stopped {
             return Ok(());
         }
@@ -290,7 +348,7 @@ impl Session {
                 // Recorded even when a cancel or fail came meanwhile: the end of the call then
                 // resumes the guest.
                 st.stopped_by_library = Some(now_ms);
-                let status = self.status.get();
+                let status = self.status_cell().get();
                 if status != Active {
                     return Err(bad_state("swo_iteration_step", status, "'active'"));
                 }
@@ -314,7 +372,7 @@ impl Session {
     /// `MIGRATION_DOWNTIME_ADJUSTED`. (Beyond the ceiling the advice says `BEYOND_MAX`.)
     ///
     /// Only `downtime-limit` is written, and only while it still holds the value the decision
-    /// was based on and `auto-downtime-max` is unchanged ([`crate::Session::raise_downtime_limit_if`]):
+    /// was based on and `auto-downtime-max` is unchanged ([`Host::raise_downtime_limit_if`]):
     /// a parameter set by another thread meanwhile is never undone, and an operator's own
     /// `downtime-limit` set meanwhile wins.
     fn auto_adjust_downtime(&self) {
@@ -341,6 +399,8 @@ impl Session {
         }
     }
 }
+
+impl<H: Host + ?Sized> Steps for H {}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@
 pub mod qmp;
 mod session;
 
-use crate::params::size_to_str;
+use crate::size::size_to_str;
 use crate::state::MigrationStatus;
 use serde_json::{Map, Value};
 use std::fmt::Write;
@@ -171,6 +171,16 @@ impl MigrationInfo {
         if self.status == MigrationStatus::None {
             return t;
         }
+        self.hmp_status_and_times(&mut t);
+        self.hmp_switchover_lines(&mut t);
+        if let Some(ram) = &self.ram {
+            hmp_ram_info(&mut t, ram, self.vfio_transferred);
+        }
+        t
+    }
+
+    /// `Status:`, `Time (ms):` and `Remaining:`, as QEMU prints them.
+    fn hmp_status_and_times(&self, t: &mut String) {
         // `writeln!` into a String cannot fail.
         let _ = write!(t, "Status: \t\t{}", self.status.name());
         // QEMU prints only the failed status's reason here (and for postcopy-paused, a status
@@ -197,6 +207,11 @@ impl MigrationInfo {
         if let Some(remaining) = self.remaining {
             let _ = writeln!(t, "Remaining: \t\t{}", size_to_str(remaining));
         }
+    }
+
+    /// The library's lines: `Reason:` (a policy parameter set), `ETA:` (extensions in use,
+    /// not stalled) and `Stalled:`; none of them with every extension at its default.
+    fn hmp_switchover_lines(&self, t: &mut String) {
         // The library's reason line, only while a policy parameter is set.
         if let Some(p) = self.x_switchover.as_ref().and_then(|x| x.policy.as_ref()) {
             let _ = writeln!(t, "Reason: \t\t{}", p.reason_text);
@@ -220,52 +235,54 @@ impl MigrationInfo {
                 ms => writeln!(t, "downtime-limit {ms} ms would converge"),
             };
         }
-        if let Some(ram) = &self.ram {
-            let _ = writeln!(t, "RAM info:");
-            let _ = writeln!(t, "  Throughput (Mbps): \t{:.2}", finite(ram.mbps));
-            let _ = writeln!(
-                t,
-                "  Sizes: \t\tpagesize={}, total={}",
-                size_to_str(ram.page_size),
-                size_to_str(ram.total)
-            );
-            let _ = writeln!(
-                t,
-                "  Transfers: \t\ttransferred={}, remain={}",
-                size_to_str(ram.transferred),
-                size_to_str(ram.remaining)
-            );
-            let _ = write!(
-                t,
-                "    Channels: \t\tprecopy={}, multifd={}, postcopy={}",
-                size_to_str(ram.precopy_bytes),
-                size_to_str(ram.multifd_bytes),
-                size_to_str(ram.postcopy_bytes)
-            );
-            if let Some(v) = self.vfio_transferred {
-                let _ = write!(t, ", vfio={}", size_to_str(v));
-            }
-            t.push('\n');
-            let _ = writeln!(t, "    Page Types: \tnormal={}, zero={}", ram.normal, ram.duplicate);
-            let _ = write!(t, "  Page Rates (pps): \ttransfer={}", ram.pages_per_second);
-            if ram.dirty_pages_rate != 0 {
-                let _ = write!(t, ", dirty={}", ram.dirty_pages_rate);
-            }
-            t.push('\n');
-            let _ = write!(t, "  Others: \t\tdirty_syncs={}", ram.dirty_sync_count);
-            if ram.postcopy_requests != 0 {
-                let _ = write!(t, ", postcopy_req={}", ram.postcopy_requests);
-            }
-            if ram.downtime_bytes != 0 {
-                let _ = write!(t, ", downtime_bytes={}", ram.downtime_bytes);
-            }
-            if ram.dirty_sync_missed_zero_copy != 0 {
-                let _ = write!(t, ", zerocopy_fallbacks={}", ram.dirty_sync_missed_zero_copy);
-            }
-            t.push('\n');
-        }
-        t
     }
+}
+
+/// `RAM info:` and its lines, as QEMU's `hmp_info_migrate` prints them; the VFIO bytes go on
+/// the `Channels:` line.
+fn hmp_ram_info(t: &mut String, ram: &RamInfo, vfio_transferred: Option<u64>) {
+    let _ = writeln!(t, "RAM info:");
+    let _ = writeln!(t, "  Throughput (Mbps): \t{:.2}", finite(ram.mbps));
+    let _ = writeln!(
+        t,
+        "  Sizes: \t\tpagesize={}, total={}",
+        size_to_str(ram.page_size),
+        size_to_str(ram.total)
+    );
+    let _ = writeln!(
+        t,
+        "  Transfers: \t\ttransferred={}, remain={}",
+        size_to_str(ram.transferred),
+        size_to_str(ram.remaining)
+    );
+    let _ = write!(
+        t,
+        "    Channels: \t\tprecopy={}, multifd={}, postcopy={}",
+        size_to_str(ram.precopy_bytes),
+        size_to_str(ram.multifd_bytes),
+        size_to_str(ram.postcopy_bytes)
+    );
+    if let Some(v) = vfio_transferred {
+        let _ = write!(t, ", vfio={}", size_to_str(v));
+    }
+    t.push('\n');
+    let _ = writeln!(t, "    Page Types: \tnormal={}, zero={}", ram.normal, ram.duplicate);
+    let _ = write!(t, "  Page Rates (pps): \ttransfer={}", ram.pages_per_second);
+    if ram.dirty_pages_rate != 0 {
+        let _ = write!(t, ", dirty={}", ram.dirty_pages_rate);
+    }
+    t.push('\n');
+    let _ = write!(t, "  Others: \t\tdirty_syncs={}", ram.dirty_sync_count);
+    if ram.postcopy_requests != 0 {
+        let _ = write!(t, ", postcopy_req={}", ram.postcopy_requests);
+    }
+    if ram.downtime_bytes != 0 {
+        let _ = write!(t, ", downtime_bytes={}", ram.downtime_bytes);
+    }
+    if ram.dirty_sync_missed_zero_copy != 0 {
+        let _ = write!(t, ", zerocopy_fallbacks={}", ram.dirty_sync_missed_zero_copy);
+    }
+    t.push('\n');
 }
 
 /// `never`, `<n> ms` below a second, else seconds with one decimal (`12.3 s`).

@@ -2,7 +2,6 @@
 use super::{MigrationInfo, RamInfo, XPolicy, XSwitchover};
 use crate::engine::Snapshot;
 use crate::state::MigrationStatus::{self, *};
-use crate::Session;
 
 impl MigrationInfo {
     /// Which members a status has (docs/qemu-model.md §query-migrate):
@@ -102,22 +101,5 @@ fn ram_info(s: &Snapshot, completed: bool) -> RamInfo {
         downtime_bytes: s.downtime_bytes,
         postcopy_bytes: s.postcopy_bytes,
         dirty_sync_missed_zero_copy: 0,
-    }
-}
-
-impl Session {
-    /// `query-migrate`'s data at `now_ms`. Any thread, any time; never calls a handler.
-    pub fn migration_info(&self, now_ms: u64) -> MigrationInfo {
-        MigrationInfo::from_snapshot(&self.snapshot(now_ms))
-    }
-
-    /// `query-migrate`'s return value as QMP JSON text.
-    pub fn query_migrate_json(&self, now_ms: u64) -> String {
-        self.migration_info(now_ms).to_qmp_json()
-    }
-
-    /// HMP `info migrate`.
-    pub fn info_migrate_text(&self, now_ms: u64) -> String {
-        self.migration_info(now_ms).to_hmp_text()
     }
 }
