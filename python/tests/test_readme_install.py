@@ -170,6 +170,13 @@ def test_a_library_user_still_gets_an_import_error(tmp_path):
 
 
 def test_the_python_package_version_is_the_libraries():
-    """The version is declared once, in Cargo.toml; pyproject.toml repeats it and must agree."""
+    """The version is declared once, in Cargo.toml; pyproject.toml does not spell it but reads
+    switchover/_version.py (a dynamic version), whose one literal must agree with Cargo.toml."""
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
-    assert tomllib.loads(PYPROJECT.read_text())["project"]["version"] == cargo
+    project = tomllib.loads(PYPROJECT.read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "switchover._version.__version__"
+    namespace = {}
+    exec((ROOT / "python" / "switchover" / "_version.py").read_text(), namespace)
+    assert namespace["__version__"] == cargo
