@@ -85,7 +85,8 @@ def test_readme_c_install_block_runs_as_written(tmp_path):
         "remaining 2069889024 bytes: precopy 67108864, stop-copy 2002780160")
     prefix = tmp_path / "home" / "opt" / "switchover"
     assert (prefix / "lib" / "pkgconfig" / "switchover.pc").exists()
-    assert (prefix / "lib" / "libswitchover.so.0").exists()
+    major = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"].split(".")[0]
+    assert (prefix / "lib" / f"libswitchover.so.{major}").exists()
     assert (prefix / "include" / "switchover.h").exists()
     # It ran without LD_LIBRARY_PATH: the rpath came from pkg-config --libs.
     dyn = subprocess.run(["readelf", "-d", str(checkout / "first_handler")],
