@@ -30,8 +30,7 @@ pub unsafe extern "C" fn swo_last_error_message(
 ) -> SwoStatus {
     let message = last_error();
     // Not through `call`: failing here must not overwrite the message being read.
-    // SAFETY: the caller's buffer contract, documented above.
-    match catch_unwind(AssertUnwindSafe(|| unsafe { write_str(&message, buf, len, out_len) })) {
+    match catch_unwind(AssertUnwindSafe(|| write_str(&message, buf, len, out_len))) {
         Ok(Ok(())) => SWO_OK,
         Ok(Err(e)) => e.code as SwoStatus,
         Err(_) => SWO_ERR_PANIC,
