@@ -2,6 +2,7 @@
 use super::*;
 use crate::counters::Channel;
 use crate::engine::{Snapshot, Step};
+use super::status::policy_action_number;
 use crate::state::MigrationStatus;
 use super::versioned::{self, Out};
 use std::ffi::c_char;
@@ -158,7 +159,7 @@ impl From<&Snapshot> for SwoInfo {
             setup_time_ms: s.setup_time_ms,
             downtime_ms: s.downtime_ms,
             reason: s.reason as u32,
-            policy_action: s.policy_action.map_or(0, |a| a as u32 + 1),
+            policy_action: policy_action_number(s.policy_action),
             deadline_ms: s.deadline_ms.unwrap_or(0),
             predicted_downtime_ms: s.predicted_downtime_ms.unwrap_or(-1),
             switchover_bytes: s.switchover_bytes.unwrap_or(0),
@@ -515,3 +516,33 @@ pub unsafe extern "C" fn swo_get_advice(
 
 super::symbol_versions!("engine");
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::PolicyAction;
+    use std::ffi::CStr;
+
+    /// The `SWO_POLICY_*` constants (the header's, through cbindgen) against the core's one
+    /// table, both ways, and `swo_policy_action_name` from it.
+    #[test]
+    fn policy_action_numbers_and_names_come_from_the_one_table() {
+        let consts = [
+            (SWO_POLICY_NONE, "none"),
+            (SWO_POLICY_CANCEL, "cancel"),
+            (SWO_POLICY_FORCE_SWITCHOVER, "force-switchover"),
+            (SWO_POLICY_POSTCOPY, "postcopy"),
+        ];
+        assert_eq!(SWO_POLICY_NONE, policy_action_number(None));
+        let table: Vec<(u32, &str)> = std::iter::once((policy_action_number(None), "none"))
+            .chain(PolicyAction::ALL.iter().map(|&a| (policy_action_number(Some(a)), a.name())))
+            .collect();
+        assert_eq!(table, consts);
+        // SAFETY: `swo_policy_action_name` returns a static NUL-terminated string.
+        let name = |n| unsafe { CStr::from_ptr(crate::ffi::status::swo_policy_action_name(n)) };
+        for (n, text) in consts {
+            assert_eq!(name(n).to_str(), Ok(text));
+        }
+        assert_eq!(name(4).to_str(), Ok("unknown"));
+        assert_eq!(name(u32::MAX).to_str(), Ok("unknown"));
+    }
+}
