@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Builds the Rust library with cargo for meson, and copies out what meson uses.
 
-usage: cargo-build.py SRCDIR OUTDIR [SONAME]   (outputs: libswitchover.so, SONAME (default
-libswitchover.so.0: meson passes the one it derives from the version), libswitchover.a,
+usage: cargo-build.py SRCDIR OUTDIR SONAME   (outputs: libswitchover.so, SONAME (meson passes
+the one it derives from Cargo.toml's version, e.g. libswitchover.so.0), libswitchover.a,
 switchover.h.generated)
 
 Quiet (cargo's --quiet: no Compiling/Finished lines, errors and warnings still shown) unless
@@ -14,8 +14,7 @@ import shutil
 import subprocess
 import sys
 
-src, outdir = sys.argv[1], sys.argv[2]
-soname = sys.argv[3] if len(sys.argv) > 3 else "libswitchover.so.0"
+src, outdir, soname = sys.argv[1], sys.argv[2], sys.argv[3]
 # SWO_CARGO_TARGET_DIR: one cargo target for several meson build dirs of the same checkout
 # (the README's install test); by default each build dir has its own.
 target = os.environ.get("SWO_CARGO_TARGET_DIR") or os.path.join(outdir, "cargo-target")

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """`meson install` into a temporary DESTDIR must give what a packager expects: the header,
-libswitchover.so.0 (+ the .so link) and .a, and a switchover.pc with which a C program builds
-and runs. usage: check-install.py BUILD_DIR EXAMPLE.c"""
+the library under its SONAME (+ the .so link) and .a, and a switchover.pc with which a C
+program builds and runs. usage: check-install.py BUILD_DIR EXAMPLE.c SONAME (meson passes the
+SONAME it derives from Cargo.toml's version, e.g. libswitchover.so.0)"""
 import os
 import subprocess
 import sys
 import tempfile
 
-build, example = sys.argv[1], sys.argv[2]
+build, example, soname = sys.argv[1], sys.argv[2], sys.argv[3]
 with tempfile.TemporaryDirectory() as dest:
     subprocess.run([sys.executable, "-m", "mesonbuild.mesonmain", "install", "-C", build,
                     "--destdir", dest, "--no-rebuild", "--quiet"], check=True)
@@ -19,12 +20,12 @@ with tempfile.TemporaryDirectory() as dest:
             sys.exit(f"installed tree lacks {suffix}: {sorted(found)}")
         return os.path.join(dest, hits[0])
     one("include/switchover.h")
-    so0 = one("/libswitchover.so.0")
+    so0 = one("/" + soname)
     link = one("/libswitchover.so")
     one("/libswitchover.a")
     pc = one("pkgconfig/switchover.pc")
     if os.path.realpath(link) != os.path.realpath(so0):
-        sys.exit("libswitchover.so does not point to libswitchover.so.0")
+        sys.exit(f"libswitchover.so does not point to {soname}")
     env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pc), PKG_CONFIG_SYSROOT_DIR=dest)
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "switchover"], env=env,
                            check=True, capture_output=True, text=True).stdout.split()
@@ -36,4 +37,4 @@ with tempfile.TemporaryDirectory() as dest:
                          capture_output=True, text=True).stdout
     if "remaining" not in out:
         sys.exit(f"the example built against the install printed:\n{out}")
-    print(f"installed: header, .so.0 + link, .a, switchover.pc; example built with {' '.join(flags)}")
+    print(f"installed: header, {soname} + link, .a, switchover.pc; example built with {' '.join(flags)}")

@@ -21,28 +21,18 @@ pub const MAX_DEADLINE_MS: u64 = 365 * 24 * 3600 * 1000;
 /// The largest `deadline-per-gib`: a day per GiB, in ms.
 pub const MAX_DEADLINE_PER_GIB_MS: u64 = 24 * 3600 * 1000;
 
-/// What the library does by itself at a deadline or a stall (`deadline-action`,
-/// `stall-action`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PolicyAction {
-    /// Cancel the migration (the guest keeps running on the source).
-    Cancel,
-    /// Switch over now, knowingly over `downtime-limit`.
-    ForceSwitchover,
-    /// Start postcopy now (capability `postcopy-ram`, no `NO_POSTCOPY` handler).
-    Postcopy,
-}
-
-impl PolicyAction {
-    pub const ALL: [PolicyAction; 3] =
-        [PolicyAction::Cancel, PolicyAction::ForceSwitchover, PolicyAction::Postcopy];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PolicyAction::Cancel => "cancel",
-            PolicyAction::ForceSwitchover => "force-switchover",
-            PolicyAction::Postcopy => "postcopy",
-        }
+crate::abi_enum::abi_enum! {
+    /// What the library does by itself at a deadline or a stall (`deadline-action`,
+    /// `stall-action`). The numbers are the parameters' stored values; the C ABI's
+    /// `SWO_POLICY_*` (in `SwoInfo.policy_action`) are these plus one, 0 being "none".
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum PolicyAction {
+        /// Cancel the migration (the guest keeps running on the source).
+        Cancel = 0 => "cancel",
+        /// Switch over now, knowingly over `downtime-limit`.
+        ForceSwitchover = 1 => "force-switchover",
+        /// Start postcopy now (capability `postcopy-ram`, no `NO_POSTCOPY` handler).
+        Postcopy = 2 => "postcopy",
     }
 }
 

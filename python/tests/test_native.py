@@ -33,6 +33,31 @@ def cargo_version():
     return re.search(r'^\[package\][^\[]*?^version = "([^"]+)"', text, flags=re.M | re.S).group(1)
 
 
+def test_the_soname_everywhere_is_the_one_the_version_gives():
+    """The SONAME is libswitchover.so.<major of Cargo.toml's version> (build.rs and meson.build
+    derive it; README §ABI): the binding's, the built library's, and every spelling of it in
+    the docs, scripts and integrations agree."""
+    major = cargo_version().split(".")[0]
+    assert _native.SONAME == f"libswitchover.so.{major}"
+    dynamic = subprocess.run(["readelf", "-d", switchover.library_path],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"Library soname: [{_native.SONAME}]" in dynamic
+    root = os.path.join(os.path.dirname(HEADER), "..")
+    spelled = []
+    for top in ("README.md", "docs", "scripts", "integrations", "abi", "python/switchover"):
+        for d, _, files in os.walk(os.path.join(root, top)):
+            for f in files:
+                path = os.path.join(d, f)
+                try:
+                    text = open(path, encoding="utf-8").read()
+                except (UnicodeDecodeError, IsADirectoryError):
+                    continue
+                spelled += [(os.path.relpath(path, root), m)
+                            for m in re.findall(r"libswitchover\.so\.\d+", text)]
+    assert spelled, "the docs name the SONAME somewhere"
+    assert [s for s in spelled if s[1] != _native.SONAME] == []
+
+
 def test_library_version_is_checked_and_exposed():
     assert switchover.library_version == cargo_version() == "0.2.0"
     assert switchover.__version__ == switchover.library_version
@@ -150,11 +175,11 @@ def test_switchover_lib_when_set_is_the_only_place_looked_at(tmp_path):
 def test_an_installed_library_is_found_through_pkg_config_before_the_build_tree(tmp_path):
     if shutil.which("pkg-config") is None:
         pytest.skip("pkg-config is not installed")
-    # A prefix as `meson install --prefix P` leaves it: P/lib/libswitchover.so.0 and
+    # A prefix as `meson install --prefix P` leaves it: P/lib/<SONAME> and
     # P/lib/pkgconfig/switchover.pc naming libdir=P/lib.
     prefix = tmp_path / "prefix"
     (prefix / "lib" / "pkgconfig").mkdir(parents=True)
-    shutil.copy2(switchover.library_path, prefix / "lib" / "libswitchover.so.0")
+    shutil.copy2(switchover.library_path, prefix / "lib" / _native.SONAME)
     (prefix / "lib" / "pkgconfig" / "switchover.pc").write_text(
         f"prefix={prefix}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\n\n"
         "Name: switchover\nDescription: test\nVersion: 0.1.0\n"
@@ -163,7 +188,7 @@ def test_an_installed_library_is_found_through_pkg_config_before_the_build_tree(
                     {"PYTHONPATH": PYTHON_DIR, "PKG_CONFIG_PATH": str(prefix / "lib" / "pkgconfig")},
                     tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(prefix / "lib" / "libswitchover.so.0")
+    assert r.stdout.strip() == str(prefix / "lib" / _native.SONAME)
 
 
 def test_without_the_library_importing_says_how_to_get_it_in_one_line(tmp_path):

@@ -85,7 +85,8 @@ def test_readme_c_install_block_runs_as_written(tmp_path):
         "remaining 2069889024 bytes: precopy 67108864, stop-copy 2002780160")
     prefix = tmp_path / "home" / "opt" / "switchover"
     assert (prefix / "lib" / "pkgconfig" / "switchover.pc").exists()
-    assert (prefix / "lib" / "libswitchover.so.0").exists()
+    major = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"].split(".")[0]
+    assert (prefix / "lib" / f"libswitchover.so.{major}").exists()
     assert (prefix / "include" / "switchover.h").exists()
     # It ran without LD_LIBRARY_PATH: the rpath came from pkg-config --libs.
     dyn = subprocess.run(["readelf", "-d", str(checkout / "first_handler")],
@@ -170,6 +171,13 @@ def test_a_library_user_still_gets_an_import_error(tmp_path):
 
 
 def test_the_python_package_version_is_the_libraries():
-    """The version is declared once, in Cargo.toml; pyproject.toml repeats it and must agree."""
+    """The version is declared once, in Cargo.toml; pyproject.toml does not spell it but reads
+    switchover/_version.py (a dynamic version), whose one literal must agree with Cargo.toml."""
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
-    assert tomllib.loads(PYPROJECT.read_text())["project"]["version"] == cargo
+    project = tomllib.loads(PYPROJECT.read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "switchover._version.__version__"
+    namespace = {}
+    exec((ROOT / "python" / "switchover" / "_version.py").read_text(), namespace)
+    assert namespace["__version__"] == cargo

@@ -2,6 +2,7 @@
 use super::*;
 use crate::counters::Channel;
 use crate::engine::{Snapshot, Step};
+use super::status::policy_action_number;
 use crate::state::MigrationStatus;
 use super::versioned::{self, Out};
 use std::ffi::c_char;
@@ -158,7 +159,7 @@ impl From<&Snapshot> for SwoInfo {
             setup_time_ms: s.setup_time_ms,
             downtime_ms: s.downtime_ms,
             reason: s.reason as u32,
-            policy_action: s.policy_action.map_or(0, |a| a as u32 + 1),
+            policy_action: policy_action_number(s.policy_action),
             deadline_ms: s.deadline_ms.unwrap_or(0),
             predicted_downtime_ms: s.predicted_downtime_ms.unwrap_or(-1),
             switchover_bytes: s.switchover_bytes.unwrap_or(0),
@@ -227,8 +228,7 @@ impl From<Step> for SwoStep {
 /// `SWO_ERR_REENTRANT` from a callback of this session.
 #[no_mangle]
 pub unsafe extern "C" fn swo_migration_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
-    // SAFETY: `s` is NULL or a live session, per the C contract.
-    unsafe { session_call(s, |sess| sess.migration_start(now_ms)) }
+    session_call(s, |sess| sess.migration_start(now_ms))
 }
 
 /// `setup` → `active`; `setup-time` = `now_ms` − start. Migration thread.
@@ -236,8 +236,7 @@ pub unsafe extern "C" fn swo_migration_start(s: *mut SwoSession, now_ms: u64) ->
 /// `swo_fail` came while it ran), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_setup_done(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe { session_call(s, |sess| sess.setup_done(now_ms)) }
+    session_call(s, |sess| sess.setup_done(now_ms))
 }
 
 /// Counts `bytes` sent on `channel` (`SWO_CHANNEL_MAIN` or `SWO_CHANNEL_MULTIFD`). Main-channel
@@ -258,15 +257,13 @@ pub unsafe extern "C" fn swo_record_transferred(
     // the core's fast path takes (inside the panic boundary, free where nothing can unwind).
     // Anything else (NULL, an unknown channel, a large addend, a counter at its bound) goes
     // to `record_transferred_slow`, a tail call, which checks again, words any error and adds.
-    // SAFETY: `s` is NULL or a live session, per the C contract.
-    match (unsafe { s.as_ref() }, Channel::known(channel)) {
-        (Some(handle), Some(channel))
-            if call_or(false, || handle.inner.try_record_transferred_fast(channel, bytes)) =>
+    match (try_handle(s), Channel::known(channel)) {
+        (Some(sess), Some(channel))
+            if call_or(false, || sess.try_record_transferred_fast(channel, bytes)) =>
         {
             SWO_OK
         }
-        // SAFETY: as above.
-        _ => unsafe { record_transferred_slow(s, channel, bytes) },
+        _ => record_transferred_slow(s, channel, bytes),
     }
 }
 
@@ -274,15 +271,9 @@ pub unsafe extern "C" fn swo_record_transferred(
 /// slow add. `extern "C"` so that it cannot unwind and the export can jump to it.
 #[cold]
 #[inline(never)]
-unsafe extern "C" fn record_transferred_slow(
-    s: *mut SwoSession,
-    channel: u32,
-    bytes: u64,
-) -> SwoStatus {
+extern "C" fn record_transferred_slow(s: *mut SwoSession, channel: u32, bytes: u64) -> SwoStatus {
     call(|| {
-        // SAFETY: as above.
-        let sess = unsafe { session(s) }?;
-        sess.record_transferred(Channel::from_u32(channel)?, bytes);
+        handle(s)?.record_transferred(Channel::from_u32(channel)?, bytes);
         Ok(())
     })
 }
@@ -298,8 +289,7 @@ unsafe extern "C" fn record_transferred_slow(
 /// Returns `SWO_OK`, `SWO_ERR_NULL_ARG` or `SWO_ERR_BAD_STATE`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_update_counters(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe { session_call(s, |sess| sess.update_counters(now_ms).map(|_| ())) }
+    session_call(s, |sess| sess.update_counters(now_ms).map(|_| ()))
 }
 
 /// One pass of the migration loop (QEMU's decision): a fast query; an exact one when the
@@ -325,14 +315,11 @@ pub unsafe extern "C" fn swo_iteration_step(
     now_ms: u64,
     out: *mut SwoStep,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let out = Out::check(out, "out")?;
-            out.write(&sess.iteration_step(now_ms)?.into());
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let out = Out::check(out, "out")?;
+        out.write(&sess.iteration_step(now_ms)?.into());
+        Ok(())
+    })
 }
 
 /// Begins the switchover. From `active`: stops the guest through `vm_stop` (unless the step
@@ -358,17 +345,14 @@ pub unsafe extern "C" fn swo_switchover_begin(
     final_out: *mut SwoPending,
     proceed: *mut bool,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let final_out = out(final_out, "final_out")?;
-            let proceed = out(proceed, "proceed")?;
-            let outcome = sess.switchover_begin(now_ms)?;
-            *final_out = outcome.final_pending.into();
-            *proceed = outcome.proceed;
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let final_out = out(final_out, "final_out")?;
+        let proceed = out(proceed, "proceed")?;
+        let outcome = sess.switchover_begin(now_ms)?;
+        *final_out = outcome.final_pending.into();
+        *proceed = outcome.proceed;
+        Ok(())
+    })
 }
 
 /// `migrate-continue` (QEMU's `qmp_migrate_continue`): `expected_status` (`SWO_STATUS_*`) must
@@ -381,15 +365,12 @@ pub unsafe extern "C" fn swo_switchover_begin(
 /// `SWO_ERR_BAD_STATE`, or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_migrate_continue(s: *mut SwoSession, expected_status: u32) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe {
-        session_call(s, |sess| {
-            let expected = MigrationStatus::from_u32(expected_status).ok_or_else(|| {
-                Error::invalid_arg(format!("unknown migration status {expected_status}"))
-            })?;
-            sess.migrate_continue(expected)
-        })
-    }
+    session_call(s, |sess| {
+        let expected = MigrationStatus::from_u32(expected_status).ok_or_else(|| {
+            Error::invalid_arg(format!("unknown migration status {expected_status}"))
+        })?;
+        sess.migrate_continue(expected)
+    })
 }
 
 /// `migrate-start-postcopy`: the loop starts postcopy once `precopy + stopcopy` fits the
@@ -400,8 +381,7 @@ pub unsafe extern "C" fn swo_migrate_continue(s: *mut SwoSession, expected_statu
 /// `SWO_ERR_UNSUPPORTED`, or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_postcopy_request(s: *mut SwoSession) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe { session_call(s, |sess| sess.postcopy_request()) }
+    session_call(s, |sess| sess.postcopy_request())
 }
 
 /// Starts postcopy after `SWO_ACTION_START_POSTCOPY`:
@@ -422,8 +402,7 @@ pub unsafe extern "C" fn swo_postcopy_request(s: *mut SwoSession) -> SwoStatus {
 /// (`vm_stop` failed: still `active`), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe { session_call(s, |sess| sess.postcopy_start(now_ms)) }
+    session_call(s, |sess| sess.postcopy_start(now_ms))
 }
 
 /// `device` (after `swo_switchover_begin` gave `*proceed` true) or `postcopy-active` →
@@ -432,8 +411,7 @@ pub unsafe extern "C" fn swo_postcopy_start(s: *mut SwoSession, now_ms: u64) -> 
 /// `swo_fail` came while it ran), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe { session_call(s, |sess| sess.complete(now_ms)) }
+    session_call(s, |sess| sess.complete(now_ms))
 }
 
 /// Cancels a live migration, except in `postcopy-active` (QEMU's `qmp_migrate_cancel`:
@@ -450,8 +428,7 @@ pub unsafe extern "C" fn swo_complete(s: *mut SwoSession, now_ms: u64) -> SwoSta
 /// still stopped), or `SWO_ERR_REENTRANT`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_cancel(s: *mut SwoSession, now_ms: u64) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe { session_call(s, |sess| sess.cancel(now_ms)) }
+    session_call(s, |sess| sess.cancel(now_ms))
 }
 
 /// Fails a live migration (→ `failed`), keeping `error_desc` (copied; may be NULL) for
@@ -467,13 +444,10 @@ pub unsafe extern "C" fn swo_fail(
     now_ms: u64,
     error_desc: *const c_char,
 ) -> SwoStatus {
-    // SAFETY: as above; `error_desc` is NULL or a NUL-terminated string.
-    unsafe {
-        session_call(s, |sess| {
-            let desc = if error_desc.is_null() { None } else { Some(cstr(error_desc, "error_desc")?) };
-            sess.fail(now_ms, desc)
-        })
-    }
+    session_call(s, |sess| {
+        let desc = if error_desc.is_null() { None } else { Some(cstr(error_desc, "error_desc")?) };
+        sess.fail(now_ms, desc)
+    })
 }
 
 /// Records whether the destination acked the switchover (capability `switchover-ack`: while
@@ -481,13 +455,10 @@ pub unsafe extern "C" fn swo_fail(
 /// Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_set_switchover_acked(s: *mut SwoSession, acked: bool) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe {
-        session_call(s, |sess| {
-            sess.set_switchover_acked(acked);
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        sess.set_switchover_acked(acked);
+        Ok(())
+    })
 }
 
 /// Records whether the guest runs (default: running); only the `switchover-ack` rule uses it
@@ -495,13 +466,10 @@ pub unsafe extern "C" fn swo_set_switchover_acked(s: *mut SwoSession, acked: boo
 /// Any thread, any status. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`.
 #[no_mangle]
 pub unsafe extern "C" fn swo_set_vm_running(s: *mut SwoSession, running: bool) -> SwoStatus {
-    // SAFETY: as above.
-    unsafe {
-        session_call(s, |sess| {
-            sess.set_vm_running(running);
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        sess.set_vm_running(running);
+        Ok(())
+    })
 }
 
 /// The current migration status (`SWO_STATUS_*`); `SWO_STATUS_NONE` for a NULL session.
@@ -509,8 +477,7 @@ pub unsafe extern "C" fn swo_set_vm_running(s: *mut SwoSession, running: bool) -
 #[no_mangle]
 pub unsafe extern "C" fn swo_get_status(s: *const SwoSession) -> u32 {
     call_or(SWO_STATUS_NONE, || {
-        // SAFETY: `s` is NULL or a live session.
-        unsafe { session(s) }.map_or(SWO_STATUS_NONE, |sess| sess.status() as u32)
+        try_handle(s).map_or(SWO_STATUS_NONE, |sess| sess.status() as u32)
     })
 }
 
@@ -520,14 +487,11 @@ pub unsafe extern "C" fn swo_get_status(s: *const SwoSession) -> u32 {
 /// the first versioned layout; nothing written).
 #[no_mangle]
 pub unsafe extern "C" fn swo_get_info(s: *mut SwoSession, now_ms: u64, out: *mut SwoInfo) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let out = Out::check(out, "out")?;
-            out.write(&SwoInfo::from(&sess.snapshot(now_ms)));
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let out = Out::check(out, "out")?;
+        out.write(&SwoInfo::from(&sess.snapshot(now_ms)));
+        Ok(())
+    })
 }
 
 /// Writes the stall state and downtime advice at `now_ms` into `*out`: passes since progress,
@@ -543,14 +507,42 @@ pub unsafe extern "C" fn swo_get_advice(
     now_ms: u64,
     out: *mut SwoAdvice,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let out = Out::check(out, "out")?;
-            out.write(&SwoAdvice::from(&sess.snapshot(now_ms)));
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let out = Out::check(out, "out")?;
+        out.write(&SwoAdvice::from(&sess.snapshot(now_ms)));
+        Ok(())
+    })
 }
 
 super::symbol_versions!("engine");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::PolicyAction;
+    use std::ffi::CStr;
+
+    /// The `SWO_POLICY_*` constants (the header's, through cbindgen) against the core's one
+    /// table, both ways, and `swo_policy_action_name` from it.
+    #[test]
+    fn policy_action_numbers_and_names_come_from_the_one_table() {
+        let consts = [
+            (SWO_POLICY_NONE, "none"),
+            (SWO_POLICY_CANCEL, "cancel"),
+            (SWO_POLICY_FORCE_SWITCHOVER, "force-switchover"),
+            (SWO_POLICY_POSTCOPY, "postcopy"),
+        ];
+        assert_eq!(SWO_POLICY_NONE, policy_action_number(None));
+        let table: Vec<(u32, &str)> = std::iter::once((policy_action_number(None), "none"))
+            .chain(PolicyAction::ALL.iter().map(|&a| (policy_action_number(Some(a)), a.name())))
+            .collect();
+        assert_eq!(table, consts);
+        // SAFETY: `swo_policy_action_name` returns a static NUL-terminated string.
+        let name = |n| unsafe { CStr::from_ptr(crate::ffi::status::swo_policy_action_name(n)) };
+        for (n, text) in consts {
+            assert_eq!(name(n).to_str(), Ok(text));
+        }
+        assert_eq!(name(4).to_str(), Ok("unknown"));
+        assert_eq!(name(u32::MAX).to_str(), Ok("unknown"));
+    }
+}

@@ -1,14 +1,17 @@
 //! The C ABI shell: `extern "C"` functions that check and convert their arguments, call the
 //! core, and turn its result into a status code. No decisions live here.
 //!
-//! Every exported function runs inside [`call`] (panic boundary, last-error message) and takes
-//! its pointers through the helpers below, never by hand.
+//! Every exported function runs inside [`call`] (panic boundary, last-error message), most of
+//! them through [`ptr::handle_call`] on their handle, and takes its pointer arguments through
+//! [`ptr`]'s helpers (the C contract is asserted there once), never by hand. `unsafe` in the
+//! exports is left for what they assert themselves (a C callback called, a handle freed).
 #![deny(missing_docs)]
 #![allow(clippy::missing_safety_doc)] // the C contract is in each doc comment
 
 pub mod engine;
 pub mod params;
 pub mod pending;
+pub(crate) mod ptr;
 pub mod ram;
 pub mod report;
 pub mod session;
@@ -18,6 +21,10 @@ pub(crate) mod versioned;
 pub mod vfio;
 
 pub use types::*;
+pub(crate) use ptr::{
+    arg, check_ops, cstr, handle, handle_call, into_handle, keep_handle, opt_arg, out, session_call,
+    take_handle, try_handle, write_str, Handle,
+};
 
 /// Puts the exported functions of the calling module under their symbol versions
 /// (abi/switchover.map; build.rs writes one `global_asm!` per module, which must sit in the
@@ -33,7 +40,6 @@ use crate::error::{Code, Error, Result};
 use crate::reentrancy;
 use crate::Session;
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -98,92 +104,6 @@ pub(crate) fn call_or<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Borrows a pointer argument; NULL gives `SWO_ERR_NULL_ARG` naming the argument.
-/// SAFETY (for callers): `p` is NULL or points to a live, properly aligned `T`.
-pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
-    // SAFETY: the caller's contract above.
-    unsafe { p.as_ref() }.ok_or_else(|| Error::null_arg(name))
-}
-
-/// Borrows an out-parameter; NULL gives `SWO_ERR_NULL_ARG`. Write it only on success.
-/// SAFETY (for callers): `p` is NULL or points to writable, properly aligned memory for `T`.
-pub(crate) unsafe fn out<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T> {
-    // SAFETY: the caller's contract above.
-    unsafe { p.as_mut() }.ok_or_else(|| Error::null_arg(name))
-}
-
-/// Borrows a C string argument: NULL gives `SWO_ERR_NULL_ARG`, bytes that are not UTF-8
-/// `SWO_ERR_INVALID_ARG`.
-/// SAFETY (for callers): `p` is NULL or a NUL-terminated string valid for the call.
-pub(crate) unsafe fn cstr<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
-    if p.is_null() {
-        return Err(Error::null_arg(name));
-    }
-    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
-    unsafe { CStr::from_ptr(p) }
-        .to_str()
-        .map_err(|_| Error::invalid_arg(format!("'{name}' is not valid UTF-8")))
-}
-
-/// Writes `text` and a NUL into the caller's buffer under the library's string convention:
-/// `*out_len` always gets the length without the NUL; a NULL `buf` with `len` 0 only asks
-/// for that length (`SWO_OK`); a buffer too short for text + NUL gives
-/// `SWO_ERR_BUFFER_TOO_SMALL` and is left untouched.
-/// SAFETY (for callers): `buf` is NULL or writable for `len` bytes; `out_len` is NULL or
-/// writable.
-pub(crate) unsafe fn write_str(
-    text: &str,
-    buf: *mut c_char,
-    len: usize,
-    out_len: *mut usize,
-) -> Result<()> {
-    // SAFETY: the caller's contract above.
-    let out_len = unsafe { out(out_len, "out_len") }?;
-    *out_len = text.len();
-    if buf.is_null() {
-        return if len == 0 { Ok(()) } else { Err(Error::null_arg("buf")) };
-    }
-    if len <= text.len() {
-        return Err(Error::new(
-            Code::BufferTooSmall,
-            format!("buffer of {len} bytes is too small: {} needed with the NUL", text.len() + 1),
-        ));
-    }
-    // SAFETY: `buf` is writable for `len` > text.len() bytes; the source is a distinct Rust
-    // string, so the regions do not overlap.
-    unsafe {
-        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
-        *buf.add(text.len()) = 0;
-    }
-    Ok(())
-}
-
-/// Borrows the session behind a handle.
-/// SAFETY (for callers): `s` is NULL or a live handle from `swo_session_new`.
-pub(crate) unsafe fn session<'a>(s: *const SwoSession) -> Result<&'a Arc<Session>> {
-    // SAFETY: the caller's contract above.
-    Ok(&unsafe { arg(s, "session") }?.inner)
-}
-
-/// Runs `f` on the session behind `s` inside the panic boundary, then delivers the events it
-/// raised (unless the caller is itself inside a callback of that session: the outer call
-/// delivers them once it is out).
-/// SAFETY (for callers): as [`session`].
-pub(crate) unsafe fn session_call(
-    s: *const SwoSession,
-    f: impl FnOnce(&Arc<Session>) -> Result<()>,
-) -> SwoStatus {
-    call(|| {
-        // SAFETY: forwarded contract.
-        let sess = unsafe { session(s) }?;
-        let result = f(sess);
-        if !reentrancy::inside(sess.id()) {
-            sess.flush_events();
-        }
-        result
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,20 +153,5 @@ mod tests {
         .unwrap();
         // The probe's calls returned normally; the destroyed stores hold nothing.
         assert_eq!(rx.recv().unwrap(), (true, String::new()));
-    }
-
-    #[test]
-    fn short_buffer_is_left_untouched() {
-        let mut buf = [b'x' as c_char; 4];
-        let mut needed = 0usize;
-        // SAFETY: buf is writable for its length; needed is a live usize.
-        let r = unsafe { write_str("abcd", buf.as_mut_ptr(), buf.len(), &mut needed) };
-        assert_eq!(r.unwrap_err().code, Code::BufferTooSmall);
-        assert_eq!(needed, 4);
-        assert!(buf.iter().all(|&c| c == b'x' as c_char));
-        let mut big = [0 as c_char; 5];
-        // SAFETY: as above.
-        unsafe { write_str("abcd", big.as_mut_ptr(), big.len(), &mut needed) }.unwrap();
-        assert_eq!(big.map(|c| c as u8), *b"abcd\0");
     }
 }

@@ -19,10 +19,7 @@ pub unsafe extern "C" fn swo_set_parameter(
     name: *const c_char,
     value: *const c_char,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| sess.set_parameter(cstr(name, "name")?, cstr(value, "value")?))
-    }
+    session_call(s, |sess| sess.set_parameter(cstr(name, "name")?, cstr(value, "value")?))
 }
 
 /// Sets parameters with QMP's rules (`migrate-set-parameters`): `json` is an object whose
@@ -40,8 +37,7 @@ pub unsafe extern "C" fn swo_set_parameters_json(
     s: *mut SwoSession,
     json: *const c_char,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { session_call(s, |sess| sess.set_parameters_json(cstr(json, "json")?)) }
+    session_call(s, |sess| sess.set_parameters_json(cstr(json, "json")?))
 }
 
 /// Writes every parameter as a JSON object (`query-migrate-parameters`, fixed member order)
@@ -56,8 +52,7 @@ pub unsafe extern "C" fn swo_query_parameters_json(
     len: usize,
     out_len: *mut usize,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { session_call(s, |sess| write_str(&sess.parameters_json(), buf, len, out_len)) }
+    session_call(s, |sess| write_str(&sess.parameters_json(), buf, len, out_len))
 }
 
 /// Turns one capability on or off (`events`, `postcopy-ram`, `pause-before-switchover`,
@@ -72,8 +67,7 @@ pub unsafe extern "C" fn swo_set_capability(
     name: *const c_char,
     on: bool,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { session_call(s, |sess| sess.set_capability(cstr(name, "name")?, on)) }
+    session_call(s, |sess| sess.set_capability(cstr(name, "name")?, on))
 }
 
 /// Writes the capabilities as JSON (`query-migrate-capabilities`:
@@ -87,8 +81,7 @@ pub unsafe extern "C" fn swo_query_capabilities_json(
     len: usize,
     out_len: *mut usize,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { session_call(s, |sess| write_str(&sess.capabilities_json(), buf, len, out_len)) }
+    session_call(s, |sess| write_str(&sess.capabilities_json(), buf, len, out_len))
 }
 
 /// Formats `value` like QEMU's `size_to_str` (`1.36 GiB`, `0.977 KiB`, `16 EiB`: three
@@ -102,8 +95,7 @@ pub unsafe extern "C" fn swo_size_to_str(value: u64, buf: *mut c_char, len: usiz
         let text = crate::params::size_to_str(value);
         let mut needed = 0usize;
         if !buf.is_null() && len > text.len() {
-            // SAFETY: `buf` is writable for `len` bytes per the C contract, and large enough.
-            let _ = unsafe { write_str(&text, buf, len, &mut needed) };
+            let _ = write_str(&text, buf, len, &mut needed);
         }
         text.len()
     })
@@ -125,8 +117,7 @@ pub unsafe extern "C" fn swo_parse_size(
     out: *mut u64,
 ) -> SwoStatus {
     call(|| {
-        // SAFETY: pointers per the C contract.
-        let (text, out) = unsafe { (cstr(text, "text")?, super::out(out, "out")?) };
+        let (text, out) = (cstr(text, "text")?, super::out(out, "out")?);
         *out = crate::params::parse_size(text, default_suffix as u8 as char)?;
         Ok(())
     })

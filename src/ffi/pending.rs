@@ -12,7 +12,8 @@ struct CHandler {
 // SAFETY: the contract of `swo_register_handler` makes the callbacks callable from any
 // thread with this `opaque`, concurrently.
 unsafe impl Send for CHandler {}
-// SAFETY: as above.
+// SAFETY: the same contract allows concurrent calls; the library never touches `opaque`
+// itself.
 unsafe impl Sync for CHandler {}
 
 impl CHandler {
@@ -74,8 +75,7 @@ impl PendingSource for CHandler {
     }
 }
 
-/// The smallest `struct_size` accepted for `SwoHandlerOps` (its first version).
-const HANDLER_OPS_V1_SIZE: usize = std::mem::size_of::<SwoHandlerOps>();
+super::ptr::ops_struct!(SwoHandlerOps);
 
 /// Registers a device's pending-data handler under `idstr` + `instance_id` (unique together,
 /// like QEMU's savevm ids) and writes its id (never 0) into `*out_id`. `ops` is copied;
@@ -94,29 +94,21 @@ pub unsafe extern "C" fn swo_register_handler(
     opaque: *mut c_void,
     out_id: *mut u64,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let idstr = cstr(idstr, "idstr")?;
-            let ops = arg(ops, "ops")?;
-            let out_id = out(out_id, "out_id")?;
-            if (ops.struct_size as usize) < HANDLER_OPS_V1_SIZE {
-                return Err(Error::invalid_arg(format!(
-                    "SwoHandlerOps.struct_size is {}, at least {HANDLER_OPS_V1_SIZE} expected",
-                    ops.struct_size
-                )));
-            }
-            let flags = HandlerFlags::from_bits(ops.flags).ok_or_else(|| {
-                Error::invalid_arg(format!("unknown handler flag bits 0x{:x}", ops.flags))
-            })?;
-            let query = ops
-                .save_query_pending
-                .ok_or_else(|| Error::invalid_arg("SwoHandlerOps.save_query_pending is NULL"))?;
-            let handler = CHandler { query, is_active: ops.is_active, opaque };
-            *out_id = sess.registry().register(idstr, instance_id, flags, Box::new(handler))?;
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let idstr = cstr(idstr, "idstr")?;
+        let ops = arg(ops, "ops")?;
+        let out_id = out(out_id, "out_id")?;
+        check_ops(ops)?;
+        let flags = HandlerFlags::from_bits(ops.flags).ok_or_else(|| {
+            Error::invalid_arg(format!("unknown handler flag bits 0x{:x}", ops.flags))
+        })?;
+        let query = ops
+            .save_query_pending
+            .ok_or_else(|| Error::invalid_arg("SwoHandlerOps.save_query_pending is NULL"))?;
+        let handler = CHandler { query, is_active: ops.is_active, opaque };
+        *out_id = sess.registry().register(idstr, instance_id, flags, Box::new(handler))?;
+        Ok(())
+    })
 }
 
 /// Unregisters a handler. Returns only once no callback of it runs or can start, so the
@@ -127,8 +119,7 @@ pub unsafe extern "C" fn swo_register_handler(
 /// `SWO_ERR_NOT_FOUND`, or `SWO_ERR_REENTRANT` from a callback of this session. Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_unregister_handler(s: *mut SwoSession, id: u64) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { session_call(s, |sess| sess.registry().unregister(id)) }
+    session_call(s, |sess| sess.registry().unregister(id))
 }
 
 /// Asks every active handler for its pending bytes (`exact` as for the callback; never
@@ -141,15 +132,12 @@ pub unsafe extern "C" fn swo_query_pending(
     exact: bool,
     out: *mut SwoPending,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let out = super::out(out, "out")?;
-            let kind = if exact { QueryKind::Exact } else { QueryKind::Fast };
-            *out = SwoPending::from(sess.query_pending(kind)?);
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let out = super::out(out, "out")?;
+        let kind = if exact { QueryKind::Exact } else { QueryKind::Fast };
+        *out = SwoPending::from(sess.query_pending(kind)?);
+        Ok(())
+    })
 }
 
 super::symbol_versions!("pending");

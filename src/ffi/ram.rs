@@ -1,5 +1,6 @@
 //! C ABI: the built-in RAM model.
 use super::*;
+use super::versioned::Out;
 use crate::ram::{DirtySync, Ram, RamFigures, SyncResult};
 use std::ffi::c_void;
 
@@ -85,7 +86,8 @@ struct CSync {
 // SAFETY: the contract of `swo_ram_new` makes `sync_dirty` callable from any thread with this
 // `opaque`, concurrently, until `swo_ram_free` returns.
 unsafe impl Send for CSync {}
-// SAFETY: as above.
+// SAFETY: the same contract allows concurrent calls; the library never touches `opaque`
+// itself.
 unsafe impl Sync for CSync {}
 
 impl DirtySync for CSync {
@@ -97,8 +99,15 @@ impl DirtySync for CSync {
     }
 }
 
-/// The smallest `struct_size` accepted for `SwoRamOps` (its first version).
-const RAM_OPS_V1_SIZE: usize = std::mem::size_of::<SwoRamOps>();
+super::ptr::ops_struct!(SwoRamOps, reserved);
+
+impl Handle for SwoRam {
+    type Target = Ram;
+    const ARG: &'static str = "ram";
+    fn target(&self) -> &Ram {
+        &self.inner
+    }
+}
 
 /// Creates the session's built-in RAM model and registers it as the pending-data handler
 /// `ram` (instance 0); writes the handle into `*out`. Free it with `swo_ram_free`, before or
@@ -126,33 +135,21 @@ pub unsafe extern "C" fn swo_ram_new(
     opaque: *mut c_void,
     out: *mut *mut SwoRam,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let out = super::out(out, "out")?;
-            // SAFETY: `ops` is NULL (allowed) or a readable `SwoRamOps`, per the contract.
-            let sync = match ops.as_ref() {
-                None => None,
-                Some(ops) => ram_sync(ops, opaque)?,
-            };
-            let ram = Ram::new(sess, total_bytes, page_size, sync)?;
-            *out = Box::into_raw(Box::new(SwoRam { inner: ram }));
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let out = super::out(out, "out")?;
+        let sync = match opt_arg(ops) {
+            None => None,
+            Some(ops) => ram_sync(ops, opaque)?,
+        };
+        let ram = Ram::new(sess, total_bytes, page_size, sync)?;
+        *out = into_handle(SwoRam { inner: ram });
+        Ok(())
+    })
 }
 
 /// Checks a `SwoRamOps` and makes the sync it describes.
 fn ram_sync(ops: &SwoRamOps, opaque: *mut c_void) -> Result<Option<Box<dyn DirtySync>>> {
-    if (ops.struct_size as usize) < RAM_OPS_V1_SIZE {
-        return Err(Error::invalid_arg(format!(
-            "SwoRamOps.struct_size is {}, at least {RAM_OPS_V1_SIZE} expected",
-            ops.struct_size
-        )));
-    }
-    if ops.reserved != 0 {
-        return Err(Error::invalid_arg("SwoRamOps.reserved must be 0"));
-    }
+    check_ops(ops)?;
     Ok(ops.sync_dirty.map(|sync_dirty| Box::new(CSync { sync_dirty, opaque }) as Box<dyn DirtySync>))
 }
 
@@ -162,11 +159,7 @@ fn ram_sync(ops: &SwoRamOps, opaque: *mut c_void) -> Result<Option<Box<dyn Dirty
 /// and from `sync_dirty` itself.
 #[no_mangle]
 pub unsafe extern "C" fn swo_ram_set_dirty_pages(ram: *mut SwoRam, pages: u64) -> SwoStatus {
-    call(|| {
-        // SAFETY: `ram` is NULL or a live handle from `swo_ram_new`.
-        let ram = unsafe { arg(ram, "ram") }?;
-        ram.inner.set_dirty_pages(pages)
-    })
+    handle_call(ram, |ram| ram.set_dirty_pages(pages))
 }
 
 /// Records pages sent: adds `normal_pages` to `ram.normal` and `zero_pages` to
@@ -179,10 +172,8 @@ pub unsafe extern "C" fn swo_ram_record_sent(
     normal_pages: u64,
     zero_pages: u64,
 ) -> SwoStatus {
-    call(|| {
-        // SAFETY: `ram` is NULL or a live handle from `swo_ram_new`.
-        let ram = unsafe { arg(ram, "ram") }?;
-        ram.inner.record_sent(normal_pages, zero_pages);
+    handle_call(ram, |ram| {
+        ram.record_sent(normal_pages, zero_pages);
         Ok(())
     })
 }
@@ -193,10 +184,8 @@ pub unsafe extern "C" fn swo_ram_record_sent(
 /// written). Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_ram_get_figures(ram: *const SwoRam, out: *mut SwoRamFigures) -> SwoStatus {
-    call(|| {
-        // SAFETY: `ram` is NULL or a live handle from `swo_ram_new`; `out` NULL or writable.
-        let (ram, out) = unsafe { (arg(ram, "ram")?, super::versioned::Out::check(out, "out")?) };
-        out.write(&SwoRamFigures::from(ram.inner.figures()));
+    handle_call(ram, |ram| {
+        Out::check(out, "out")?.write(&SwoRamFigures::from(ram.figures()));
         Ok(())
     })
 }
@@ -209,17 +198,13 @@ pub unsafe extern "C" fn swo_ram_get_figures(ram: *const SwoRam, out: *mut SwoRa
 #[no_mangle]
 pub unsafe extern "C" fn swo_ram_free(ram: *mut SwoRam) {
     call_or((), || {
-        if ram.is_null() {
-            return;
-        }
-        // SAFETY: `ram` came from `swo_ram_new` and is not used by anyone else now.
-        let boxed = unsafe { Box::from_raw(ram) };
+        let Some(boxed) = take_handle(ram) else { return };
         match boxed.inner.close() {
             Ok(()) => drop(boxed),
             Err(e) => {
                 set_last_error(&e.message);
                 // Still registered: the handle must stay valid for a later free.
-                let _ = Box::into_raw(boxed);
+                keep_handle(boxed);
             }
         }
     })

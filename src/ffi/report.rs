@@ -15,8 +15,7 @@ pub unsafe extern "C" fn swo_query_migrate_json(
     len: usize,
     out_len: *mut usize,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract above.
-    unsafe { session_call(s, |sess| write_str(&sess.query_migrate_json(now_ms), buf, len, out_len)) }
+    session_call(s, |sess| write_str(&sess.query_migrate_json(now_ms), buf, len, out_len))
 }
 
 /// Writes HMP `info migrate` (QEMU 11.1 layout, tabs included, plus a `Stalled:` line while
@@ -31,8 +30,7 @@ pub unsafe extern "C" fn swo_info_migrate_text(
     len: usize,
     out_len: *mut usize,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract above.
-    unsafe { session_call(s, |sess| write_str(&sess.info_migrate_text(now_ms), buf, len, out_len)) }
+    session_call(s, |sess| write_str(&sess.info_migrate_text(now_ms), buf, len, out_len))
 }
 
 super::symbol_versions!("report");

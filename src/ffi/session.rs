@@ -8,9 +8,8 @@ use std::ffi::{c_void, CString};
 #[no_mangle]
 pub unsafe extern "C" fn swo_session_new(out: *mut *mut SwoSession) -> SwoStatus {
     call(|| {
-        // SAFETY: `out` is NULL or writable, per the C contract.
-        let out = unsafe { super::out(out, "out") }?;
-        *out = Box::into_raw(Box::new(SwoSession { inner: Arc::new(Session::new()) }));
+        let out = super::out(out, "out")?;
+        *out = into_handle(SwoSession { inner: Arc::new(Session::new()) });
         Ok(())
     })
 }
@@ -24,17 +23,12 @@ pub unsafe extern "C" fn swo_session_new(out: *mut *mut SwoSession) -> SwoStatus
 #[no_mangle]
 pub unsafe extern "C" fn swo_session_free(s: *mut SwoSession) {
     call_or((), || {
-        if s.is_null() {
-            return;
-        }
-        // SAFETY: `s` is a live handle from `swo_session_new` (the C contract).
-        let id = unsafe { &*s }.inner.id();
-        if let Err(e) = reentrancy::check(id, "swo_session_free") {
+        let Some(session) = try_handle(s) else { return };
+        if let Err(e) = reentrancy::check(session.id(), "swo_session_free") {
             set_last_error(&e.message);
             return;
         }
-        // SAFETY: `s` came from `swo_session_new` and is not used after this call.
-        drop(unsafe { Box::from_raw(s) });
+        drop(take_handle(s));
     })
 }
 
@@ -46,7 +40,8 @@ struct CVmm {
 // SAFETY: the C contract of `swo_session_set_vmm_ops` makes the VMM's callbacks callable from
 // any thread with this `opaque`.
 unsafe impl Send for CVmm {}
-// SAFETY: as above; the library never touches `opaque` itself.
+// SAFETY: the same contract allows concurrent calls; the library never touches `opaque`
+// itself.
 unsafe impl Sync for CVmm {}
 
 impl VmmHooks for CVmm {
@@ -59,7 +54,7 @@ impl VmmHooks for CVmm {
     }
     fn vm_resume(&self) -> i32 {
         match self.ops.vm_resume {
-            // SAFETY: as above.
+            // SAFETY: a VMM callback called with its own opaque, per its contract.
             Some(f) => unsafe { f(self.opaque) },
             None => -libc::ENOTSUP,
         }
@@ -75,8 +70,7 @@ impl VmmHooks for CVmm {
     }
 }
 
-/// The smallest `struct_size` accepted for `SwoVmmOps` (its first version).
-const VMM_OPS_V1_SIZE: usize = std::mem::size_of::<SwoVmmOps>();
+super::ptr::ops_struct!(SwoVmmOps, reserved);
 
 /// Installs the VMM's operations (copied; `ops` may be freed afterwards). Each callback may
 /// be NULL: without `vm_stop`/`vm_resume` the library never stops the guest itself, without
@@ -97,22 +91,11 @@ pub unsafe extern "C" fn swo_session_set_vmm_ops(
     ops: *const SwoVmmOps,
     opaque: *mut c_void,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let ops = arg(ops, "ops")?;
-            if (ops.struct_size as usize) < VMM_OPS_V1_SIZE {
-                return Err(Error::invalid_arg(format!(
-                    "SwoVmmOps.struct_size is {}, at least {VMM_OPS_V1_SIZE} expected",
-                    ops.struct_size
-                )));
-            }
-            if ops.reserved != 0 {
-                return Err(Error::invalid_arg("SwoVmmOps.reserved must be 0"));
-            }
-            sess.set_vmm(Some(Arc::new(CVmm { ops: *ops, opaque })))
-        })
-    }
+    session_call(s, |sess| {
+        let ops = arg(ops, "ops")?;
+        check_ops(ops)?;
+        sess.set_vmm(Some(Arc::new(CVmm { ops: *ops, opaque })))
+    })
 }
 
 super::symbol_versions!("session");

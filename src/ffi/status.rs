@@ -30,11 +30,27 @@ pub unsafe extern "C" fn swo_last_error_message(
 ) -> SwoStatus {
     let message = last_error();
     // Not through `call`: failing here must not overwrite the message being read.
-    // SAFETY: the caller's buffer contract, documented above.
-    match catch_unwind(AssertUnwindSafe(|| unsafe { write_str(&message, buf, len, out_len) })) {
+    match catch_unwind(AssertUnwindSafe(|| write_str(&message, buf, len, out_len))) {
         Ok(Ok(())) => SWO_OK,
         Ok(Err(e)) => e.code as SwoStatus,
         Err(_) => SWO_ERR_PANIC,
+    }
+}
+
+use crate::params::PolicyAction;
+
+/// `SwoInfo.policy_action` for the action taken: 0 (`SWO_POLICY_NONE`) for none, else the
+/// core's table (`PolicyAction`, numbered from 0) plus one.
+pub(crate) fn policy_action_number(taken: Option<PolicyAction>) -> u32 {
+    taken.map_or(0, |a| a as u32 + 1)
+}
+
+/// The reverse of [`policy_action_number`]: `Some(None)` for 0, `None` for a number that is
+/// no policy action.
+fn policy_action_from_number(number: u32) -> Option<Option<PolicyAction>> {
+    match number.checked_sub(1) {
+        None => Some(None),
+        Some(n) => PolicyAction::from_u32(n).map(Some),
     }
 }
 
@@ -78,15 +94,9 @@ pub extern "C" fn swo_reason_name(reason: u32) -> *const c_char {
 /// `"unknown"` for any other number. A static string, never freed. Any thread.
 #[no_mangle]
 pub extern "C" fn swo_policy_action_name(action: u32) -> *const c_char {
-    use super::engine::*;
-    let name = match action {
-        SWO_POLICY_NONE => "none\0",
-        SWO_POLICY_CANCEL => "cancel\0",
-        SWO_POLICY_FORCE_SWITCHOVER => "force-switchover\0",
-        SWO_POLICY_POSTCOPY => "postcopy\0",
-        _ => return UNKNOWN.as_ptr(),
-    };
-    name.as_ptr().cast()
+    policy_action_from_number(action)
+        .map_or(UNKNOWN, |taken| taken.map_or(c"none", PolicyAction::c_name))
+        .as_ptr()
 }
 
 /// The name of a VFIO uAPI device state (`SWO_VFIO_STATE_*`), as QEMU's `mig_state_to_str`

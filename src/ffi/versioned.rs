@@ -76,17 +76,18 @@ pub(crate) struct Out<T: OutStruct> {
 }
 
 impl<T: OutStruct> Out<T> {
-    /// Checks `p` (NULL → `SWO_ERR_NULL_ARG` naming `name`) and its `struct_size` (below
-    /// `T::FIRST_SIZE` → `SWO_ERR_INVALID_ARG`). Reads only the 4 bytes of `struct_size`.
-    /// SAFETY (for callers): `p` is NULL or points to at least 4 readable bytes, and to
-    /// `struct_size` writable bytes until [`Out::write`].
-    pub(crate) unsafe fn check(p: *mut T, name: &str) -> Result<Out<T>> {
+    /// The one struct-size check of a versioned out-struct argument: `p` (NULL →
+    /// `SWO_ERR_NULL_ARG` naming `name`) and its `struct_size` (below `T::FIRST_SIZE` →
+    /// `SWO_ERR_INVALID_ARG`). Reads only the 4 bytes of `struct_size`. Only for an export's
+    /// raw out-struct argument, whose C contract (`ffi::ptr`) makes it NULL or a struct of the
+    /// caller's `struct_size` bytes, writable for the call.
+    pub(crate) fn check(p: *mut T, name: &str) -> Result<Out<T>> {
         if p.is_null() {
             return Err(Error::null_arg(name));
         }
-        // SAFETY: non-NULL; the caller's contract makes its first 4 bytes readable. Read
-        // unaligned: no reference to a whole `T` is formed (the caller's struct may be an
-        // older, shorter one).
+        // SAFETY: non-NULL, so the caller's struct, whose first 4 bytes (`struct_size`) are
+        // readable. Read unaligned: no reference to a whole `T` is formed (the caller's struct
+        // may be an older, shorter one).
         let struct_size = unsafe { p.cast::<u32>().read_unaligned() } as usize;
         if struct_size < T::FIRST_SIZE {
             return Err(Error::invalid_arg(format!(
@@ -102,9 +103,10 @@ impl<T: OutStruct> Out<T> {
 
     /// Writes the leading `len` bytes of `value`, then `struct_size` = `len`.
     pub(crate) fn write(self, value: &T) {
-        // SAFETY: `check` made `ptr` writable for `len` bytes (the caller's `struct_size`,
-        // rounded down, at most `size_of::<T>()`); `value` is a distinct local of that size
-        // with no padding bytes (the trait's contract); `len` >= 8 > 4.
+        // SAFETY: `ptr` is the caller's struct, writable for its `struct_size` bytes (its C
+        // contract), and `len` is that size rounded down to whole slots, at most
+        // `size_of::<T>()`; `value` is a distinct value of that size with no padding bytes
+        // (the trait's contract); `len` >= 8 > 4, so `struct_size` lies within it.
         unsafe {
             std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), self.ptr, self.len);
             self.ptr.cast::<u32>().write_unaligned(self.len as u32);
@@ -159,8 +161,7 @@ mod tests {
         let mut buf = [0xa5u8; 128];
         buf[..4].copy_from_slice(&(SwoAdvice::FIRST_SIZE as u32 - 8).to_le_bytes());
         let before = buf;
-        // SAFETY: `buf` is 128 writable bytes, 8-aligned enough for an unaligned read.
-        let r = unsafe { Out::<SwoAdvice>::check(buf.as_mut_ptr().cast(), "out") };
+        let r = Out::<SwoAdvice>::check(buf.as_mut_ptr().cast(), "out");
         assert_eq!(r.err().unwrap().code, crate::error::Code::InvalidArg);
         assert_eq!(buf, before);
     }
@@ -171,8 +172,7 @@ mod tests {
         buf[..4].copy_from_slice(&(size_of::<SwoAdvice>() as u32 + 20).to_le_bytes());
         let mut value = SwoAdvice::sized();
         value.best_remaining_bytes = 77;
-        // SAFETY: `buf` is 128 writable bytes, more than struct_size.
-        unsafe { Out::<SwoAdvice>::check(buf.as_mut_ptr().cast(), "out") }.unwrap().write(&value);
+        Out::<SwoAdvice>::check(buf.as_mut_ptr().cast(), "out").unwrap().write(&value);
         let n = size_of::<SwoAdvice>();
         assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize, n);
         assert!(buf[n..].iter().all(|&b| b == 0x5a));

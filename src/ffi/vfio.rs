@@ -1,5 +1,6 @@
 //! The built-in VFIO device model.
 use super::*;
+use super::versioned::Out;
 use crate::vfio::{PrecopyFailure, SizeReader, VfioDevice, VfioSizes};
 use std::ffi::{c_char, c_int, c_void};
 
@@ -97,7 +98,8 @@ struct CReader {
 // SAFETY: the contract of `swo_vfio_new` makes the readers callable from any thread with
 // this `opaque`, concurrently.
 unsafe impl Send for CReader {}
-// SAFETY: as above; the library never touches `opaque` itself.
+// SAFETY: the same contract allows concurrent calls; the library never touches `opaque`
+// itself.
 unsafe impl Sync for CReader {}
 
 /// A reader's return: 0 is success; -errno an error; anything else garbage (EIO).
@@ -125,26 +127,18 @@ impl SizeReader for CReader {
     }
 }
 
-/// The smallest `struct_size` accepted for `SwoVfioOps` (its first version).
-const VFIO_OPS_V1_SIZE: usize = std::mem::size_of::<SwoVfioOps>();
+super::ptr::ops_struct!(SwoVfioOps, reserved);
 
-fn into_handle(device: VfioDevice, out: &mut *mut SwoVfio) {
-    *out = Box::into_raw(Box::new(SwoVfio { inner: device }));
-}
-
-/// Runs `f` on the device behind `v` inside the panic boundary, then delivers the events it
-/// raised (unless called from a callback of the device's session).
-/// SAFETY (for callers): `v` is NULL or a live handle from `swo_vfio_new*`.
-unsafe fn vfio_call(v: *const SwoVfio, f: impl FnOnce(&VfioDevice) -> Result<()>) -> SwoStatus {
-    call(|| {
-        // SAFETY: forwarded contract.
-        let device = &unsafe { arg(v, "vfio") }?.inner;
-        let result = f(device);
-        if !reentrancy::inside(device.session().id()) {
-            device.session().flush_events();
-        }
-        result
-    })
+/// A call on a device delivers its session's events when it ends (see `handle_call`).
+impl Handle for SwoVfio {
+    type Target = VfioDevice;
+    const ARG: &'static str = "vfio";
+    fn target(&self) -> &VfioDevice {
+        &self.inner
+    }
+    fn events_of(device: &VfioDevice) -> Option<&Arc<Session>> {
+        Some(device.session())
+    }
 }
 
 /// Creates a VFIO device model named `name` whose sizes come from the VMM's readers in `ops`,
@@ -167,29 +161,18 @@ pub unsafe extern "C" fn swo_vfio_new(
     opaque: *mut c_void,
     out: *mut *mut SwoVfio,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let name = cstr(name, "name")?;
-            let ops = arg(ops, "ops")?;
-            let out = super::out(out, "out")?;
-            if (ops.struct_size as usize) < VFIO_OPS_V1_SIZE {
-                return Err(Error::invalid_arg(format!(
-                    "SwoVfioOps.struct_size is {}, at least {VFIO_OPS_V1_SIZE} expected",
-                    ops.struct_size
-                )));
-            }
-            if ops.reserved != 0 {
-                return Err(Error::invalid_arg("SwoVfioOps.reserved must be 0"));
-            }
-            let stop_copy = ops
-                .query_stop_copy_size
-                .ok_or_else(|| Error::invalid_arg("SwoVfioOps.query_stop_copy_size is NULL"))?;
-            let reader = CReader { stop_copy, precopy: ops.query_precopy_info, opaque };
-            into_handle(VfioDevice::new(sess, name, Box::new(reader))?, out);
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let name = cstr(name, "name")?;
+        let ops = arg(ops, "ops")?;
+        let out = super::out(out, "out")?;
+        check_ops(ops)?;
+        let stop_copy = ops
+            .query_stop_copy_size
+            .ok_or_else(|| Error::invalid_arg("SwoVfioOps.query_stop_copy_size is NULL"))?;
+        let reader = CReader { stop_copy, precopy: ops.query_precopy_info, opaque };
+        *out = into_handle(SwoVfio { inner: VfioDevice::new(sess, name, Box::new(reader))? });
+        Ok(())
+    })
 }
 
 /// Creates a VFIO device model named `name` whose sizes the library reads itself: the
@@ -206,15 +189,12 @@ pub unsafe extern "C" fn swo_vfio_new_fd(
     device_fd: c_int,
     out: *mut *mut SwoVfio,
 ) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        session_call(s, |sess| {
-            let name = cstr(name, "name")?;
-            let out = super::out(out, "out")?;
-            into_handle(VfioDevice::with_fd(sess, name, device_fd)?, out);
-            Ok(())
-        })
-    }
+    session_call(s, |sess| {
+        let name = cstr(name, "name")?;
+        let out = super::out(out, "out")?;
+        *out = into_handle(SwoVfio { inner: VfioDevice::with_fd(sess, name, device_fd)? });
+        Ok(())
+    })
 }
 
 /// Sets the migration data fd (from `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`) that
@@ -224,8 +204,7 @@ pub unsafe extern "C" fn swo_vfio_new_fd(
 /// `SWO_ERR_UNSUPPORTED` (a device created with `swo_vfio_new`). Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_set_data_fd(v: *mut SwoVfio, data_fd: c_int) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { vfio_call(v, |d| d.set_data_fd(data_fd)) }
+    handle_call(v, |d| d.set_data_fd(data_fd))
 }
 
 /// Tells the library the device's uAPI migration state (`SWO_VFIO_STATE_*`, the numbers of
@@ -234,8 +213,7 @@ pub unsafe extern "C" fn swo_vfio_set_data_fd(v: *mut SwoVfio, data_fd: c_int) -
 /// Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_set_state(v: *mut SwoVfio, vfio_device_mig_state: u32) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { vfio_call(v, |d| d.set_state(vfio_device_mig_state)) }
+    handle_call(v, |d| d.set_state(vfio_device_mig_state))
 }
 
 /// Re-reads the sizes now, as an exact non-final query does: the stop-copy size always, the
@@ -248,8 +226,7 @@ pub unsafe extern "C" fn swo_vfio_set_state(v: *mut SwoVfio, vfio_device_mig_sta
 /// one of the codes above. Any thread; the readers run on the calling thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_refresh(v: *mut SwoVfio) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe { vfio_call(v, |d| d.refresh()) }
+    handle_call(v, |d| d.refresh())
 }
 
 /// Records that the VMM read `bytes` of migration data from the device's data fd. The cache
@@ -262,13 +239,10 @@ pub unsafe extern "C" fn swo_vfio_refresh(v: *mut SwoVfio) -> SwoStatus {
 /// `ram.transferred`, as in QEMU. Returns `SWO_OK` or `SWO_ERR_NULL_ARG`. Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_record_read(v: *mut SwoVfio, bytes: u64) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        vfio_call(v, |d| {
-            d.record_read(bytes);
-            Ok(())
-        })
-    }
+    handle_call(v, |d| {
+        d.record_read(bytes);
+        Ok(())
+    })
 }
 
 /// Writes the device's cached sizes and its bytes read since `swo_migration_start` into
@@ -277,13 +251,10 @@ pub unsafe extern "C" fn swo_vfio_record_read(v: *mut SwoVfio, bytes: u64) -> Sw
 /// versioned layout; nothing written). Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_get_sizes(v: *mut SwoVfio, out: *mut SwoVfioSizes) -> SwoStatus {
-    // SAFETY: pointers per the C contract.
-    unsafe {
-        vfio_call(v, |d| {
-            super::versioned::Out::check(out, "out")?.write(&SwoVfioSizes::from(d.sizes()));
-            Ok(())
-        })
-    }
+    handle_call(v, |d| {
+        Out::check(out, "out")?.write(&SwoVfioSizes::from(d.sizes()));
+        Ok(())
+    })
 }
 
 /// Unregisters the device's handler, waiting until none of its callbacks runs on any thread
@@ -296,19 +267,15 @@ pub unsafe extern "C" fn swo_vfio_get_sizes(v: *mut SwoVfio, out: *mut SwoVfioSi
 #[no_mangle]
 pub unsafe extern "C" fn swo_vfio_free(v: *mut SwoVfio) {
     call_or((), || {
-        if v.is_null() {
-            return;
-        }
-        // SAFETY: `v` is a live handle from `swo_vfio_new*` (the C contract).
-        let device = &unsafe { &*v }.inner;
+        let Some(device) = try_handle(v) else { return };
         let session = device.session().clone();
         if let Err(e) = device.close() {
             // Still registered: the handle must stay valid for a later free.
             set_last_error(&e.message);
             return;
         }
-        // SAFETY: `v` came from `swo_vfio_new*`, is unregistered, and is not used after this.
-        drop(unsafe { Box::from_raw(v) });
+        // Unregistered: no callback can reach the device any more.
+        drop(take_handle(v));
         if !reentrancy::inside(session.id()) {
             session.flush_events();
         }

@@ -11,8 +11,6 @@ from .run import PassRecord, Result
 # Re-exported: the formatting leaves live in .units (run.py uses them too).
 from .units import INT64_MAX, fmt_eta, fmt_ms, fmt_size, fmt_time  # noqa: F401
 
-MAX_DOWNTIME_LIMIT_MS = 2000 * 1000   # QEMU's bound on downtime-limit
-
 # Units in the headers; sizes carry their unit in each cell (QEMU's size_to_str).
 HEADER = (f"{'time (s)':>9}  {'pass':>5}  {'remaining':>10}  {'threshold':>10}  "
           f"{'exp.down ms':>11}  {'limit ms':>8}  {'Mbps':>8}  {'ETA (s)':>8}  {'reason':<24}  action")
@@ -87,11 +85,12 @@ def summary_lines(res: Result) -> list[str]:
         a = res.advice
         rec = a["recommended_downtime_ms"]
         beyond = bool(a.get("beyond_max"))
-        if rec > MAX_DOWNTIME_LIMIT_MS or (beyond and not rec):
+        if beyond and not rec:
             # The library reports BEYOND_MAX with no recommendation (0) when the limit needed
-            # is above the largest downtime-limit QEMU accepts.
+            # is above the largest downtime-limit it accepts (QEMU's bound): ask it which.
+            from .scenario import library_max
             tail = (f", more than any downtime-limit can be: no downtime-limit up to "
-                    f"{MAX_DOWNTIME_LIMIT_MS:,} ms would converge")
+                    f"{library_max('downtime-limit'):,} ms would converge")
         elif rec:
             above = " (beyond auto-downtime-max)" if beyond else ""
             tail = f", a downtime-limit of {rec} ms would switch over{above}"

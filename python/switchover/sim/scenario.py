@@ -589,6 +589,36 @@ def library_defaults() -> dict:
     return dict(_DEFAULTS)
 
 
+_MAXIMA: dict[str, int] = {}
+
+
+def library_max(name: str) -> int:
+    """The largest value the library accepts for the integer parameter ``name`` (e.g.
+    ``downtime-limit``: QEMU's ``MAX_MIGRATE_DOWNTIME``), asked of a fresh session so the
+    simulator writes no bound of its own: a bisection over ``migrate-set-parameters`` between
+    its default (accepted) and 2**64 - 1, a refused value changing nothing. Raises
+    RuntimeError without a loadable library."""
+    if name not in _MAXIMA:
+        so = _library()
+        if so is None:
+            raise RuntimeError("the library's parameter bounds need the switchover library")
+        with so.Session(keep_events=0) as s:
+            def accepted(value: int) -> bool:
+                try:
+                    s.set_parameters({name: value})
+                    return True
+                except so.SwitchoverError:
+                    return False
+            lo, hi = int(s.parameters[name]), 2**64 - 1
+            if accepted(hi):
+                lo = hi
+            while hi - lo > 1:  # lo accepted, hi refused
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if accepted(mid) else (lo, mid)
+            _MAXIMA[name] = lo
+    return _MAXIMA[name]
+
+
 def _apply_params(so: Any, s: Any, params: dict, where: str) -> None:
     if not params:
         return
