@@ -661,8 +661,9 @@ fn freeing_a_device_while_another_thread_queries_is_safe() {
         let s = Script::new(8 * MIB);
         (VfioDevice::new(&session, "nic", Box::new(s.clone())).unwrap(), s)
     };
+    let done = Arc::new(AtomicU64::new(0));
     let querier = {
-        let (session, stop) = (session.clone(), stop.clone());
+        let (session, stop, done) = (session.clone(), stop.clone(), done.clone());
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
@@ -673,12 +674,21 @@ fn freeing_a_device_while_another_thread_queries_is_safe() {
                 let t = p.total();
                 assert!(t == 8 * MIB || t == 8 * MIB + GIB || t == 8 * MIB + GIB - 1, "{p:?}");
                 n += 1;
+                done.store(n, Ordering::SeqCst);
             }
             n
         })
     };
+    // The frees below must overlap queries: start once the querier runs, and go on past the
+    // 500 devices until it has made 100 queries meanwhile (a loaded machine may schedule the
+    // querier late).
+    while done.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let first = done.load(Ordering::SeqCst);
     let late = Arc::new(AtomicU64::new(0));
-    for i in 0..500 {
+    let mut i = 0;
+    while i < 500 || done.load(Ordering::SeqCst) < first + 100 {
         let freed = Arc::new(AtomicBool::new(false));
         let reader = Watched { freed: freed.clone(), late_calls: late.clone() };
         let d = VfioDevice::new(&session, "gpu", Box::new(reader)).unwrap();
@@ -688,10 +698,11 @@ fn freeing_a_device_while_another_thread_queries_is_safe() {
         d.record_read(1);
         drop(d);
         freed.store(true, Ordering::SeqCst);
+        i += 1;
     }
     stop.store(true, Ordering::SeqCst);
     let queries = querier.join().unwrap();
-    assert!(queries > 0);
+    assert!(queries >= first + 100);
     assert_eq!(late.load(Ordering::SeqCst), 0, "a reader ran after its device was freed");
 }
 
