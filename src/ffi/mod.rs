@@ -9,6 +9,8 @@
 #![allow(clippy::missing_safety_doc)] // the C contract is in each doc comment
 
 pub mod engine;
+#[cfg(test)]
+mod layout_tests;
 pub mod params;
 pub mod pending;
 pub(crate) mod ptr;
