@@ -184,3 +184,17 @@ fn a_data_fd_of_zero_is_a_data_fd() {
         assert_eq!(d.refresh().unwrap_err().code, Code::BadState, "-1 unsets it");
     });
 }
+
+/// The same for the device fd: 0 is a valid descriptor (a VMM whose stdin is closed may get
+/// its VFIO device as fd 0), refused only below it.
+#[test]
+fn a_device_fd_of_zero_is_a_device_fd() {
+    with_fake_vfio_kernel(|| {
+        let session = Arc::new(Session::new());
+        let d = VfioDevice::with_fd(&session, "gpu0", 0).unwrap();
+        assert_eq!(FEATURE_FD.load(Ordering::SeqCst), 0);
+        assert_eq!(d.sizes().stopcopy_size, STOP_COPY_LENGTH);
+        let refused = VfioDevice::with_fd(&session, "gpu1", -1).map(|_| ()).unwrap_err();
+        assert_eq!(refused.code, Code::InvalidArg);
+    });
+}
