@@ -26,3 +26,23 @@ fn a_device_keeps_its_name() {
     assert!(debug.starts_with("VfioDevice { name: \"0000:65:00.0\""), "{debug}");
     assert!(debug.contains("stopcopy_size: 1048576"), "{debug}");
 }
+
+/// Each device's handler id is the one the registry lists under its name, and unregistering
+/// by it removes exactly that device's handler.
+#[test]
+fn each_device_has_its_own_handler_id() {
+    let session = Arc::new(Session::new());
+    let devices: Vec<VfioDevice> = ["gpu0", "gpu1", "nic0"]
+        .iter()
+        .map(|n| VfioDevice::new(&session, n, Box::new(Fixed)).unwrap())
+        .collect();
+    let listed: Vec<(String, u64)> =
+        session.registry().handlers().into_iter().map(|h| (h.idstr, h.id)).collect();
+    let ours: Vec<(String, u64)> =
+        devices.iter().map(|d| (d.name().to_owned(), d.handler_id())).collect();
+    assert_eq!(listed, ours);
+    assert_ne!(ours[1].1, ours[2].1);
+    session.registry().unregister(devices[2].handler_id()).unwrap();
+    let left: Vec<String> = session.registry().handlers().into_iter().map(|h| h.idstr).collect();
+    assert_eq!(left, ["gpu0", "gpu1"]);
+}
