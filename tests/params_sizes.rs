@@ -240,3 +240,16 @@ proptest! {
         prop_assert_eq!(size_to_str(value), expected);
     }
 }
+
+/// `qemu_strtosz` reads the number with `strtoull`/`strtod`, which skip leading white space
+/// (C's `isspace`: space, \t, \n, \v, \f, \r) before the optional sign; trailing white space
+/// is not skipped (the suffix must end the text: `do_strtosz` refuses what follows).
+#[test]
+fn parse_size_skips_leading_white_space_as_strtoull_does() {
+    for (text, bytes) in [(" 1M", 1u64 << 20), ("\t\n\x0b\x0c\r 2k", 2048), ("  3", 3 << 20), (" +4K", 4096)] {
+        assert_eq!(parse_size(text, 'M').unwrap(), bytes, "{text:?}");
+    }
+    for text in ["1M ", "1 M", " "] {
+        assert_eq!(parse_size(text, 'M').unwrap_err().code, Code::Parse, "{text:?}");
+    }
+}
