@@ -103,3 +103,16 @@ fn integers_outside_the_range_are_out_of_range() {
     assert_eq!(s.set(r#"{"max-postcopy-bandwidth": 18446744073709551615}"#).0, SWO_OK);
     assert_eq!(s.params()["max-postcopy-bandwidth"], u64::MAX);
 }
+
+/// QEMU's JSON lexer reads `-0` as an integer literal (json-lexer.c: `-` then `0` is
+/// IN_ZERO, an integer) and `parse_literal` converts it with `qemu_strtoi64` to 0, so
+/// `{"max-bandwidth": -0}` sets 0; serde_json reads it as the float -0.0, which the library
+/// must still take as the integer 0, not as a negative or a non-integer.
+#[test]
+fn minus_zero_is_the_integer_zero() {
+    let sess = switchover::Session::new();
+    sess.set_parameters_json(r#"{"max-bandwidth": -0, "downtime-limit": -0}"#).unwrap();
+    let p: serde_json::Value = serde_json::from_str(&sess.parameters_json()).unwrap();
+    assert_eq!(p["max-bandwidth"], 0);
+    assert_eq!(p["downtime-limit"], 0);
+}

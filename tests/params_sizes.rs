@@ -253,3 +253,15 @@ fn parse_size_skips_leading_white_space_as_strtoull_does() {
         assert_eq!(parse_size(text, 'M').unwrap_err().code, Code::Parse, "{text:?}");
     }
 }
+
+/// A fraction of only zeros is no fraction: `do_strtosz` (util/cutils.c) turns `fraction`
+/// 0.0 into `valf` 0, and only a non-zero `valf` with a byte scale (`mul == 1`) is refused —
+/// so "1.0B" is 1 byte while "1.5B" stays an error.
+#[test]
+fn parse_size_takes_a_zero_fraction_of_bytes() {
+    for (text, bytes) in [("1.0B", 1u64), ("5.000b", 5), ("7.0", 7)] {
+        assert_eq!(parse_size(text, 'B').unwrap(), bytes, "{text:?}");
+    }
+    assert_eq!(parse_size("1.5B", 'B').unwrap_err().code, Code::Parse);
+    assert_eq!(parse_size("1.00000000000000000000001B", 'B').unwrap_err().code, Code::Parse);
+}
