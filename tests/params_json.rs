@@ -131,26 +131,3 @@ fn json_sets_enums_by_name_and_booleans_as_booleans() {
     assert_eq!(p["stall-action"], "cancel");
     assert_eq!(p["report-reason"], true);
 }
-
-/// `deadline-action postcopy` needs capability `postcopy-ram` when it is set — through QMP as
-/// through HMP (SWO_ERR_UNSUPPORTED, nothing applied) — and only then: with the capability
-/// turned off later, other parameters still set (the deadline meets it: README "Deadlines and
-/// actions", the header's `swo_set_parameter`).
-#[test]
-fn json_checks_the_postcopy_deadline_action_only_when_it_names_it() {
-    let sess = switchover::Session::new();
-    let e = sess
-        .set_parameters_json(r#"{"deadline-action": "postcopy", "downtime-limit": 500}"#)
-        .unwrap_err();
-    assert_eq!(e.code, switchover::Code::Unsupported);
-    assert_eq!(e.message, "Parameter 'deadline-action' value 'postcopy' needs capability postcopy-ram");
-    let p: serde_json::Value = serde_json::from_str(&sess.parameters_json()).unwrap();
-    assert_eq!((p["deadline-action"].as_str(), p["downtime-limit"].as_u64()), (Some("cancel"), Some(300)));
-
-    sess.set_capability("postcopy-ram", true).unwrap();
-    sess.set_parameters_json(r#"{"deadline-action": "postcopy"}"#).unwrap();
-    sess.set_capability("postcopy-ram", false).unwrap();
-    sess.set_parameters_json(r#"{"downtime-limit": 500}"#).unwrap();
-    let p: serde_json::Value = serde_json::from_str(&sess.parameters_json()).unwrap();
-    assert_eq!((p["deadline-action"].as_str(), p["downtime-limit"].as_u64()), (Some("postcopy"), Some(500)));
-}
