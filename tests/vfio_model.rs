@@ -1,4 +1,6 @@
 //! The VFIO device model against docs/qemu-model.md §VFIO and the garbage list of its issue.
+mod vfio_support;
+use vfio_support::Events;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -6,7 +8,7 @@ use switchover::pending::QueryKind;
 use switchover::vfio::{
     PrecopyFailure, SizeReader, VfioDevice, VfioSizes, STOP_COPY_FALLBACK, WARNING_EVENT,
 };
-use switchover::{Code, HandlerFlags, Pending, Session, VmmHooks};
+use switchover::{Code, HandlerFlags, Pending, Session};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -52,24 +54,6 @@ impl SizeReader for Script {
     fn precopy_info(&self) -> Result<(u64, u64), PrecopyFailure> {
         self.precopy_reads.fetch_add(1, Ordering::SeqCst);
         self.answers.lock().unwrap().precopy
-    }
-}
-
-#[derive(Default)]
-struct Events(Mutex<Vec<Value>>);
-
-impl VmmHooks for Events {
-    fn vm_stop(&self) -> i32 {
-        -libc::ENOTSUP
-    }
-    fn vm_resume(&self) -> i32 {
-        -libc::ENOTSUP
-    }
-    fn can_stop_vm(&self) -> bool {
-        false
-    }
-    fn event(&self, event_json: &str) {
-        self.0.lock().unwrap().push(serde_json::from_str(event_json).unwrap());
     }
 }
 

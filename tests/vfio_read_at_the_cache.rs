@@ -2,10 +2,12 @@
 //! `vfio_update_estimated_pending_data`: the cache shrinks by what was read): the device has
 //! sent all it estimated, the cache reaches 0 and nothing is wrong, so no
 //! `read-exceeds-cache` warning (that is for a read *larger* than the cache, vfio.rs table).
+mod vfio_support;
+use vfio_support::Events;
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchover::vfio::{PrecopyFailure, SizeReader, VfioDevice, WARNING_EVENT};
-use switchover::{Session, VmmHooks};
+use switchover::Session;
 
 struct Fixed;
 
@@ -15,24 +17,6 @@ impl SizeReader for Fixed {
     }
     fn precopy_info(&self) -> Result<(u64, u64), PrecopyFailure> {
         Ok((0, 0))
-    }
-}
-
-#[derive(Default)]
-struct Events(Mutex<Vec<Value>>);
-
-impl VmmHooks for Events {
-    fn vm_stop(&self) -> i32 {
-        -libc::ENOTSUP
-    }
-    fn vm_resume(&self) -> i32 {
-        -libc::ENOTSUP
-    }
-    fn can_stop_vm(&self) -> bool {
-        false
-    }
-    fn event(&self, event_json: &str) {
-        self.0.lock().unwrap().push(serde_json::from_str(event_json).unwrap());
     }
 }
 

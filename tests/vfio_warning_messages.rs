@@ -2,11 +2,12 @@
 //! `vfio_query_stop_copy_size` / `vfio_query_precopy_size` (hw/vfio/migration.c) name the
 //! errno with `strerror`; the library's message carries that text, the errno and the figure it
 //! assumes instead (107374182400 bytes, QEMU's `VFIO_MIG_STOP_COPY_SIZE`, or 0).
-use serde_json::Value;
+mod vfio_support;
+use vfio_support::Events;
 use std::ffi::CStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchover::vfio::{PrecopyFailure, SizeReader, VfioDevice, WARNING_EVENT};
-use switchover::{Session, VmmHooks};
+use switchover::Session;
 
 struct Failing(i32);
 
@@ -16,24 +17,6 @@ impl SizeReader for Failing {
     }
     fn precopy_info(&self) -> Result<(u64, u64), PrecopyFailure> {
         Err(PrecopyFailure::Errno(self.0))
-    }
-}
-
-#[derive(Default)]
-struct Events(Mutex<Vec<Value>>);
-
-impl VmmHooks for Events {
-    fn vm_stop(&self) -> i32 {
-        -libc::ENOTSUP
-    }
-    fn vm_resume(&self) -> i32 {
-        -libc::ENOTSUP
-    }
-    fn can_stop_vm(&self) -> bool {
-        false
-    }
-    fn event(&self, event_json: &str) {
-        self.0.lock().unwrap().push(serde_json::from_str(event_json).unwrap());
     }
 }
 
