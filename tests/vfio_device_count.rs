@@ -2,29 +2,20 @@
 //! counted from creation to `close`, `close` idempotent; `vfio.transferred` exists only while
 //! there is one (QEMU's `populate_vfio_info`, migration/target.c: the `vfio` member only with a
 //! VFIO device).
+mod vfio_support;
+use vfio_support::StopCopy;
 use std::sync::Arc;
-use switchover::vfio::{PrecopyFailure, SizeReader, VfioDevice};
+use switchover::vfio::VfioDevice;
 use switchover::Session;
-
-struct Fixed;
-
-impl SizeReader for Fixed {
-    fn stop_copy_size(&self) -> Result<u64, i32> {
-        Ok(1 << 30)
-    }
-    fn precopy_info(&self) -> Result<(u64, u64), PrecopyFailure> {
-        Ok((0, 0))
-    }
-}
 
 #[test]
 fn the_device_count_follows_creation_and_close() {
     let session = Arc::new(Session::new());
     let totals = || (session.vfio_totals().devices(), session.vfio_totals().transferred());
     assert_eq!(totals(), (0, None));
-    let gpu = VfioDevice::new(&session, "gpu0", Box::new(Fixed)).unwrap();
-    let nic = VfioDevice::new(&session, "nic0", Box::new(Fixed)).unwrap();
-    let vf = VfioDevice::new(&session, "vf0", Box::new(Fixed)).unwrap();
+    let gpu = VfioDevice::new(&session, "gpu0", Box::new(StopCopy(1 << 30))).unwrap();
+    let nic = VfioDevice::new(&session, "nic0", Box::new(StopCopy(1 << 30))).unwrap();
+    let vf = VfioDevice::new(&session, "vf0", Box::new(StopCopy(1 << 30))).unwrap();
     assert_eq!(totals(), (3, Some(0)));
     nic.close().unwrap();
     assert_eq!(totals(), (2, Some(0)));

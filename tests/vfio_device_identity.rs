@@ -1,25 +1,16 @@
 //! A VFIO device answers with the name it was created with (the handler's idstr, vfio.rs
 //! `VfioDevice::new`), also in its `Debug` form.
+mod vfio_support;
+use vfio_support::StopCopy;
 use std::sync::Arc;
-use switchover::vfio::{PrecopyFailure, SizeReader, VfioDevice};
+use switchover::vfio::VfioDevice;
 use switchover::Session;
-
-struct Fixed;
-
-impl SizeReader for Fixed {
-    fn stop_copy_size(&self) -> Result<u64, i32> {
-        Ok(1 << 20)
-    }
-    fn precopy_info(&self) -> Result<(u64, u64), PrecopyFailure> {
-        Ok((0, 0))
-    }
-}
 
 #[test]
 fn a_device_keeps_its_name() {
     let session = Arc::new(Session::new());
-    let gpu = VfioDevice::new(&session, "0000:65:00.0", Box::new(Fixed)).unwrap();
-    let nic = VfioDevice::new(&session, "nic0", Box::new(Fixed)).unwrap();
+    let gpu = VfioDevice::new(&session, "0000:65:00.0", Box::new(StopCopy(1 << 20))).unwrap();
+    let nic = VfioDevice::new(&session, "nic0", Box::new(StopCopy(1 << 20))).unwrap();
     assert_eq!(gpu.name(), "0000:65:00.0");
     assert_eq!(nic.name(), "nic0");
     let debug = format!("{gpu:?}");
@@ -34,7 +25,7 @@ fn each_device_has_its_own_handler_id() {
     let session = Arc::new(Session::new());
     let devices: Vec<VfioDevice> = ["gpu0", "gpu1", "nic0"]
         .iter()
-        .map(|n| VfioDevice::new(&session, n, Box::new(Fixed)).unwrap())
+        .map(|n| VfioDevice::new(&session, n, Box::new(StopCopy(1 << 20))).unwrap())
         .collect();
     let listed: Vec<(String, u64)> =
         session.registry().handlers().into_iter().map(|h| (h.idstr, h.id)).collect();

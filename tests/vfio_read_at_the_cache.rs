@@ -3,29 +3,18 @@
 //! sent all it estimated, the cache reaches 0 and nothing is wrong, so no
 //! `read-exceeds-cache` warning (that is for a read *larger* than the cache, vfio.rs table).
 mod vfio_support;
-use vfio_support::Events;
+use vfio_support::{Events, StopCopy};
 use serde_json::Value;
 use std::sync::Arc;
-use switchover::vfio::{PrecopyFailure, SizeReader, VfioDevice, WARNING_EVENT};
+use switchover::vfio::{VfioDevice, WARNING_EVENT};
 use switchover::Session;
-
-struct Fixed;
-
-impl SizeReader for Fixed {
-    fn stop_copy_size(&self) -> Result<u64, i32> {
-        Ok(1000)
-    }
-    fn precopy_info(&self) -> Result<(u64, u64), PrecopyFailure> {
-        Ok((0, 0))
-    }
-}
 
 #[test]
 fn a_read_of_exactly_the_cache_empties_it_without_a_warning() {
     let session = Arc::new(Session::new());
     let events = Arc::new(Events::default());
     session.set_vmm(Some(events.clone())).unwrap();
-    let d = VfioDevice::new(&session, "gpu0", Box::new(Fixed)).unwrap();
+    let d = VfioDevice::new(&session, "gpu0", Box::new(StopCopy(1000))).unwrap();
     d.record_read(1000);
     let s = d.sizes();
     assert_eq!((s.stopcopy_size, s.transferred), (0, 1000));
